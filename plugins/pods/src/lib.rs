@@ -1,0 +1,250 @@
+//! Kind plugin for core/v1 `Pod` → the SPA's Pod summary (`spec/dtos.md` 4.1).
+//!
+//! The interesting part is [`display_status`], a kubectl-style STATUS column frozen at
+//! the older kubectl behaviour Periscope reproduces.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+/// The pods mapper.
+pub struct Pods;
+
+/// The fields of a Pod this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Pod {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: PodSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: PodStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodSpec {
+    #[serde(deserialize_with = "nullable")]
+    node_name: String,
+    #[serde(deserialize_with = "nullable")]
+    containers: Vec<IgnoredAny>,
+    #[serde(deserialize_with = "nullable")]
+    init_containers: Vec<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodStatus {
+    #[serde(deserialize_with = "nullable")]
+    phase: String,
+    #[serde(deserialize_with = "nullable")]
+    reason: String,
+    #[serde(rename = "podIP", deserialize_with = "nullable")]
+    pod_ip: String,
+    #[serde(deserialize_with = "nullable")]
+    conditions: Vec<Condition>,
+    #[serde(deserialize_with = "nullable")]
+    container_statuses: Vec<ContainerStatus>,
+    #[serde(deserialize_with = "nullable")]
+    init_container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Condition {
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    kind: String,
+    #[serde(deserialize_with = "nullable")]
+    status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ContainerStatus {
+    #[serde(deserialize_with = "nullable")]
+    ready: bool,
+    #[serde(deserialize_with = "nullable")]
+    restart_count: i64,
+    #[serde(deserialize_with = "nullable")]
+    state: ContainerState,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ContainerState {
+    waiting: Option<Waiting>,
+    running: Option<IgnoredAny>,
+    terminated: Option<Terminated>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Waiting {
+    #[serde(deserialize_with = "nullable")]
+    reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Terminated {
+    #[serde(deserialize_with = "nullable")]
+    reason: String,
+    #[serde(deserialize_with = "nullable")]
+    signal: i64,
+    #[serde(deserialize_with = "nullable")]
+    exit_code: i64,
+}
+
+/// The Pod summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDto {
+    name: String,
+    namespace: String,
+    phase: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    node_name: String,
+    #[serde(rename = "podIP", skip_serializing_if = "String::is_empty")]
+    pod_ip: String,
+    ready: String,
+    restarts: i64,
+    created_at: Timestamp,
+}
+
+impl Mapper for Pods {
+    type Object = Pod;
+    type Dto = PodDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "pods",
+            group_alias: "core",
+            api_group: "",
+            api_version: "v1",
+            kind: "Pod",
+            plural: "pods",
+            namespaced: true,
+            list_key: "pods",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(pod: Pod, _ctx: &Context) -> Result<PodDto, MapError> {
+        let ready = pod
+            .status
+            .container_statuses
+            .iter()
+            .filter(|c| c.ready)
+            .count();
+        let restarts = pod
+            .status
+            .container_statuses
+            .iter()
+            .map(|c| c.restart_count)
+            .sum();
+        Ok(PodDto {
+            phase: display_status(&pod),
+            ready: format!("{ready}/{}", pod.spec.containers.len()),
+            restarts,
+            node_name: pod.spec.node_name,
+            pod_ip: pod.status.pod_ip,
+            created_at: pod.metadata.creation_timestamp,
+            name: pod.metadata.name,
+            namespace: pod.metadata.namespace,
+        })
+    }
+}
+
+/// The kubectl-style display status of spec 4.1, steps 1 to 5.
+fn display_status(pod: &Pod) -> String {
+    let status = &pod.status;
+    // 1. Phase, overridden by a pod-level reason (Evicted, NodeLost).
+    let mut reason = if status.reason.is_empty() {
+        status.phase.clone()
+    } else {
+        status.reason.clone()
+    };
+
+    // 2. The first init container that did not exit 0 decides, and the pod is initializing.
+    let mut initializing = false;
+    for (i, init) in status.init_container_statuses.iter().enumerate() {
+        let state = &init.state;
+        if let Some(t) = &state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            reason = if !t.reason.is_empty() {
+                format!("Init:{}", t.reason)
+            } else if t.signal != 0 {
+                format!("Init:Signal:{}", t.signal)
+            } else {
+                format!("Init:ExitCode:{}", t.exit_code)
+            };
+        } else if let Some(w) = state
+            .waiting
+            .as_ref()
+            .filter(|w| !w.reason.is_empty() && w.reason != "PodInitializing")
+        {
+            reason = format!("Init:{}", w.reason);
+        } else {
+            reason = format!("Init:{i}/{}", pod.spec.init_containers.len());
+        }
+        initializing = true;
+        break;
+    }
+
+    // 3. Otherwise app containers, last to first, so the lowest index has the final say.
+    if !initializing {
+        let mut has_running = false;
+        for container in status.container_statuses.iter().rev() {
+            let state = &container.state;
+            if let Some(w) = state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
+                reason = w.reason.clone();
+            } else if let Some(t) = &state.terminated {
+                reason = if !t.reason.is_empty() {
+                    t.reason.clone()
+                } else if t.signal != 0 {
+                    format!("Signal:{}", t.signal)
+                } else {
+                    format!("ExitCode:{}", t.exit_code)
+                };
+            } else if container.ready && state.running.is_some() {
+                has_running = true;
+            }
+        }
+        if reason == "Completed" && has_running {
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.kind == "Ready" && c.status == "True");
+            reason = if ready { "Running" } else { "NotReady" }.to_string();
+        }
+    }
+
+    // 4. Deletion overrides everything.
+    if pod.metadata.is_deleting() {
+        return if status.reason == "NodeLost" {
+            "Unknown"
+        } else {
+            "Terminating"
+        }
+        .to_string();
+    }
+    reason
+}
+
+export_mapper!(Pods);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::Pods>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

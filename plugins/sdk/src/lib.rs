@@ -1,0 +1,191 @@
+//! Guest SDK for Periscope kind plugins.
+//!
+//! A kind plugin is a WebAssembly component (`wasm32-wasip2`) that implements the
+//! `periscope:plugin/mapper` interface of `wit/since_v0.1.0`: it describes one
+//! Kubernetes kind and maps its raw objects (apiserver JSON) to the summary DTO that
+//! Periscope's clients consume. This crate hides the generated bindings: a plugin
+//! implements [`Mapper`] as plain Rust (testable natively) and calls
+//! [`export_mapper!`].
+//!
+//! It also carries the helpers every kind needs, written to the wire rules of
+//! `spec/dtos.md` section 1: [`Meta`] for `metadata`, [`Timestamp`] for RFC 3339 UTC
+//! times with the zero-time rule, [`quantity`] for Kubernetes quantities,
+//! [`IntOrString`], [`label_selector`] and the null-tolerant [`nullable`] deserializer.
+//!
+//! What it is not: a Kubernetes client or a type library. Plugins deserialize only the
+//! fields they map, into small local structs, so unknown fields cost nothing.
+//!
+//! Plugins get no capabilities (no clock, randomness, files or network). Avoid
+//! `std::collections::HashMap` with its default hasher (it asks the host for random
+//! seeds) and `SystemTime::now`: use `BTreeMap` and [`Context::now`].
+
+// The generated bindings and the export macro refer to this crate by name.
+extern crate self as periscope_plugin_sdk;
+
+mod meta;
+pub mod quantity;
+mod timestamp;
+mod values;
+
+#[doc(hidden)]
+pub mod glue;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod golden;
+
+pub use meta::{Meta, OwnerReference};
+pub use timestamp::Timestamp;
+pub use values::{IntOrString, label_selector, nullable};
+
+/// The version of the `periscope:plugin` WIT package this SDK builds.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Generated WIT bindings; plugins use [`Mapper`] and [`export_mapper!`] instead.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code)] // generated code: raw canonical-ABI glue, no docs
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "kind-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_kind_plugin",
+        default_bindings_module: "periscope_plugin_sdk::bindings",
+        runtime_path: "periscope_plugin_sdk::bindings::wit_bindgen_rt::rt",
+    });
+    pub use wit_bindgen as wit_bindgen_rt;
+}
+
+/// How the host orders and trims a snapshot of this kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Top-level DTO key holding an RFC 3339 timestamp to sort by.
+    pub sort_field: &'static str,
+    /// True to put the newest first; the zero time always sorts last.
+    pub descending: bool,
+    /// Keep at most this many items after sorting.
+    pub cap: Option<u32>,
+}
+
+/// Which Kubernetes kind a plugin maps and how the host serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindInfo {
+    /// URL token and watch kind name, the lowercase plural (`pods`).
+    pub token: &'static str,
+    /// Group alias operators enable it by (`core`, `workloads`, …).
+    pub group_alias: &'static str,
+    /// Kubernetes API group; empty for the core group.
+    pub api_group: &'static str,
+    /// Kubernetes API version (`v1`).
+    pub api_version: &'static str,
+    /// Kubernetes kind (`Pod`).
+    pub kind: &'static str,
+    /// Resource plural in the API path (`pods`).
+    pub plural: &'static str,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Key of the polling response wrapper (`pods`, `replicaSets`).
+    pub list_key: &'static str,
+    /// Snapshot ordering and cap; `None` keeps list order and every item.
+    pub snapshot: Option<SnapshotPolicy>,
+    /// Top-level object keys the mapping reads; the host may drop the others. Empty: all.
+    pub fields: &'static [&'static str],
+}
+
+/// What the host passes to every mapping call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// The current time, from the host: plugins have no clock.
+    pub now: Timestamp,
+}
+
+/// Why an object could not be mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapError {
+    /// The input was not the JSON object this plugin expects.
+    Malformed(String),
+    /// The object is valid but this plugin cannot represent it.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MapError::Malformed(m) => write!(f, "malformed object: {m}"),
+            MapError::Unsupported(m) => write!(f, "unsupported object: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for MapError {}
+
+/// The mapping of one Kubernetes kind, as plain Rust.
+pub trait Mapper {
+    /// The fields of the raw object this mapping reads; everything else is ignored.
+    type Object: serde::de::DeserializeOwned;
+    /// The summary DTO, serialized in field order.
+    type Dto: serde::Serialize;
+
+    /// Describes the kind.
+    fn info() -> KindInfo;
+
+    /// Maps one object.
+    fn map(object: Self::Object, ctx: &Context) -> Result<Self::Dto, MapError>;
+
+    /// Parses and maps one object from JSON to JSON; what the component export calls.
+    fn map_json(object: &str, ctx: &Context) -> Result<String, MapError> {
+        let object: Self::Object =
+            serde_json::from_str(object).map_err(|e| MapError::Malformed(e.to_string()))?;
+        let dto = Self::map(object, ctx)?;
+        serde_json::to_string(&dto).map_err(|e| MapError::Unsupported(e.to_string()))
+    }
+}
+
+/// Exports a [`Mapper`] as the component's `periscope:plugin/mapper` interface.
+///
+/// ```ignore
+/// struct Pods;
+/// impl periscope_plugin_sdk::Mapper for Pods { /* … */ }
+/// periscope_plugin_sdk::export_mapper!(Pods);
+/// ```
+#[macro_export]
+macro_rules! export_mapper {
+    ($mapper:ty) => {
+        // Only the component needs the exports; a native build (unit tests) would fail
+        // to link symbols named like `periscope:plugin/mapper@0.1.0#to-dto`.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __periscope_export {
+        #[allow(unused_imports)]
+        use super::*;
+
+        pub struct __PeriscopeExport;
+
+        impl $crate::bindings::exports::periscope::plugin::mapper::Guest for __PeriscopeExport {
+            fn info() -> $crate::bindings::exports::periscope::plugin::mapper::KindInfo {
+                $crate::glue::info::<$mapper>()
+            }
+            fn to_dto(
+                object: ::std::string::String,
+                ctx: $crate::bindings::exports::periscope::plugin::mapper::Context,
+            ) -> ::std::result::Result<
+                ::std::string::String,
+                $crate::bindings::exports::periscope::plugin::mapper::MapError,
+            > {
+                $crate::glue::to_dto::<$mapper>(&object, ctx)
+            }
+            fn to_dto_batch(
+                objects: ::std::vec::Vec<::std::string::String>,
+                ctx: $crate::bindings::exports::periscope::plugin::mapper::Context,
+            ) -> ::std::vec::Vec<
+                ::std::result::Result<
+                    ::std::string::String,
+                    $crate::bindings::exports::periscope::plugin::mapper::MapError,
+                >,
+            > {
+                $crate::glue::to_dto_batch::<$mapper>(&objects, ctx)
+            }
+        }
+
+        $crate::bindings::export_kind_plugin!(__PeriscopeExport with_types_in $crate::bindings);
+        }
+    };
+}
