@@ -45,22 +45,12 @@ pub fn guests_in(dir: &Path, package_prefix: &str, exclude: &[&str]) -> Vec<Gues
 /// Builds `guests` for `wasm32-wasip2` with the workspace's `plugin` profile and writes
 /// `OUT_DIR/<out_file>` holding `pub const <const_name>: &[(&str, &[u8])]`, sorted by
 /// name. `watch` lists the paths whose change must rerun the build script.
-pub fn build_and_embed(
-    workspace: &Path,
-    guests: &[Guest],
-    watch: &[PathBuf],
-    const_name: &str,
-    out_file: &str,
-) {
+pub fn build_and_embed(workspace: &Path, guests: &[Guest], watch: &[PathBuf], const_name: &str, out_file: &str) {
     for path in watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        workspace.join("Cargo.lock").display()
-    );
-    let out_dir =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let target_dir = guest_target_dir(&out_dir);
     if !guests.is_empty() {
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -108,8 +98,7 @@ pub fn build_and_embed(
         .expect("writing to a String cannot fail");
     }
     code.push_str("];\n");
-    std::fs::write(out_dir.join(out_file), code)
-        .unwrap_or_else(|e| panic!("cannot write {out_file} in OUT_DIR: {e}"));
+    std::fs::write(out_dir.join(out_file), code).unwrap_or_else(|e| panic!("cannot write {out_file} in OUT_DIR: {e}"));
 }
 
 /// A target directory for guest builds that is shared by every profile of the outer

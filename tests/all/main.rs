@@ -1,1 +1,7 @@
-//! stub
+//! periscope's integration tests, in one binary (one link, one shared component cache).
+//! One module per area.
+
+/// Every golden case of every bundled plugin, through the real components.
+mod golden;
+/// The plugin runtime against hostile components, the version check and the cache.
+mod plugin_runtime;

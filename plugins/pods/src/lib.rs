@@ -3,9 +3,7 @@
 //! The interesting part is [`display_status`], a kubectl-style STATUS column frozen at
 //! the older kubectl behaviour Periscope reproduces.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -134,18 +132,8 @@ impl Mapper for Pods {
     }
 
     fn map(pod: Pod, _ctx: &Context) -> Result<PodDto, MapError> {
-        let ready = pod
-            .status
-            .container_statuses
-            .iter()
-            .filter(|c| c.ready)
-            .count();
-        let restarts = pod
-            .status
-            .container_statuses
-            .iter()
-            .map(|c| c.restart_count)
-            .sum();
+        let ready = pod.status.container_statuses.iter().filter(|c| c.ready).count();
+        let restarts = pod.status.container_statuses.iter().map(|c| c.restart_count).sum();
         Ok(PodDto {
             phase: display_status(&pod),
             ready: format!("{ready}/{}", pod.spec.containers.len()),

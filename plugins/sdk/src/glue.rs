@@ -31,10 +31,7 @@ pub fn to_dto<M: Mapper>(object: &str, ctx: wit::Context) -> Result<String, wit:
 }
 
 /// `to-dto-batch` export.
-pub fn to_dto_batch<M: Mapper>(
-    objects: &[String],
-    ctx: wit::Context,
-) -> Vec<Result<String, wit::MapError>> {
+pub fn to_dto_batch<M: Mapper>(objects: &[String], ctx: wit::Context) -> Vec<Result<String, wit::MapError>> {
     let ctx = context(ctx);
     objects
         .iter()

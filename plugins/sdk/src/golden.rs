@@ -32,8 +32,8 @@ pub fn check<M: Mapper>(dir: &Path) {
     entries.sort();
     for input_path in entries {
         let input = std::fs::read_to_string(&input_path).expect("golden input is readable");
-        let value: serde_json::Value = serde_json::from_str(&input)
-            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", input_path.display()));
+        let value: serde_json::Value =
+            serde_json::from_str(&input).unwrap_or_else(|e| panic!("{}: not JSON: {e}", input_path.display()));
         if value
             .get("kind")
             .and_then(|k| k.as_str())
@@ -63,8 +63,7 @@ pub fn check<M: Mapper>(dir: &Path) {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or(serde_json::Value::Null);
         if expected != actual {
-            let expected_text =
-                serde_json::to_string_pretty(&expected).expect("a Value serializes");
+            let expected_text = serde_json::to_string_pretty(&expected).expect("a Value serializes");
             failures.push(format!(
                 "golden mismatch: {}\n--- expected\n{expected_text}\n+++ actual\n{actual_text}",
                 expected_path.display()

@@ -132,8 +132,7 @@ pub trait Mapper {
 
     /// Parses and maps one object from JSON to JSON; what the component export calls.
     fn map_json(object: &str, ctx: &Context) -> Result<String, MapError> {
-        let object: Self::Object =
-            serde_json::from_str(object).map_err(|e| MapError::Malformed(e.to_string()))?;
+        let object: Self::Object = serde_json::from_str(object).map_err(|e| MapError::Malformed(e.to_string()))?;
         let dto = Self::map(object, ctx)?;
         serde_json::to_string(&dto).map_err(|e| MapError::Unsupported(e.to_string()))
     }

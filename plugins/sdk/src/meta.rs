@@ -69,10 +69,9 @@ mod tests {
 
     #[test]
     fn nulls_and_missing_keys_become_defaults() {
-        let meta: Meta = serde_json::from_str(
-            r#"{"name":"a","namespace":null,"labels":null,"creationTimestamp":null,"unknown":1}"#,
-        )
-        .unwrap();
+        let meta: Meta =
+            serde_json::from_str(r#"{"name":"a","namespace":null,"labels":null,"creationTimestamp":null,"unknown":1}"#)
+                .unwrap();
         assert_eq!(meta.name, "a");
         assert_eq!(meta.namespace, "");
         assert!(meta.labels.is_empty());

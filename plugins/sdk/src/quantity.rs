@@ -30,9 +30,7 @@ pub fn parse(text: &str) -> Option<Quantity> {
     }
     let mut mantissa: i128 = 0;
     for digit in int_part.bytes().chain(frac_part.bytes()) {
-        mantissa = mantissa
-            .checked_mul(10)?
-            .checked_add(i128::from(digit - b'0'))?;
+        mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(digit - b'0'))?;
     }
     let mut exp10 = -i32::try_from(frac_part.len()).ok()?;
     let mut exp2 = 0;
@@ -53,9 +51,7 @@ pub fn parse(text: &str) -> Option<Quantity> {
         "T" => exp10 += 12,
         "P" => exp10 += 15,
         "E" => exp10 += 18,
-        exponent if exponent.starts_with(['e', 'E']) => {
-            exp10 += exponent[1..].parse::<i32>().ok()?
-        }
+        exponent if exponent.starts_with(['e', 'E']) => exp10 += exponent[1..].parse::<i32>().ok()?,
         _ => return None,
     }
     Some(Quantity {

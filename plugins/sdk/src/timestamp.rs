@@ -89,8 +89,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         let text = Option::<String>::deserialize(deserializer)?;
         match text.as_deref() {
             None | Some("") => Ok(Timestamp::ZERO),
-            Some(text) => Timestamp::parse(text)
-                .map_err(|e| serde::de::Error::custom(format!("invalid timestamp {text:?}: {e}"))),
+            Some(text) => {
+                Timestamp::parse(text).map_err(|e| serde::de::Error::custom(format!("invalid timestamp {text:?}: {e}")))
+            }
         }
     }
 }
@@ -110,22 +111,13 @@ mod tests {
 
     #[test]
     fn fractions_are_trimmed_of_trailing_zeros() {
-        assert_eq!(
-            round_trip("2026-05-01T12:00:00.120000Z"),
-            "2026-05-01T12:00:00.12Z"
-        );
-        assert_eq!(
-            round_trip("2026-05-01T12:00:00.000Z"),
-            "2026-05-01T12:00:00Z"
-        );
+        assert_eq!(round_trip("2026-05-01T12:00:00.120000Z"), "2026-05-01T12:00:00.12Z");
+        assert_eq!(round_trip("2026-05-01T12:00:00.000Z"), "2026-05-01T12:00:00Z");
     }
 
     #[test]
     fn offsets_are_converted_to_utc() {
-        assert_eq!(
-            round_trip("2026-05-01T14:30:00+02:00"),
-            "2026-05-01T12:30:00Z"
-        );
+        assert_eq!(round_trip("2026-05-01T14:30:00+02:00"), "2026-05-01T12:30:00Z");
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! The `periscope` command line: argument definitions and the commands that are not
+//! the server itself.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::plugin::{self, Plugin, PluginRuntime, RuntimeOptions};
+use crate::snapshot;
+
+/// Streams live Kubernetes state to browsers and tools.
+#[derive(Debug, Parser)]
+#[command(name = "periscope", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and try kind plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+/// `periscope plugins …`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every loaded kind plugin.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where plugins come from.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+    /// Map a raw object (or a `…List` with `items`) through a kind's plugin and print
+    /// the DTO JSON (a List gives the snapshot array, ordered and capped as the kind says).
+    Map {
+        /// The kind token (`pods`, `deployments`, …).
+        kind: String,
+        /// The object's JSON file; standard input when absent or `-`.
+        file: Option<PathBuf>,
+        /// The current time the mapping sees (RFC 3339); defaults to now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<OffsetDateTime>,
+        /// Where plugins come from.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+}
+
+/// Options shared by commands that load plugins.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    /// A directory of extra `*.wasm` kind plugins that add or override kinds.
+    #[arg(long, env = "PERISCOPE_PLUGINS_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Where compiled components are cached [default: $XDG_CACHE_HOME/periscope/components].
+    #[arg(long, env = "PERISCOPE_PLUGINS_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
+}
+
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time ({e}); example: 2026-05-01T12:00:00Z"))
+}
+
+/// Why a command failed; each kind has its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that does not exist or gave bad input (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A plugin could not be loaded (exit 1).
+    #[error(transparent)]
+    Load(#[from] plugin::LoadError),
+    /// The plugin runtime could not start (exit 1).
+    #[error("cannot start the plugin runtime")]
+    Runtime(#[source] plugin::BoxError),
+    /// The object could not be mapped (exit 1).
+    #[error(transparent)]
+    Call(#[from] plugin::CallError),
+    /// Objects of a List could not be mapped (exit 1); the details went to standard error.
+    #[error("{failed} of {total} objects could not be mapped")]
+    Mapping {
+        /// Objects that failed.
+        failed: usize,
+        /// Objects in the input.
+        total: usize,
+    },
+    /// Reading input or writing output failed (exit 1).
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Plugins(PluginsCommand::List { json, plugins }) => list(json, &plugins),
+        Command::Plugins(PluginsCommand::Map {
+            kind,
+            file,
+            now,
+            plugins,
+        }) => map(&kind, file, now, &plugins),
+    }
+}
+
+fn load(args: &PluginArgs) -> Result<Vec<Arc<Plugin>>, Error> {
+    let mut options = RuntimeOptions::default();
+    if let Some(dir) = &args.plugin_cache_dir {
+        options.cache_dir = Some(dir.clone());
+    }
+    let runtime = PluginRuntime::new(options).map_err(Error::Runtime)?;
+    Ok(runtime.load_all(args.plugin_dir.as_deref())?)
+}
+
+fn list(json: bool, args: &PluginArgs) -> Result<(), Error> {
+    let plugins = load(args)?;
+    let mut out = String::new();
+    if json {
+        let rows: Vec<serde_json::Value> = plugins
+            .iter()
+            .map(|p| {
+                let info = p.info();
+                serde_json::json!({
+                    "token": info.token,
+                    "group": info.group_alias,
+                    "apiVersion": info.api_version_string(),
+                    "kind": info.kind,
+                    "namespaced": info.namespaced,
+                    "source": p.source().to_string(),
+                })
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&rows).expect("JSON values serialize") + "\n";
+    } else {
+        let rows: Vec<[String; 6]> = plugins
+            .iter()
+            .map(|p| {
+                let info = p.info();
+                [
+                    info.token.clone(),
+                    info.group_alias.clone(),
+                    info.api_version_string(),
+                    info.kind.clone(),
+                    info.namespaced.to_string(),
+                    p.source().to_string(),
+                ]
+            })
+            .collect();
+        let header = ["TOKEN", "GROUP", "APIVERSION", "KIND", "NAMESPACED", "SOURCE"].map(String::from);
+        let widths: Vec<usize> = (0..6)
+            .map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0))
+            .collect();
+        for row in [&header].into_iter().chain(&rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    write_stdout(&out)
+}
+
+fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &PluginArgs) -> Result<(), Error> {
+    let input = read_input(file)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&input).map_err(|e| Error::Usage(format!("input is not valid JSON: {e}")))?;
+    let plugins = load(args)?;
+    let Some(plugin) = plugins.iter().find(|p| p.info().token == kind) else {
+        let known: Vec<&str> = plugins.iter().map(|p| p.info().token.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "unknown kind {kind:?}; known kinds: {}",
+            known.join(", ")
+        )));
+    };
+    let now = now.unwrap_or_else(OffsetDateTime::now_utc);
+    let is_list = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .is_some_and(|k| k.ends_with("List"));
+    if !is_list {
+        let dto = plugin.to_dto(&input, now)?;
+        return write_stdout(&format!("{dto}\n"));
+    }
+    let items = value
+        .get("items")
+        .and_then(|i| i.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let objects: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let mut dtos = Vec::with_capacity(objects.len());
+    let mut failed = 0;
+    for (i, result) in plugin.to_dto_batch(&objects, now).into_iter().enumerate() {
+        match result {
+            Ok(dto) => dtos.push(dto),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: items[{i}] ({}): {}", object_ref(&items[i]), error_chain(&e));
+            }
+        }
+    }
+    let dtos = snapshot::apply(plugin.info().snapshot.as_ref(), dtos, String::as_str);
+    write_stdout(&format!("[{}]\n", dtos.join(",")))?;
+    if failed > 0 {
+        return Err(Error::Mapping {
+            failed,
+            total: objects.len(),
+        });
+    }
+    Ok(())
+}
+
+fn read_input(file: Option<PathBuf>) -> Result<String, Error> {
+    match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            what: format!("cannot read {}", path.display()),
+            source,
+        }),
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("reading the object from standard input (pass a FILE to read one instead)");
+            }
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|source| Error::Io {
+                    what: "cannot read standard input".into(),
+                    source,
+                })?;
+            Ok(input)
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> Result<(), Error> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A closed pipe (`| head`) is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            what: "cannot write to standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `namespace/name` of a raw object, for error messages.
+fn object_ref(object: &serde_json::Value) -> String {
+    let meta = &object["metadata"];
+    match (meta["namespace"].as_str(), meta["name"].as_str()) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (None, Some(name)) => name.to_string(),
+        _ => "unnamed".to_string(),
+    }
+}
+
+/// An error and its causes on one line, like `{:#}` of anyhow.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,298 @@
+//! The plugin runtime: loads kind plugins (WebAssembly components) and runs their
+//! mappings safely and fast.
+//!
+//! - **One [`wasmtime::Engine`] per runtime**, with epoch interruption: a ticker thread
+//!   bumps the epoch every [`EPOCH_TICK`], and every call re-arms its deadline, so a
+//!   plugin that loops is interrupted and fails that call.
+//! - **Compiled once.** Components are compiled through the [`cache`] on disk (content
+//!   hash × engine hash), then linked into an `InstancePre` so instantiation does no
+//!   import resolution or type checking.
+//! - **Checked before instantiation.** The export `periscope:plugin/mapper@<v>` must be
+//!   in the supported range ([`wit::MIN_VERSION`]..=[`wit::MAX_VERSION`]); imports of
+//!   filesystem, sockets or HTTP are refused; every other import (the `wasi:io` and
+//!   `wasi:cli` interfaces a std guest mentions) is linked to a trap, so a plugin has
+//!   no capabilities at all.
+//! - **Pooled instances.** Each plugin keeps a few idle instances, each with its own
+//!   `Store` and a memory cap. An instance that fails (trap, timeout, memory cap, bad
+//!   output) is discarded, as is one whose memory grew past the recycle threshold.
+//! - **Quarantine.** After [`RuntimeOptions::quarantine_after`] consecutive plugin
+//!   faults, calls fail fast for [`RuntimeOptions::quarantine_for`].
+//!
+//! Calls are **synchronous** and run on the calling thread. Async callers run them on
+//! tokio's blocking pool (`spawn_blocking`), batching objects per call, so a mapping
+//! never blocks a tokio worker; the deadline bounds how long a call can hold a thread.
+
+mod bundled;
+pub mod cache;
+mod error;
+mod instance;
+pub mod wit;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+pub use bundled::BUNDLED;
+pub use cache::CacheStats;
+pub use error::{BoxError, CallError, LoadError};
+pub use instance::{KindInfo, Plugin, PluginHealth, SnapshotPolicy};
+
+use instance::StoreState;
+
+/// How often the epoch advances; deadlines are rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Import prefixes no plugin may have: plugins get no filesystem, network or HTTP.
+const FORBIDDEN_IMPORTS: &[&str] = &["wasi:filesystem/", "wasi:sockets/", "wasi:http/"];
+
+/// Tunables of the runtime; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Deadline of one call (one object, or one chunk of a batch).
+    pub call_deadline: Duration,
+    /// Most linear memory one instance may have.
+    pub memory_cap: usize,
+    /// An instance whose memory grew past this is discarded after its call.
+    pub recycle_above: usize,
+    /// Idle instances kept per plugin.
+    pub max_idle_instances: usize,
+    /// Objects per call when mapping a batch.
+    pub batch_chunk: usize,
+    /// Consecutive plugin faults that quarantine a plugin.
+    pub quarantine_after: u32,
+    /// How long a quarantined plugin rests before calls are tried again.
+    pub quarantine_for: Duration,
+    /// Where compiled components are cached; `None` compiles at every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            call_deadline: Duration::from_secs(1),
+            memory_cap: 64 << 20,
+            recycle_above: 32 << 20,
+            max_idle_instances: 4,
+            batch_chunk: 256,
+            quarantine_after: 5,
+            quarantine_for: Duration::from_secs(30),
+            cache_dir: cache::default_dir(),
+        }
+    }
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Embedded in the binary, built from `plugins/<name>`.
+    Bundled(String),
+    /// Loaded from a file in the plugin directory.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Bundled(name) => write!(f, "bundled:{name}"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Loads and runs kind plugins. Cheap to share behind an `Arc`.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: cache::ComponentCache,
+    options: RuntimeOptions,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginRuntime {
+    /// Creates the engine and starts its epoch ticker (a thread that ends with the engine).
+    pub fn new(options: RuntimeOptions) -> Result<PluginRuntime, BoxError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine)?;
+        let linker = Linker::new(&engine);
+        let cache = cache::ComponentCache::new(&engine, options.cache_dir.clone());
+        Ok(PluginRuntime {
+            engine,
+            linker,
+            cache,
+            options,
+        })
+    }
+
+    /// The options the runtime was built with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Compile and cache counters (a warm start compiles nothing).
+    pub fn cache_stats(&self) -> &CacheStats {
+        self.cache.stats()
+    }
+
+    /// Loads one component from its bytes.
+    pub fn load(&self, source: Source, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let source_name = source.to_string();
+        let component = self
+            .cache
+            .component(&self.engine, bytes)
+            .map_err(|e| LoadError::Compile {
+                source_name: source_name.clone(),
+                source: e.into(),
+            })?;
+        check_exports(&self.engine, &component, &source_name)?;
+        check_imports(&self.engine, &component, &source_name)?;
+        let mut linker = self.linker.clone();
+        let pre = linker
+            .define_unknown_imports_as_traps(&component)
+            .and_then(|()| linker.instantiate_pre(&component))
+            .and_then(wit::latest::KindPluginPre::new)
+            .map_err(|e| LoadError::Instantiate {
+                source_name: source_name.clone(),
+                source: e.into(),
+            })?;
+        let plugin = Plugin::new(self.engine.clone(), pre, source, self.options.clone())?;
+        tracing::info!(
+            kind = %plugin.info().token,
+            group = %plugin.info().group_alias,
+            api_version = %plugin.info().api_version_string(),
+            source = %plugin.source(),
+            "loaded plugin"
+        );
+        Ok(Arc::new(plugin))
+    }
+
+    /// Loads every bundled plugin, in registry order.
+    pub fn load_bundled(&self) -> Result<Vec<Arc<Plugin>>, LoadError> {
+        BUNDLED
+            .iter()
+            .map(|(name, bytes)| self.load(Source::Bundled((*name).to_string()), bytes))
+            .collect()
+    }
+
+    /// Loads every `*.wasm` file in `dir`, sorted by file name.
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<Arc<Plugin>>, LoadError> {
+        let read_error = |source| LoadError::Read {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read_error)?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        paths.retain(|p| p.extension().is_some_and(|ext| ext == "wasm"));
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.load(Source::File(path), &bytes)
+            })
+            .collect()
+    }
+
+    /// Loads the bundled plugins, then those in `dir` (if any), which add kinds or
+    /// override bundled kinds with the same token. Registry order: bundled order, then
+    /// new kinds from the directory in file order.
+    pub fn load_all(&self, dir: Option<&Path>) -> Result<Vec<Arc<Plugin>>, LoadError> {
+        let mut plugins = self.load_bundled()?;
+        let Some(dir) = dir else {
+            return Ok(plugins);
+        };
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for plugin in self.load_dir(dir)? {
+            let token = plugin.info().token.clone();
+            if let Some((_, first)) = seen.iter().find(|(t, _)| *t == token) {
+                return Err(LoadError::DuplicateKind {
+                    token,
+                    first: first.clone(),
+                    second: plugin.source().to_string(),
+                });
+            }
+            seen.push((token.clone(), plugin.source().to_string()));
+            match plugins.iter_mut().find(|p| p.info().token == token) {
+                Some(existing) => {
+                    tracing::info!(kind = %token, source = %plugin.source(), replaces = %existing.source(), "plugin overrides a bundled kind");
+                    *existing = plugin;
+                }
+                None => plugins.push(plugin),
+            }
+        }
+        Ok(plugins)
+    }
+}
+
+/// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`.
+fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> Result<(), LoadError> {
+    let prefix = format!("{}/{}@", wit::PACKAGE, wit::INTERFACE);
+    let ty = component.component_type();
+    let Some(found) = ty
+        .exports(engine)
+        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
+    else {
+        return Err(LoadError::MissingExport {
+            source_name: source_name.to_string(),
+            package: wit::PACKAGE,
+            interface: wit::INTERFACE,
+        });
+    };
+    match wit::Version::parse(&found) {
+        Some(version) if wit::is_supported(version) => Ok(()),
+        _ => Err(LoadError::IncompatibleVersion {
+            source_name: source_name.to_string(),
+            found,
+            min: wit::MIN_VERSION,
+            max: wit::MAX_VERSION,
+        }),
+    }
+}
+
+/// Refuses components that import filesystem, sockets or HTTP interfaces.
+fn check_imports(engine: &Engine, component: &Component, source_name: &str) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let forbidden = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .find(|name| FORBIDDEN_IMPORTS.iter().any(|prefix| name.starts_with(prefix)));
+    match forbidden {
+        Some(import) => Err(LoadError::ForbiddenImport {
+            source_name: source_name.to_string(),
+            import: import.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+}

@@ -1,0 +1,159 @@
+//! The `periscope` binary as users run it: `plugins list` and `plugins map`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const NOW: &str = "2026-05-01T12:00:00Z";
+
+fn periscope(args: &[&str]) -> Output {
+    periscope_with_stdin(args, "")
+}
+
+fn periscope_with_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(args)
+        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+        .env_remove("PERISCOPE_PLUGINS_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the periscope binary runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn plugins_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins")
+}
+
+#[test]
+fn plugins_map_reproduces_every_golden_case_of_every_kind() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut kinds: Vec<PathBuf> = std::fs::read_dir(plugins_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    kinds.retain(|p| p.join("golden").is_dir());
+    kinds.sort();
+    assert!(!kinds.is_empty());
+    for kind_dir in kinds {
+        let kind = kind_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(kind_dir.join("golden"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        cases.retain(|p| p.to_string_lossy().ends_with(".k8s.json"));
+        cases.sort();
+        for case in cases {
+            let output = periscope(&["plugins", "map", &kind, case.to_str().unwrap(), "--now", NOW]);
+            let expected_path = case.to_string_lossy().replace(".k8s.json", ".dto.json");
+            let expected: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+            let actual: serde_json::Value = if output.status.success() {
+                serde_json::from_slice(&output.stdout).unwrap()
+            } else {
+                serde_json::json!({ "exit": output.status.code(), "stderr": stderr(&output) })
+            };
+            if actual != expected {
+                failures.push(format!("{expected_path}: expected {expected}\n got {actual}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 20, "only {checked} golden cases found");
+}
+
+#[test]
+fn plugins_map_reads_standard_input() {
+    let pod = r#"{"kind":"Pod","metadata":{"name":"a","namespace":"b"},"status":{"phase":"Pending"}}"#;
+    let output = periscope_with_stdin(&["plugins", "map", "pods", "--now", NOW], pod);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dto: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(dto["phase"], "Pending");
+    assert_eq!(dto["ready"], "0/0");
+}
+
+#[test]
+fn plugins_map_of_a_list_prints_the_snapshot_array() {
+    let list = r#"{"kind":"PodList","items":[{"metadata":{"name":"a","namespace":"n"}},{"metadata":{"name":"b","namespace":"n"}}]}"#;
+    let output = periscope_with_stdin(&["plugins", "map", "pods", "-", "--now", NOW], list);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dtos: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(dtos.as_array().unwrap().len(), 2);
+    assert_eq!(dtos[1]["name"], "b");
+}
+
+#[test]
+fn an_unknown_kind_exits_2_listing_the_known_kinds() {
+    let output = periscope_with_stdin(&["plugins", "map", "podz"], "{}");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("unknown kind \"podz\"") && message.contains("known kinds: pods"),
+        "{message}"
+    );
+}
+
+#[test]
+fn malformed_json_exits_2_with_the_parse_position() {
+    let output = periscope_with_stdin(&["plugins", "map", "pods"], "{\n  \"kind\": \"Pod\",\n  oops\n}");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("not valid JSON") && message.contains("line 3 column 3"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn an_object_the_plugin_rejects_exits_1_with_the_reason() {
+    let output = periscope_with_stdin(
+        &["plugins", "map", "pods"],
+        r#"{"metadata":{"creationTimestamp":"yesterday"}}"#,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("malformed object") && message.contains("yesterday"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_now_is_a_usage_error() {
+    let output = periscope_with_stdin(&["plugins", "map", "pods", "--now", "noon"], "{}");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+}
+
+#[test]
+fn plugins_list_shows_every_bundled_kind() {
+    let output = periscope(&["plugins", "list", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pods = rows.as_array().unwrap().iter().find(|r| r["token"] == "pods").unwrap();
+    assert_eq!(pods["group"], "core");
+    assert_eq!(pods["apiVersion"], "v1");
+    assert_eq!(pods["kind"], "Pod");
+    assert_eq!(pods["namespaced"], true);
+    assert_eq!(pods["source"], "bundled:pods");
+
+    let table = periscope(&["plugins", "list"]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.starts_with("TOKEN"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pods ") && l.contains("bundled:pods")),
+        "{text}"
+    );
+}
