@@ -1,0 +1,106 @@
+//! Kind plugin for apps/v1 `Deployment` → the SPA's Deployment summary
+//! (`spec/dtos.md` 4.3).
+//!
+//! `replicas` is the desired count, `spec.replicas`, and **0** when absent: Periscope does
+//! not apply the API default of 1. `status.replicas`, which exceeds the desired count
+//! during a surge, is not shown.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The deployments mapper.
+pub struct Deployments;
+
+/// The fields of a Deployment this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Deployment {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: DeploymentSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: DeploymentStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DeploymentSpec {
+    #[serde(deserialize_with = "nullable")]
+    replicas: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct DeploymentStatus {
+    #[serde(deserialize_with = "nullable")]
+    ready_replicas: i32,
+    #[serde(deserialize_with = "nullable")]
+    updated_replicas: i32,
+    #[serde(deserialize_with = "nullable")]
+    available_replicas: i32,
+}
+
+/// The Deployment summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentDto {
+    name: String,
+    namespace: String,
+    replicas: i32,
+    ready_replicas: i32,
+    updated_replicas: i32,
+    available_replicas: i32,
+    created_at: Timestamp,
+}
+
+impl Mapper for Deployments {
+    type Object = Deployment;
+    type Dto = DeploymentDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "deployments",
+            group_alias: "workloads",
+            api_group: "apps",
+            api_version: "v1",
+            kind: "Deployment",
+            plural: "deployments",
+            namespaced: true,
+            list_key: "deployments",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(deployment: Deployment, _ctx: &Context) -> Result<DeploymentDto, MapError> {
+        let Deployment {
+            metadata,
+            spec,
+            status,
+        } = deployment;
+        Ok(DeploymentDto {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            replicas: spec.replicas,
+            ready_replicas: status.ready_replicas,
+            updated_replicas: status.updated_replicas,
+            available_replicas: status.available_replicas,
+            created_at: metadata.creation_timestamp,
+        })
+    }
+}
+
+export_mapper!(Deployments);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::Deployments>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Kind plugin for core/v1 `Event` → the SPA's ClusterEvent summary (`spec/dtos.md` 4.2).
+//!
+//! Events are read through the `v1` API, so modern events.k8s.io events arrive with
+//! their deprecated fields empty. The mapping deliberately has no fallbacks: `first` and
+//! `last` never borrow `eventTime` or `series`, and only the count gets a default (1).
+//! Snapshots are sorted by `last`, newest first, and capped at 500 (spec 3.5).
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, SnapshotPolicy, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The events mapper.
+pub struct Events;
+
+/// The fields of an Event this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Event {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    involved_object: InvolvedObject,
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    event_type: String,
+    #[serde(deserialize_with = "nullable")]
+    reason: String,
+    #[serde(deserialize_with = "nullable")]
+    message: String,
+    #[serde(deserialize_with = "nullable")]
+    count: i32,
+    first_timestamp: Timestamp,
+    last_timestamp: Timestamp,
+    #[serde(deserialize_with = "nullable")]
+    source: EventSource,
+    #[serde(deserialize_with = "nullable")]
+    reporting_component: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InvolvedObject {
+    #[serde(deserialize_with = "nullable")]
+    kind: String,
+    #[serde(deserialize_with = "nullable")]
+    name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EventSource {
+    #[serde(deserialize_with = "nullable")]
+    component: String,
+    #[serde(deserialize_with = "nullable")]
+    host: String,
+}
+
+/// The ClusterEvent summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+pub struct ClusterEventDto {
+    uid: String,
+    namespace: String,
+    kind: String,
+    name: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    reason: String,
+    message: String,
+    count: i32,
+    first: Timestamp,
+    last: Timestamp,
+    source: String,
+}
+
+impl Mapper for Events {
+    type Object = Event;
+    type Dto = ClusterEventDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "events",
+            group_alias: "core",
+            api_group: "",
+            api_version: "v1",
+            kind: "Event",
+            plural: "events",
+            namespaced: true,
+            list_key: "events",
+            snapshot: Some(SnapshotPolicy {
+                sort_field: "last",
+                descending: true,
+                cap: Some(500),
+            }),
+            fields: &[
+                "metadata",
+                "involvedObject",
+                "type",
+                "reason",
+                "message",
+                "count",
+                "firstTimestamp",
+                "lastTimestamp",
+                "source",
+                "reportingComponent",
+            ],
+        }
+    }
+
+    fn map(event: Event, _ctx: &Context) -> Result<ClusterEventDto, MapError> {
+        let source = source(&event);
+        Ok(ClusterEventDto {
+            uid: event.metadata.uid,
+            namespace: event.metadata.namespace,
+            kind: event.involved_object.kind,
+            name: event.involved_object.name,
+            event_type: event.event_type,
+            reason: event.reason,
+            message: event.message,
+            count: if event.count == 0 { 1 } else { event.count },
+            first: event.first_timestamp,
+            last: event.last_timestamp,
+            source,
+        })
+    }
+}
+
+/// `reportingComponent` when set; otherwise `source.component`, plus `"/" + source.host`
+/// when the host is set, even after an empty component (`"/node-b"`).
+fn source(event: &Event) -> String {
+    if !event.reporting_component.is_empty() {
+        return event.reporting_component.clone();
+    }
+    let EventSource { component, host } = &event.source;
+    if host.is_empty() {
+        component.clone()
+    } else {
+        format!("{component}/{host}")
+    }
+}
+
+export_mapper!(Events);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::Events>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Kind plugin for apps/v1 `ReplicaSet` → the SPA's ReplicaSet summary
+//! (`spec/dtos.md` 4.6).
+//!
+//! Unlike the other workloads, `createdAt` comes third. `owner` names only a Deployment
+//! owner (`Deployment/<name>`); other owners, such as an Argo `Rollout`, give `""`.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The replicasets mapper.
+pub struct ReplicaSets;
+
+/// The fields of a ReplicaSet this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReplicaSet {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: ReplicaSetSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: ReplicaSetStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReplicaSetSpec {
+    #[serde(deserialize_with = "nullable")]
+    replicas: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ReplicaSetStatus {
+    #[serde(deserialize_with = "nullable")]
+    replicas: i32,
+    #[serde(deserialize_with = "nullable")]
+    ready_replicas: i32,
+}
+
+/// The ReplicaSet summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetDto {
+    name: String,
+    namespace: String,
+    created_at: Timestamp,
+    desired: i32,
+    current: i32,
+    ready: i32,
+    owner: String,
+}
+
+impl Mapper for ReplicaSets {
+    type Object = ReplicaSet;
+    type Dto = ReplicaSetDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "replicasets",
+            group_alias: "workloads",
+            api_group: "apps",
+            api_version: "v1",
+            kind: "ReplicaSet",
+            plural: "replicasets",
+            namespaced: true,
+            list_key: "replicaSets",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(set: ReplicaSet, _ctx: &Context) -> Result<ReplicaSetDto, MapError> {
+        let ReplicaSet {
+            metadata,
+            spec,
+            status,
+        } = set;
+        let owner = metadata
+            .owner_references
+            .iter()
+            .find(|owner| owner.kind == "Deployment")
+            .map(|owner| format!("Deployment/{}", owner.name))
+            .unwrap_or_default();
+        Ok(ReplicaSetDto {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            created_at: metadata.creation_timestamp,
+            desired: spec.replicas,
+            current: status.replicas,
+            ready: status.ready_replicas,
+            owner,
+        })
+    }
+}
+
+export_mapper!(ReplicaSets);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::ReplicaSets>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

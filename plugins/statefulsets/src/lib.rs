@@ -1,0 +1,105 @@
+//! Kind plugin for apps/v1 `StatefulSet` → the SPA's StatefulSet summary
+//! (`spec/dtos.md` 4.4).
+//!
+//! `replicas` is the desired count, `spec.replicas`, and **0** when absent: Periscope does
+//! not apply the API default of 1. The status counters are passed through, 0 when absent.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The statefulsets mapper.
+pub struct StatefulSets;
+
+/// The fields of a StatefulSet this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StatefulSet {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: StatefulSetSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: StatefulSetStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StatefulSetSpec {
+    #[serde(deserialize_with = "nullable")]
+    replicas: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct StatefulSetStatus {
+    #[serde(deserialize_with = "nullable")]
+    ready_replicas: i32,
+    #[serde(deserialize_with = "nullable")]
+    updated_replicas: i32,
+    #[serde(deserialize_with = "nullable")]
+    current_replicas: i32,
+}
+
+/// The StatefulSet summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetDto {
+    name: String,
+    namespace: String,
+    replicas: i32,
+    ready_replicas: i32,
+    updated_replicas: i32,
+    current_replicas: i32,
+    created_at: Timestamp,
+}
+
+impl Mapper for StatefulSets {
+    type Object = StatefulSet;
+    type Dto = StatefulSetDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "statefulsets",
+            group_alias: "workloads",
+            api_group: "apps",
+            api_version: "v1",
+            kind: "StatefulSet",
+            plural: "statefulsets",
+            namespaced: true,
+            list_key: "statefulSets",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(set: StatefulSet, _ctx: &Context) -> Result<StatefulSetDto, MapError> {
+        let StatefulSet {
+            metadata,
+            spec,
+            status,
+        } = set;
+        Ok(StatefulSetDto {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            replicas: spec.replicas,
+            ready_replicas: status.ready_replicas,
+            updated_replicas: status.updated_replicas,
+            current_replicas: status.current_replicas,
+            created_at: metadata.creation_timestamp,
+        })
+    }
+}
+
+export_mapper!(StatefulSets);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::StatefulSets>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}
