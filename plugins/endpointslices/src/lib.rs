@@ -1,0 +1,149 @@
+//! Kind plugin for discovery.k8s.io/v1 `EndpointSlice` → the SPA's EndpointSlice
+//! summary (`spec/dtos.md` 4.14).
+//!
+//! The slice's fields are top-level (`addressType`, `ports`, `endpoints`), not under
+//! `spec`. An endpoint counts as ready only when `conditions.ready` is exactly `true`:
+//! an absent `ready` is *not* ready, unlike the Kubernetes convention.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The endpointslices mapper.
+pub struct EndpointSlices;
+
+/// The label naming the Service a slice belongs to.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The fields of an EndpointSlice this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EndpointSlice {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    address_type: String,
+    #[serde(deserialize_with = "nullable")]
+    ports: Vec<EndpointPort>,
+    #[serde(deserialize_with = "nullable")]
+    endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct EndpointPort {
+    #[serde(deserialize_with = "nullable")]
+    name: String,
+    #[serde(deserialize_with = "nullable")]
+    protocol: String,
+    #[serde(deserialize_with = "nullable")]
+    port: i32,
+    #[serde(deserialize_with = "nullable")]
+    app_protocol: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Endpoint {
+    #[serde(deserialize_with = "nullable")]
+    conditions: EndpointConditions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EndpointConditions {
+    ready: Option<bool>,
+}
+
+/// The EndpointSlice summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSliceDto {
+    name: String,
+    namespace: String,
+    address_type: String,
+    ports: Vec<PortDto>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    service_name: String,
+    ready_count: usize,
+    total_count: usize,
+    created_at: Timestamp,
+}
+
+/// One entry of [`EndpointSliceDto`]'s `ports`, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PortDto {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    protocol: String,
+    port: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    app_protocol: String,
+}
+
+impl Mapper for EndpointSlices {
+    type Object = EndpointSlice;
+    type Dto = EndpointSliceDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "endpointslices",
+            group_alias: "networking",
+            api_group: "discovery.k8s.io",
+            api_version: "v1",
+            kind: "EndpointSlice",
+            plural: "endpointslices",
+            namespaced: true,
+            list_key: "endpointSlices",
+            snapshot: None,
+            fields: &["metadata", "addressType", "ports", "endpoints"],
+        }
+    }
+
+    fn map(slice: EndpointSlice, _ctx: &Context) -> Result<EndpointSliceDto, MapError> {
+        let ready_count = slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.ready == Some(true))
+            .count();
+        let ports = slice
+            .ports
+            .into_iter()
+            .map(|p| PortDto {
+                name: p.name,
+                protocol: p.protocol,
+                port: p.port,
+                app_protocol: p.app_protocol,
+            })
+            .collect();
+        Ok(EndpointSliceDto {
+            service_name: slice
+                .metadata
+                .label(SERVICE_NAME_LABEL)
+                .unwrap_or_default()
+                .to_string(),
+            name: slice.metadata.name,
+            namespace: slice.metadata.namespace,
+            address_type: slice.address_type,
+            ports,
+            ready_count,
+            total_count: slice.endpoints.len(),
+            created_at: slice.metadata.creation_timestamp,
+        })
+    }
+}
+
+export_mapper!(EndpointSlices);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::EndpointSlices>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Kind plugin for batch/v1 `Job` → the SPA's Job summary (`spec/dtos.md` 4.7).
+//!
+//! Two derivations carry the logic: [`job_status`] (conditions in list order, then
+//! `suspend`, `failed`, `active`) and [`format_duration`] (kubectl-like, truncated to
+//! whole units, with an em dash for a job that has not started).
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The jobs mapper.
+pub struct Jobs;
+
+/// The fields of a Job this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Job {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: JobSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: JobStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JobSpec {
+    completions: Option<i32>,
+    #[serde(deserialize_with = "nullable")]
+    suspend: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct JobStatus {
+    #[serde(deserialize_with = "nullable")]
+    conditions: Vec<Condition>,
+    #[serde(deserialize_with = "nullable")]
+    succeeded: i32,
+    #[serde(deserialize_with = "nullable")]
+    failed: i32,
+    #[serde(deserialize_with = "nullable")]
+    active: i32,
+    start_time: Timestamp,
+    completion_time: Timestamp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Condition {
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    kind: String,
+    #[serde(deserialize_with = "nullable")]
+    status: String,
+}
+
+/// The Job summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDto {
+    name: String,
+    namespace: String,
+    completions: String,
+    status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    duration: String,
+    created_at: Timestamp,
+}
+
+impl Mapper for Jobs {
+    type Object = Job;
+    type Dto = JobDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "jobs",
+            group_alias: "workloads",
+            api_group: "batch",
+            api_version: "v1",
+            kind: "Job",
+            plural: "jobs",
+            namespaced: true,
+            list_key: "jobs",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(job: Job, ctx: &Context) -> Result<JobDto, MapError> {
+        let completions = format!(
+            "{}/{}",
+            job.status.succeeded,
+            job.spec.completions.unwrap_or(1)
+        );
+        Ok(JobDto {
+            completions,
+            status: job_status(&job).to_string(),
+            duration: job_duration(&job.status, ctx.now),
+            created_at: job.metadata.creation_timestamp,
+            name: job.metadata.name,
+            namespace: job.metadata.namespace,
+        })
+    }
+}
+
+/// The status column of spec 4.7: the first rule that applies wins.
+fn job_status(job: &Job) -> &'static str {
+    // 1. The first True condition of a deciding type, in list order.
+    let decided = job
+        .status
+        .conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.kind.as_str() {
+            "Failed" => Some("Failed"),
+            "Complete" => Some("Complete"),
+            "Suspended" => Some("Suspended"),
+            _ => None,
+        });
+    if let Some(status) = decided {
+        status
+    } else if job.spec.suspend {
+        "Suspended"
+    } else if job.status.failed > 0 {
+        "Failed"
+    } else if job.status.active > 0 {
+        "Running"
+    } else {
+        "Pending"
+    }
+}
+
+/// The duration column: an em dash before the job starts, else start to completion
+/// (or to `now` while the job has no completion time).
+fn job_duration(status: &JobStatus, now: Timestamp) -> String {
+    if status.start_time.is_zero() {
+        return "\u{2014}".to_string();
+    }
+    let end = if status.completion_time.is_zero() {
+        now
+    } else {
+        status.completion_time
+    };
+    format_duration(end.since(&status.start_time).whole_seconds())
+}
+
+/// Formats a duration given in whole seconds, in whole units truncated toward zero:
+/// `1d2h`, `1d`, `1h0m`, `3m0s`, `42s`, `0s`; negative input counts as zero.
+fn format_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let hours = seconds / 3600;
+    let (days, h, m, s) = (hours / 24, hours % 24, (seconds / 60) % 60, seconds % 60);
+    if days > 0 {
+        if h > 0 {
+            format!("{days}d{h}h")
+        } else {
+            format!("{days}d")
+        }
+    } else if h > 0 {
+        format!("{h}h{m}m")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+export_mapper!(Jobs);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::Jobs>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}
