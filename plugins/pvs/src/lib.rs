@@ -1,0 +1,113 @@
+//! Kind plugin for core/v1 `PersistentVolume` → the SPA's PV summary (`spec/dtos.md` 4.16).
+//!
+//! Cluster-scoped, so the DTO has no `namespace` key. `capacity` passes
+//! `spec.capacity.storage` through verbatim: the apiserver already writes quantities in
+//! canonical form (spec 1.3).
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The pvs mapper.
+pub struct Pvs;
+
+/// The fields of a PersistentVolume this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PersistentVolume {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    spec: PersistentVolumeSpec,
+    #[serde(deserialize_with = "nullable")]
+    status: PersistentVolumeStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PersistentVolumeSpec {
+    #[serde(deserialize_with = "nullable")]
+    storage_class_name: String,
+    #[serde(deserialize_with = "nullable")]
+    capacity: Resources,
+    #[serde(deserialize_with = "nullable")]
+    access_modes: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    persistent_volume_reclaim_policy: String,
+}
+
+/// A resource list (`spec.capacity`); only `storage` matters here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Resources {
+    #[serde(deserialize_with = "nullable")]
+    storage: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PersistentVolumeStatus {
+    #[serde(deserialize_with = "nullable")]
+    phase: String,
+}
+
+/// The PV summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PvDto {
+    name: String,
+    status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    storage_class: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    capacity: String,
+    access_modes: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    reclaim_policy: String,
+    created_at: Timestamp,
+}
+
+impl Mapper for Pvs {
+    type Object = PersistentVolume;
+    type Dto = PvDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "pvs",
+            group_alias: "storage",
+            api_group: "",
+            api_version: "v1",
+            kind: "PersistentVolume",
+            plural: "persistentvolumes",
+            namespaced: false,
+            list_key: "pvs",
+            snapshot: None,
+            fields: &["metadata", "spec", "status"],
+        }
+    }
+
+    fn map(pv: PersistentVolume, _ctx: &Context) -> Result<PvDto, MapError> {
+        Ok(PvDto {
+            name: pv.metadata.name,
+            status: pv.status.phase,
+            storage_class: pv.spec.storage_class_name,
+            capacity: pv.spec.capacity.storage,
+            access_modes: pv.spec.access_modes,
+            reclaim_policy: pv.spec.persistent_volume_reclaim_policy,
+            created_at: pv.metadata.creation_timestamp,
+        })
+    }
+}
+
+export_mapper!(Pvs);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::Pvs>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Kind plugin for node.k8s.io/v1 `RuntimeClass` → the SPA's RuntimeClass summary
+//! (`spec/dtos.md` 4.22).
+//!
+//! A RuntimeClass has no `spec`: `handler` and `overhead` sit at the top level. It is
+//! cluster-scoped, so the DTO has no `namespace` key. The overhead quantities pass
+//! through verbatim (the apiserver already writes them in canonical form, spec 1.3) and,
+//! unlike most optional DTO fields, are always present: `""` when absent.
+
+use periscope_plugin_sdk::{
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
+use serde::{Deserialize, Serialize};
+
+/// The runtimeclasses mapper.
+pub struct RuntimeClasses;
+
+/// The fields of a RuntimeClass this plugin reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RuntimeClass {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(deserialize_with = "nullable")]
+    handler: String,
+    #[serde(deserialize_with = "nullable")]
+    overhead: Overhead,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Overhead {
+    #[serde(deserialize_with = "nullable")]
+    pod_fixed: PodFixed,
+}
+
+/// `overhead.podFixed`; only CPU and memory are summarised.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PodFixed {
+    #[serde(deserialize_with = "nullable")]
+    cpu: String,
+    #[serde(deserialize_with = "nullable")]
+    memory: String,
+}
+
+/// The RuntimeClass summary DTO, keys in wire order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeClassDto {
+    name: String,
+    created_at: Timestamp,
+    handler: String,
+    cpu_overhead: String,
+    memory_overhead: String,
+}
+
+impl Mapper for RuntimeClasses {
+    type Object = RuntimeClass;
+    type Dto = RuntimeClassDto;
+
+    fn info() -> KindInfo {
+        KindInfo {
+            token: "runtimeclasses",
+            group_alias: "cluster",
+            api_group: "node.k8s.io",
+            api_version: "v1",
+            kind: "RuntimeClass",
+            plural: "runtimeclasses",
+            namespaced: false,
+            list_key: "runtimeClasses",
+            snapshot: None,
+            fields: &["metadata", "handler", "overhead"],
+        }
+    }
+
+    fn map(class: RuntimeClass, _ctx: &Context) -> Result<RuntimeClassDto, MapError> {
+        let PodFixed { cpu, memory } = class.overhead.pod_fixed;
+        Ok(RuntimeClassDto {
+            name: class.metadata.name,
+            created_at: class.metadata.creation_timestamp,
+            handler: class.handler,
+            cpu_overhead: cpu,
+            memory_overhead: memory,
+        })
+    }
+}
+
+export_mapper!(RuntimeClasses);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_cases_match() {
+        periscope_plugin_sdk::golden::check::<super::RuntimeClasses>(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+        );
+    }
+}
