@@ -17,7 +17,7 @@ use periscope_plugin_sdk::{Context, Mapper, Timestamp};
 /// 1.5 KB of JSON, varied by `i` so batches are not one object repeated.
 fn pod(i: usize) -> String {
     let phase = ["Running", "Pending", "Succeeded"][i % 3];
-    let waiting = if i % 7 == 0 {
+    let waiting = if i.is_multiple_of(7) {
         r#""waiting":{"reason":"CrashLoopBackOff","message":"back-off 5m0s restarting failed container"}"#
     } else {
         r#""running":{"startedAt":"2026-05-01T10:00:05Z"}"#

@@ -86,5 +86,8 @@ fn map_case(plugin: &Plugin, input_path: &Path) -> serde_json::Value {
         .map(|r| r.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string()))
         .collect();
     let ordered = snapshot::apply(plugin.info().snapshot.as_ref(), dtos, String::as_str);
-    ordered.iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+    ordered
+        .iter()
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .collect()
 }

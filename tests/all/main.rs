@@ -1,6 +1,9 @@
 //! periscope's integration tests, in one binary (one link, one shared component cache).
 //! One module per area.
 
+// Helpers of tests, too: a failed unwrap is a failed test with its location.
+#![allow(clippy::unwrap_used)]
+
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// The plugin runtime against hostile components, the version check and the cache.

@@ -156,14 +156,19 @@ fn a_corrupt_cache_entry_is_recompiled() {
         cache_dir: Some(dir.path().to_path_buf()),
         ..test_options()
     };
-    PluginRuntime::new(options.clone()).unwrap().load_bundled().unwrap();
+    let (name, bytes) = periscope::plugin::BUNDLED[0];
+    PluginRuntime::new(options.clone())
+        .unwrap()
+        .load(Source::Bundled(name.into()), bytes)
+        .unwrap();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let runtime = PluginRuntime::new(options).unwrap();
-    runtime.load_bundled().unwrap();
-    assert!(runtime.cache_stats().compiled() > 0);
-    assert_pods_still_map(&runtime);
+    let plugin = runtime.load(Source::Bundled(name.into()), bytes).unwrap();
+    assert_eq!(runtime.cache_stats().compiled(), 1);
+    assert_eq!(runtime.cache_stats().loaded_from_cache(), 0);
+    assert_eq!(plugin.info().token, name);
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! A straight projection; the one wire quirk is `lastScheduleTime`, the only summary
 //! timestamp that is omitted (not the zero time) when the source lacks it.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 

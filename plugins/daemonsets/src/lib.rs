@@ -4,9 +4,7 @@
 //! Every number is a `status` counter passed through as-is, 0 when absent; nothing is
 //! derived from `spec`.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The daemonsets mapper.

@@ -5,9 +5,7 @@
 //! not apply the API default of 1. `status.replicas`, which exceeds the desired count
 //! during a surge, is not shown.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The deployments mapper.
@@ -76,11 +74,7 @@ impl Mapper for Deployments {
     }
 
     fn map(deployment: Deployment, _ctx: &Context) -> Result<DeploymentDto, MapError> {
-        let Deployment {
-            metadata,
-            spec,
-            status,
-        } = deployment;
+        let Deployment { metadata, spec, status } = deployment;
         Ok(DeploymentDto {
             name: metadata.name,
             namespace: metadata.namespace,

@@ -5,9 +5,7 @@
 //! `spec`. An endpoint counts as ready only when `conditions.ready` is exactly `true`:
 //! an absent `ready` is *not* ready, unlike the Kubernetes convention.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The endpointslices mapper.
@@ -120,11 +118,7 @@ impl Mapper for EndpointSlices {
             })
             .collect();
         Ok(EndpointSliceDto {
-            service_name: slice
-                .metadata
-                .label(SERVICE_NAME_LABEL)
-                .unwrap_or_default()
-                .to_string(),
+            service_name: slice.metadata.label(SERVICE_NAME_LABEL).unwrap_or_default().to_string(),
             name: slice.metadata.name,
             namespace: slice.metadata.namespace,
             address_type: slice.address_type,

@@ -4,9 +4,7 @@
 //! `minReplicas` falls back to 1 when absent, and `ready` reflects only the
 //! `AbleToScale` condition (`ScalingActive` is irrelevant).
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The horizontalpodautoscalers mapper.

@@ -4,9 +4,7 @@
 //! Cluster-scoped, so the DTO has no `namespace` key. `isDefault` reflects the
 //! `ingressclass.kubernetes.io/is-default-class` annotation, compared case-sensitively.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The annotation that marks the cluster's default IngressClass.

@@ -5,9 +5,7 @@
 //! `address` prefers the first load-balancer ingress's `hostname` over its `ip` (the
 //! reverse of Service).
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The ingresses mapper.

@@ -4,9 +4,7 @@
 //! `suspend`, `failed`, `active`) and [`format_duration`] (kubectl-like, truncated to
 //! whole units, with an em dash for a job that has not started).
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The jobs mapper.
@@ -89,11 +87,7 @@ impl Mapper for Jobs {
     }
 
     fn map(job: Job, ctx: &Context) -> Result<JobDto, MapError> {
-        let completions = format!(
-            "{}/{}",
-            job.status.succeeded,
-            job.spec.completions.unwrap_or(1)
-        );
+        let completions = format!("{}/{}", job.status.succeeded, job.spec.completions.unwrap_or(1));
         Ok(JobDto {
             completions,
             status: job_status(&job).to_string(),

@@ -4,9 +4,7 @@
 //! Cluster-scoped, so the DTO has no `namespace` key; `phase` is the raw
 //! `status.phase` (`Active`, `Terminating`, or `""` when absent).
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The namespaces mapper.

@@ -4,9 +4,7 @@
 //! kubectl-style `status` from the Ready condition, `roles` from the
 //! `node-role.kubernetes.io/*` labels, and human-readable CPU and memory capacities.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable, quantity,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable, quantity};
 use serde::{Deserialize, Serialize};
 
 /// Labels whose key starts with this name a role; the remainder is the role.
@@ -204,9 +202,7 @@ mod tests {
 
     #[test]
     fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<Nodes>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
+        periscope_plugin_sdk::golden::check::<Nodes>(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"));
     }
 
     #[test]

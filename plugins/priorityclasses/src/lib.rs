@@ -4,9 +4,7 @@
 //! A PriorityClass has no `spec`: its fields sit at the top level of the object. It is
 //! cluster-scoped, so the DTO has no `namespace` key.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// What an absent `preemptionPolicy` means (the Kubernetes default, applied here because

@@ -6,9 +6,7 @@
 //! verbatim: the apiserver already writes it in canonical form (spec 1.3).
 //! `accessModes` are the requested ones from `spec`, not the bound volume's from `status`.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The pvcs mapper.

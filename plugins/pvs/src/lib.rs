@@ -4,9 +4,7 @@
 //! `spec.capacity.storage` through verbatim: the apiserver already writes quantities in
 //! canonical form (spec 1.3).
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The pvs mapper.

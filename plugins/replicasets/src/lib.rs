@@ -4,9 +4,7 @@
 //! Unlike the other workloads, `createdAt` comes third. `owner` names only a Deployment
 //! owner (`Deployment/<name>`); other owners, such as an Argo `Rollout`, give `""`.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The replicasets mapper.
@@ -73,11 +71,7 @@ impl Mapper for ReplicaSets {
     }
 
     fn map(set: ReplicaSet, _ctx: &Context) -> Result<ReplicaSetDto, MapError> {
-        let ReplicaSet {
-            metadata,
-            spec,
-            status,
-        } = set;
+        let ReplicaSet { metadata, spec, status } = set;
         let owner = metadata
             .owner_references
             .iter()

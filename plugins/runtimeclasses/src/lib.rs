@@ -6,9 +6,7 @@
 //! through verbatim (the apiserver already writes them in canonical form, spec 1.3) and,
 //! unlike most optional DTO fields, are always present: `""` when absent.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The runtimeclasses mapper.

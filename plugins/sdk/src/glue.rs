@@ -4,8 +4,17 @@
 use crate::bindings::exports::periscope::plugin::mapper as wit;
 use crate::{Context, MapError, Mapper, Timestamp};
 
+/// Makes a panic a plain trap. std's default hook reads `RUST_BACKTRACE` and writes to
+/// stderr, both host imports a plugin is not given, so the trap would otherwise name
+/// a missing `wasi:cli` import instead of the panic.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 /// `info` export.
 pub fn info<M: Mapper>() -> wit::KindInfo {
+    quiet_panics();
     let info = M::info();
     wit::KindInfo {
         token: info.token.into(),
@@ -27,11 +36,13 @@ pub fn info<M: Mapper>() -> wit::KindInfo {
 
 /// `to-dto` export.
 pub fn to_dto<M: Mapper>(object: &str, ctx: wit::Context) -> Result<String, wit::MapError> {
+    quiet_panics();
     M::map_json(object, &context(ctx)).map_err(into_wit)
 }
 
 /// `to-dto-batch` export.
 pub fn to_dto_batch<M: Mapper>(objects: &[String], ctx: wit::Context) -> Vec<Result<String, wit::MapError>> {
+    quiet_panics();
     let ctx = context(ctx);
     objects
         .iter()

@@ -133,13 +133,7 @@ impl Mapper for Services {
             .ingress
             .into_iter()
             .next()
-            .map(|first| {
-                if first.ip.is_empty() {
-                    first.hostname
-                } else {
-                    first.ip
-                }
-            })
+            .map(|first| if first.ip.is_empty() { first.hostname } else { first.ip })
             .unwrap_or_default();
         let ports = svc
             .spec

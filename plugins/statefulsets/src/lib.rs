@@ -4,9 +4,7 @@
 //! `replicas` is the desired count, `spec.replicas`, and **0** when absent: Periscope does
 //! not apply the API default of 1. The status counters are passed through, 0 when absent.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The statefulsets mapper.
@@ -75,11 +73,7 @@ impl Mapper for StatefulSets {
     }
 
     fn map(set: StatefulSet, _ctx: &Context) -> Result<StatefulSetDto, MapError> {
-        let StatefulSet {
-            metadata,
-            spec,
-            status,
-        } = set;
+        let StatefulSet { metadata, spec, status } = set;
         Ok(StatefulSetDto {
             name: metadata.name,
             namespace: metadata.namespace,

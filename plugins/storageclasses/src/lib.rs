@@ -5,9 +5,7 @@
 //! cluster-scoped, so the DTO has no `namespace` key. The default-class annotation is
 //! deliberately not surfaced.
 
-use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The storageclasses mapper.
