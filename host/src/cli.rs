@@ -3,13 +3,13 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plugin::{self, Plugin, PluginRuntime, RuntimeOptions};
+use crate::kinds::{self, Registry};
+use crate::plugin::{self, PluginRuntime, RuntimeOptions};
 use crate::snapshot;
 
 /// Streams live Kubernetes state to browsers and tools.
@@ -27,6 +27,23 @@ pub enum Command {
     /// Inspect and try kind plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Check kinds expressions (the grammar of PERISCOPE_WATCH_STREAMS).
+    #[command(subcommand)]
+    Kinds(KindsCommand),
+}
+
+/// `periscope kinds …`.
+#[derive(Debug, Subcommand)]
+pub enum KindsCommand {
+    /// Print which kinds an expression enables (`all`, `off`, `pods,workloads`, …),
+    /// exactly as `periscope serve` would resolve it.
+    Resolve {
+        /// The expression, e.g. "core, workloads, nodes".
+        expression: String,
+        /// Where plugins come from.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
 }
 
 /// `periscope plugins …`.
@@ -82,6 +99,9 @@ pub enum Error {
     /// A plugin could not be loaded (exit 1).
     #[error(transparent)]
     Load(#[from] plugin::LoadError),
+    /// The loaded plugins do not form a registry (exit 1).
+    #[error(transparent)]
+    Registry(#[from] kinds::Error),
     /// The plugin runtime could not start (exit 1).
     #[error("cannot start the plugin runtime")]
     Runtime(#[source] plugin::BoxError),
@@ -127,20 +147,36 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             now,
             plugins,
         }) => map(&kind, file, now, &plugins),
+        Command::Kinds(KindsCommand::Resolve { expression, plugins }) => resolve(&expression, &plugins),
     }
 }
 
-fn load(args: &PluginArgs) -> Result<Vec<Arc<Plugin>>, Error> {
+fn load(args: &PluginArgs) -> Result<Registry, Error> {
     let mut options = RuntimeOptions::default();
     if let Some(dir) = &args.plugin_cache_dir {
         options.cache_dir = Some(dir.clone());
     }
     let runtime = PluginRuntime::new(options).map_err(Error::Runtime)?;
-    Ok(runtime.load_all(args.plugin_dir.as_deref())?)
+    Ok(Registry::new(runtime.load_all(args.plugin_dir.as_deref())?)?)
+}
+
+fn resolve(expression: &str, args: &PluginArgs) -> Result<(), Error> {
+    let registry = load(args)?;
+    let enabled = registry
+        .resolve(expression)
+        .map_err(|e| Error::Usage(format!("invalid kinds expression {expression:?}: {e}")))?;
+    write_stdout(&format!(
+        "enabled {} of {} kinds: {}\nwatch streams enabled: {}\n",
+        enabled.tokens().len(),
+        registry.plugins().len(),
+        enabled.tokens().join(", "),
+        enabled.summary()
+    ))
 }
 
 fn list(json: bool, args: &PluginArgs) -> Result<(), Error> {
-    let plugins = load(args)?;
+    let registry = load(args)?;
+    let plugins = registry.plugins();
     let mut out = String::new();
     if json {
         let rows: Vec<serde_json::Value> = plugins
@@ -194,13 +230,10 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
     let input = read_input(file)?;
     let value: serde_json::Value =
         serde_json::from_str(&input).map_err(|e| Error::Usage(format!("input is not valid JSON: {e}")))?;
-    let plugins = load(args)?;
-    let Some(plugin) = plugins.iter().find(|p| p.info().token == kind) else {
-        let known: Vec<&str> = plugins.iter().map(|p| p.info().token.as_str()).collect();
-        return Err(Error::Usage(format!(
-            "unknown kind {kind:?}; known kinds: {}",
-            known.join(", ")
-        )));
+    let registry = load(args)?;
+    let Some(plugin) = registry.get(kind) else {
+        let known = registry.catalog().tokens.join(", ");
+        return Err(Error::Usage(format!("unknown kind {kind:?}; known kinds: {known}")));
     };
     let now = now.unwrap_or_else(OffsetDateTime::now_utc);
     let is_list = value

@@ -5,5 +5,6 @@
 //! component loaded by [`plugin`]; the host itself knows no kind.
 
 pub mod cli;
+pub mod kinds;
 pub mod plugin;
 pub mod snapshot;

@@ -161,3 +161,29 @@ fn plugins_list_shows_every_bundled_kind() {
         "{text}"
     );
 }
+
+#[test]
+fn kinds_resolve_prints_what_an_expression_enables() {
+    let output = periscope(&["kinds", "resolve", " Core, nodes "]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("enabled 3 of 22 kinds: pods, events, nodes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("watch streams enabled: pods=true events=true deployments=false"),
+        "{text}"
+    );
+}
+
+#[test]
+fn kinds_resolve_of_a_bad_expression_exits_2_naming_the_entry() {
+    let output = periscope(&["kinds", "resolve", "pods,deploymnets"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("unknown kind \"deploymnets\"; did you mean \"deployments\"?"),
+        "{message}"
+    );
+}

@@ -8,3 +8,5 @@
 mod golden;
 /// The plugin runtime against hostile components, the version check and the cache.
 mod plugin_runtime;
+/// The kinds registry built from plugins, and group aliases that grow with them.
+mod registry;
