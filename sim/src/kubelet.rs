@@ -181,7 +181,7 @@ fn first_node(store: &Store) -> String {
     resource::by_plural("nodes")
         .and_then(|(nodes, _)| {
             store
-                .list(nodes, None, None, Some(1), &|_| true)
+                .list(nodes, None, None, Some(1), None)
                 .items
                 .first()
                 .cloned()

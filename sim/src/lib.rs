@@ -335,7 +335,7 @@ impl Sim {
     pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
         let page = self
             .store
-            .list(Self::resource(plural)?, namespace, None, None, &|_| true);
+            .list(Self::resource(plural)?, namespace, None, None, None);
         Ok(page.items.iter().map(|o| (**o).clone()).collect())
     }
 

@@ -56,7 +56,10 @@ impl LabelSelector {
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels");
+        if self.requirements.is_empty() {
+            return true;
+        }
+        let labels = object.get("metadata").and_then(|m| m.get("labels"));
         self.requirements.iter().all(|(key, op)| {
             let value = labels.and_then(|l| l.get(key)).and_then(Value::as_str);
             match op {

@@ -110,8 +110,8 @@ pub(crate) struct Page {
     pub items: Vec<Arc<Value>>,
     /// Key of the last item when more items follow.
     pub next_after: Option<ObjKey>,
-    /// Number of matching items after this page.
-    pub remaining: usize,
+    /// Number of objects after this page, when the list was not filtered.
+    pub remaining: Option<usize>,
 }
 
 struct State {
@@ -172,14 +172,18 @@ impl Store {
     }
 
     /// A page of objects of one resource, in key order, optionally in one namespace,
-    /// starting after `after`, filtered by `filter`.
+    /// starting after `after`, keeping those `filter` accepts (all when `None`).
+    ///
+    /// Without a filter the page says how many objects follow; with one it only says
+    /// whether one more matches, as the real apiserver gives `remainingItemCount` only
+    /// for unfiltered lists (counting matches would read every remaining object).
     pub fn list(
         &self,
         resource: ResourceId,
         namespace: Option<&str>,
         after: Option<&ObjKey>,
         limit: Option<usize>,
-        filter: &dyn Fn(&Value) -> bool,
+        filter: Option<&dyn Fn(&Value) -> bool>,
     ) -> Page {
         let state = self.lock();
         let map = &state.objects[resource];
@@ -191,25 +195,35 @@ impl Store {
             }),
             (None, None) => Bound::Unbounded,
         };
+        let accept = |v: &Value| filter.is_none_or(|f| f(v));
         let mut iter = map
             .range((lower, Bound::Unbounded))
-            .take_while(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
-            .filter(|(_, v)| filter(v));
+            .take_while(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns));
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let mut items = Vec::new();
         let mut last = None;
         for (key, value) in iter.by_ref() {
+            if !accept(value) {
+                continue;
+            }
             items.push(value.clone());
             if items.len() == limit {
                 last = Some(key.clone());
                 break;
             }
         }
-        let remaining = if last.is_some() { iter.count() } else { 0 };
+        let (more, remaining) = match (&last, filter) {
+            (None, _) => (false, Some(0)),
+            (Some(_), None) => {
+                let n = iter.count();
+                (n > 0, Some(n))
+            }
+            (Some(_), Some(_)) => (iter.any(|(_, v)| accept(v)), None),
+        };
         Page {
             rv: state.rv,
             items,
-            next_after: if remaining > 0 { last } else { None },
+            next_after: if more { last } else { None },
             remaining,
         }
     }
@@ -673,13 +687,12 @@ mod tests {
         for i in [3, 1, 2, 5, 4] {
             store.create(pods(), pod(&format!("p{i}"))).unwrap();
         }
-        let all = |_: &Value| true;
-        let first = store.list(pods(), Some("default"), None, Some(2), &all);
+        let first = store.list(pods(), Some("default"), None, Some(2), None);
         assert_eq!(first.items.len(), 2);
-        assert_eq!(first.remaining, 3);
+        assert_eq!(first.remaining, Some(3));
         let after = first.next_after.unwrap();
         assert_eq!(after.name, "p2");
-        let second = store.list(pods(), Some("default"), Some(&after), Some(10), &all);
+        let second = store.list(pods(), Some("default"), Some(&after), Some(10), None);
         assert_eq!(
             second
                 .items
@@ -691,7 +704,7 @@ mod tests {
         assert!(second.next_after.is_none());
         assert!(
             store
-                .list(pods(), Some("other"), None, None, &all)
+                .list(pods(), Some("other"), None, None, None)
                 .items
                 .is_empty()
         );

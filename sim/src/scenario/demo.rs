@@ -555,7 +555,7 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
     let selector =
         |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app);
     let pods = store
-        .list(plural("pods"), Some(ns), None, None, &selector)
+        .list(plural("pods"), Some(ns), None, None, Some(&selector))
         .items;
     let is_ready = |p: &Value| {
         !meta::is_deleting(p)
@@ -576,7 +576,7 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
     };
     let live: Vec<&Arc<Value>> = pods.iter().filter(|p| !meta::is_deleting(p)).collect();
     let replica_sets = store
-        .list(plural("replicasets"), Some(ns), None, None, &selector)
+        .list(plural("replicasets"), Some(ns), None, None, Some(&selector))
         .items;
     for rs in &replica_sets {
         let hash = rs
@@ -630,7 +630,7 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
             Some(ns),
             None,
             None,
-            &slice_selector,
+            Some(&slice_selector),
         )
         .items
     {
@@ -896,7 +896,7 @@ impl Demo {
         };
         self.w
             .store()
-            .list(plural("pods"), Some(ns), None, None, &selector)
+            .list(plural("pods"), Some(ns), None, None, Some(&selector))
             .items
     }
 
@@ -1287,7 +1287,7 @@ impl Demo {
             let mut old_sets: Vec<Arc<Value>> = self
                 .w
                 .store()
-                .list(plural("replicasets"), Some(ns), None, None, &selector)
+                .list(plural("replicasets"), Some(ns), None, None, Some(&selector))
                 .items
                 .into_iter()
                 .filter(|rs| !meta::name(rs).ends_with(&hash))
@@ -1504,7 +1504,7 @@ impl Demo {
         let mut jobs = self
             .w
             .store()
-            .list(plural("jobs"), Some(ns), None, None, &owned)
+            .list(plural("jobs"), Some(ns), None, None, Some(&owned))
             .items;
         jobs.sort_by_key(|j| meta::resource_version(j).parse::<u64>().unwrap_or(0));
         while jobs.len() > MAX_JOBS {
@@ -1518,7 +1518,7 @@ impl Demo {
             for p in self
                 .w
                 .store()
-                .list(plural("pods"), Some(ns), None, None, &of_job)
+                .list(plural("pods"), Some(ns), None, None, Some(&of_job))
                 .items
             {
                 let _ = self.w.store().remove(plural("pods"), &ObjKey::of(&p));
@@ -1535,7 +1535,7 @@ impl Demo {
         let mut revisions: Vec<u32> = self
             .w
             .store()
-            .list(plural("secrets"), Some(ns), None, None, &selector)
+            .list(plural("secrets"), Some(ns), None, None, Some(&selector))
             .items
             .iter()
             .filter_map(|s| {

@@ -1,7 +1,6 @@
 //! Resource requests: path parsing, list, get, create, replace, patch and delete.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -132,6 +131,13 @@ impl Filter {
         })
     }
 
+    /// The label and field selectors as a predicate, or `None` when they select
+    /// everything (the namespace is handled by the store's key range).
+    pub fn selector(&self) -> Option<impl Fn(&Value) -> bool + '_> {
+        (!self.labels.is_empty() || !self.fields.is_empty())
+            .then_some(|o: &Value| self.labels.matches(o) && self.fields.matches(o))
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.namespace
             .as_deref()
@@ -227,22 +233,42 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
         filter.namespace.as_deref(),
         token.as_ref().map(|t| &t.after),
         limit,
-        &|o| filter.labels.matches(o) && filter.fields.matches(o),
+        filter
+            .selector()
+            .as_ref()
+            .map(|f| f as &dyn Fn(&Value) -> bool),
     );
     let list_rv = token.as_ref().map_or(page.rv, |t| t.rv);
     let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
     if let Some(after) = page.next_after {
         metadata["continue"] = json!(ContinueToken { rv: list_rv, after }.encode());
-        metadata["remainingItemCount"] = json!(page.remaining);
+        if let Some(remaining) = page.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
-    let items: Vec<&Value> = page.items.iter().map(Arc::as_ref).collect();
-    let body = json!({
+    // Written by hand rather than through `json!`, which would deep-copy every item
+    // into a new `Value` before serializing it.
+    let mut body = Vec::with_capacity(page.items.len() * 2048 + 256);
+    let head = json!({
         "kind": format!("{}List", rt.kind),
         "apiVersion": rt.api_version(),
         "metadata": metadata,
-        "items": items,
     });
-    Ok(Json(body).into_response())
+    let write = |body: &mut Vec<u8>, value: &Value| {
+        serde_json::to_writer(body, value)
+            .map_err(|e| ApiError::internal(format!("cannot encode the list: {e}")))
+    };
+    write(&mut body, &head)?;
+    body.pop(); // the closing brace of `head`
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write(&mut body, item)?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn key(target: &Target, name: &str) -> ObjKey {
@@ -492,7 +518,7 @@ fn spawn_namespace_cleanup(ctx: &Ctx, namespace: String) {
     let store = ctx.store.clone();
     tokio::spawn(async move {
         for (resource, rt) in RESOURCES.iter().enumerate().filter(|(_, r)| r.namespaced) {
-            let page = store.list(resource, Some(&namespace), None, None, &|_| true);
+            let page = store.list(resource, Some(&namespace), None, None, None);
             for obj in page.items {
                 let _ = store.remove(resource, &ObjKey::of(&obj));
             }

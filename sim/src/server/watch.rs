@@ -193,7 +193,10 @@ impl Session {
                     filter.namespace.as_deref(),
                     None,
                     None,
-                    &|o| filter.labels.matches(o) && filter.fields.matches(o),
+                    filter
+                        .selector()
+                        .as_ref()
+                        .map(|f| f as &dyn Fn(&Value) -> bool),
                 );
                 for obj in &page.items {
                     if !self.send(event_line("ADDED", obj)).await {
