@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{Kubectl, empty_sim, start, within};
+use crate::support::{Kubectl, empty_sim, helm_path, start, within};
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -295,4 +295,64 @@ async fn logs_follow_streams_new_lines() {
         assert!(line.is_some_and(|l| !l.is_empty()));
     }
     child.kill().await.expect("kubectl stops");
+}
+
+#[tokio::test]
+async fn helm_lists_the_demo_releases() {
+    let sim = start(SimOptions::default()).await;
+    let kubectl = Kubectl::new(&sim);
+    let output = within(
+        "helm list",
+        tokio::process::Command::new(helm_path())
+            .env("KUBECONFIG", kubectl.kubeconfig())
+            .args(["list", "-A", "-o", "json"])
+            .output(),
+    )
+    .await
+    .expect("helm runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let releases: Value = serde_json::from_slice(&output.stdout).expect("helm prints JSON");
+    let names: BTreeSet<&str> = releases
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["ingress-nginx", "kube-prometheus-stack", "storefront"])
+    );
+}
+
+#[tokio::test]
+async fn the_demo_cluster_is_the_same_for_a_seed() {
+    let opts = SimOptions {
+        seed: 7,
+        ..SimOptions::default()
+    };
+    let a = start(opts.clone()).await;
+    let b = start(opts).await;
+    let c = start(SimOptions {
+        seed: 8,
+        ..SimOptions::default()
+    })
+    .await;
+    let uids = |sim: &periscope_sim::Sim| -> Vec<String> {
+        sim.objects("deployments", None)
+            .expect("served")
+            .iter()
+            .map(|d| {
+                d["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(uids(&a), uids(&b));
+    assert_ne!(uids(&a), uids(&c));
 }

@@ -41,7 +41,16 @@ pub fn client(sim: &Sim) -> kube::Client {
 /// The kubectl binary: `$PERISCOPE_KUBECTL`, else the one `scripts/install-tools.sh`
 /// installs. Fails the test (never skips it) when missing.
 pub fn kubectl_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("PERISCOPE_KUBECTL") {
+    tool_path("kubectl", "PERISCOPE_KUBECTL")
+}
+
+/// The helm binary: `$PERISCOPE_HELM`, else the one `scripts/install-tools.sh` installs.
+pub fn helm_path() -> PathBuf {
+    tool_path("helm", "PERISCOPE_HELM")
+}
+
+fn tool_path(tool: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
     let tools = std::env::var_os("PERISCOPE_TOOLS_DIR")
@@ -53,10 +62,10 @@ pub fn kubectl_path() -> PathBuf {
                 .expect("HOME or XDG_CACHE_HOME is set")
                 .join("periscope-tools")
         });
-    let path = tools.join("bin").join("kubectl");
+    let path = tools.join("bin").join(tool);
     assert!(
         path.is_file(),
-        "kubectl not found at {}: run scripts/install-tools.sh (or set PERISCOPE_KUBECTL)",
+        "{tool} not found at {}: run scripts/install-tools.sh (or set {env})",
         path.display()
     );
     path
@@ -77,6 +86,10 @@ impl Kubectl {
             dir,
             bin: kubectl_path(),
         }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
