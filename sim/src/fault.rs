@@ -1,0 +1,214 @@
+//! Fault injection: the switches tests flip to make the sim misbehave like a real
+//! apiserver under stress, and the open-watch counters they read.
+//!
+//! Every switch is shared by the server (which consults it per request) and the
+//! [`Sim`](crate::Sim) handle or the admin endpoint (which sets it). Faults never apply
+//! to `/sim/admin/…` requests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::resource::{RESOURCES, ResourceId};
+
+/// How many times a fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultCount {
+    /// The next `n` matching requests, then the fault clears itself.
+    Times(u32),
+    /// Every matching request until the fault is cleared.
+    UntilCleared,
+}
+
+impl FaultCount {
+    /// Consumes one use; returns whether the fault fires for this request.
+    fn take(slot: &mut Option<Self>) -> bool {
+        match slot {
+            None => false,
+            Some(Self::UntilCleared) => true,
+            Some(Self::Times(n)) => {
+                let fire = *n > 0;
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    *slot = None;
+                }
+                fire
+            }
+        }
+    }
+}
+
+/// The failure a faulty list answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListFailure {
+    /// `500 InternalError`.
+    InternalError,
+    /// `429 TooManyRequests` with `Retry-After: 1`.
+    TooManyRequests,
+}
+
+#[derive(Default)]
+struct Switches {
+    expire_watches: Option<FaultCount>,
+    fail_lists: Option<(ListFailure, FaultCount)>,
+    latency: Duration,
+}
+
+/// Shared fault state.
+pub(crate) struct Faults {
+    switches: Mutex<Switches>,
+    drop_tx: broadcast::Sender<Option<ResourceId>>,
+    pause_tx: watch::Sender<bool>,
+    open_watches: Vec<AtomicUsize>,
+}
+
+impl Faults {
+    pub fn new() -> Self {
+        let (drop_tx, _) = broadcast::channel(64);
+        let (pause_tx, _) = watch::channel(false);
+        Self {
+            switches: Mutex::new(Switches::default()),
+            drop_tx,
+            pause_tx,
+            open_watches: RESOURCES.iter().map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Switches> {
+        self.switches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends open watches of one resource, or of all when `None`.
+    pub fn drop_watches(&self, resource: Option<ResourceId>) {
+        // No receivers just means no open watches.
+        let _ = self.drop_tx.send(resource);
+    }
+
+    /// A receiver told about every later [`Faults::drop_watches`] call.
+    pub fn drop_signal(&self) -> broadcast::Receiver<Option<ResourceId>> {
+        self.drop_tx.subscribe()
+    }
+
+    pub fn expire_watches(&self, count: Option<FaultCount>) {
+        self.lock().expire_watches = count;
+    }
+
+    /// Whether this new watch must answer with 410 Expired (consumes one use).
+    pub fn take_watch_expiry(&self) -> bool {
+        FaultCount::take(&mut self.lock().expire_watches)
+    }
+
+    pub fn fail_lists(&self, failure: Option<(ListFailure, FaultCount)>) {
+        self.lock().fail_lists = failure;
+    }
+
+    /// The failure this list must answer with, if any (consumes one use).
+    pub fn take_list_failure(&self) -> Option<ListFailure> {
+        let mut switches = self.lock();
+        let (failure, count) = switches.fail_lists?;
+        let mut slot = Some(count);
+        let fire = FaultCount::take(&mut slot);
+        switches.fail_lists = slot.map(|c| (failure, c));
+        fire.then_some(failure)
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.lock().latency
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.pause_tx.send_replace(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.pause_tx.borrow()
+    }
+
+    /// Waits until the server is not paused.
+    pub async fn wait_unpaused(&self) {
+        let mut rx = self.pause_tx.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|paused| !*paused).await;
+    }
+
+    /// Clears every switch (latency, pause, pending failures and expiries).
+    pub fn clear(&self) {
+        *self.lock() = Switches::default();
+        self.set_paused(false);
+    }
+
+    pub fn open_watches(&self, resource: ResourceId) -> usize {
+        self.open_watches[resource].load(Ordering::SeqCst)
+    }
+
+    pub fn open_watches_total(&self) -> usize {
+        self.open_watches
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Counts a watch as open until the returned guard is dropped.
+    pub fn watch_opened(self: &Arc<Self>, resource: ResourceId) -> OpenWatch {
+        self.open_watches[resource].fetch_add(1, Ordering::SeqCst);
+        OpenWatch {
+            faults: self.clone(),
+            resource,
+        }
+    }
+}
+
+/// Keeps one watch counted as open.
+pub(crate) struct OpenWatch {
+    faults: Arc<Faults>,
+    resource: ResourceId,
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.faults.open_watches[self.resource].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_faults_clear_themselves() {
+        let faults = Faults::new();
+        faults.fail_lists(Some((ListFailure::TooManyRequests, FaultCount::Times(2))));
+        assert_eq!(
+            faults.take_list_failure(),
+            Some(ListFailure::TooManyRequests)
+        );
+        assert_eq!(
+            faults.take_list_failure(),
+            Some(ListFailure::TooManyRequests)
+        );
+        assert_eq!(faults.take_list_failure(), None);
+        faults.expire_watches(Some(FaultCount::UntilCleared));
+        assert!(faults.take_watch_expiry());
+        assert!(faults.take_watch_expiry());
+        faults.clear();
+        assert!(!faults.take_watch_expiry());
+    }
+
+    #[test]
+    fn open_watch_guards_count() {
+        let faults = Arc::new(Faults::new());
+        let guard = faults.watch_opened(2);
+        assert_eq!(faults.open_watches(2), 1);
+        assert_eq!(faults.open_watches_total(), 1);
+        drop(guard);
+        assert_eq!(faults.open_watches_total(), 0);
+    }
+}

@@ -1,0 +1,431 @@
+//! A simulated Kubernetes API server.
+//!
+//! `periscope-sim` speaks the real Kubernetes API wire protocol for the kinds periscope
+//! serves: discovery, list with `resourceVersion`/`limit`/`continue` and selectors,
+//! watch as newline-delimited JSON with bookmarks and `410 Expired`, create, replace,
+//! merge and strategic-merge patch, delete (with finalizers and graceful pod
+//! termination), and pod logs with `follow`, `tailLines`, `timestamps` and
+//! `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it over plain HTTP
+//! with no authentication.
+//!
+//! It has three users: `periscope serve` embeds it as a demo cluster when no cluster is
+//! configured, tests use it as the oracle (it knows nothing of periscope's hub) and
+//! inject faults through [`Sim`], and benchmarks seed it with tens of thousands of pods.
+//!
+//! It is not a conformant apiserver: there is no authentication, admission, OpenAPI,
+//! server-side apply, protobuf or Table output, and paged lists are not snapshots (see
+//! the `store` module).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), periscope_sim::Error> {
+//! use periscope_sim::{Scenario, Sim, SimOptions};
+//!
+//! let sim = Sim::start(SimOptions { scenario: Scenario::Empty, ..SimOptions::default() }).await?;
+//! println!("apiserver at {}", sim.url());
+//! sim.apply(serde_json::json!({
+//!     "apiVersion": "v1", "kind": "ConfigMap",
+//!     "metadata": { "name": "settings", "namespace": "default" },
+//!     "data": { "mode": "fast" },
+//! }))?;
+//! sim.fail_lists(periscope_sim::ListFailure::InternalError, periscope_sim::FaultCount::Times(2));
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod fault;
+mod kubelet;
+pub mod logs;
+mod meta;
+pub mod paging;
+pub mod patch;
+pub mod resource;
+mod scenario;
+pub mod selector;
+mod server;
+pub mod status;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use fault::{FaultCount, ListFailure};
+pub use meta::{log_timestamp, now_timestamp, timestamp};
+pub use status::ApiError;
+pub use store::{EventType, ObjKey};
+
+use store::{Store, UpdateMode};
+
+/// Which objects the sim starts with and whether they change on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scenario {
+    /// A small realistic cluster (namespaces, nodes, workloads, services, ingresses,
+    /// storage, helm releases, events) that keeps changing a few times per second:
+    /// rollouts, scaling, crash loops, jobs, helm upgrades.
+    #[default]
+    Demo,
+    /// Only the namespaces every cluster has (`default`, `kube-system`, `kube-public`,
+    /// `kube-node-lease`) and nothing changes unless asked to.
+    Empty,
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "demo" => Ok(Self::Demo),
+            "empty" => Ok(Self::Empty),
+            other => Err(Error::UnknownScenario(other.to_string())),
+        }
+    }
+}
+
+/// Options for [`Sim::start`].
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Address to listen on; port 0 picks a free port. Default `127.0.0.1:0`.
+    pub listen: SocketAddr,
+    /// Starting objects and churn.
+    pub scenario: Scenario,
+    /// Seed for every random choice (uids, names, churn, logs); the same seed gives the
+    /// same cluster and the same sequence of changes.
+    pub seed: u64,
+    /// Extra pods to create in namespaces `bench-0`…`bench-9`, for benchmarks.
+    pub pods: usize,
+    /// How often watches that allow bookmarks get one. Default 5 s.
+    pub bookmark_interval: Duration,
+    /// How many past changes are kept for watches to resume from; a watch from an older
+    /// resourceVersion gets `410 Expired`. Default 10 000 (plus `pods`).
+    pub history_window: usize,
+    /// Time between two steps of the demo churn. Default 400 ms.
+    pub churn_interval: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scenario: Scenario::Demo,
+            seed: 1,
+            pods: 0,
+            bookmark_interval: Duration::from_secs(5),
+            history_window: 10_000,
+            churn_interval: Duration::from_millis(400),
+        }
+    }
+}
+
+/// Errors from starting, running or driving the sim.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("simulated cluster: cannot listen on {addr}; pick another address with --listen")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("simulated cluster: server failed")]
+    Serve(#[source] std::io::Error),
+    /// Writing a kubeconfig file failed.
+    #[error("simulated cluster: cannot write kubeconfig {path}")]
+    WriteKubeconfig {
+        /// The file.
+        path: String,
+        /// Why writing failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for ctrl-c failed.
+    #[error("simulated cluster: cannot wait for ctrl-c")]
+    Signal(#[source] std::io::Error),
+    /// A scenario name that does not exist.
+    #[error("unknown scenario {0:?}; use \"demo\" or \"empty\"")]
+    UnknownScenario(String),
+    /// An object given to [`Sim::apply`] names no served kind.
+    #[error(
+        "object of kind {kind:?} (apiVersion {api_version:?}) is not served by the simulated cluster"
+    )]
+    UnknownKind {
+        /// The object's `apiVersion`.
+        api_version: String,
+        /// The object's `kind`.
+        kind: String,
+    },
+    /// A plural given to the direct API names no served resource.
+    #[error("resource {0:?} is not served by the simulated cluster")]
+    UnknownResource(String),
+    /// The store refused a direct write, as the API would have.
+    #[error("simulated cluster refused the write")]
+    Api(#[source] ApiError),
+}
+
+/// A running simulated cluster. Dropping it without [`Sim::shutdown`] stops it too,
+/// without waiting.
+pub struct Sim {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    faults: Arc<fault::Faults>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<Result<(), std::io::Error>>>,
+}
+
+impl Sim {
+    /// Seeds the scenario, binds the listener and starts serving.
+    pub async fn start(opts: SimOptions) -> Result<Self, Error> {
+        let began = Instant::now();
+        let store = Arc::new(Store::new(opts.history_window + opts.pods, opts.seed));
+        let faults = Arc::new(fault::Faults::new());
+        let shutdown = CancellationToken::new();
+        scenario::seed(&store, &opts);
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+        let ctx = server::Ctx {
+            store: store.clone(),
+            faults: faults.clone(),
+            shutdown: shutdown.clone(),
+            bookmark_interval: opts.bookmark_interval,
+            seed: opts.seed,
+            server_address: addr.to_string(),
+        };
+        let app = server::router(ctx);
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        if opts.scenario == Scenario::Demo {
+            scenario::spawn_churn(store.clone(), shutdown.clone(), &opts);
+        }
+        tracing::info!(
+            %addr,
+            scenario = ?opts.scenario,
+            seed = opts.seed,
+            objects = store.current_rv(),
+            elapsed_ms = began.elapsed().as_millis() as u64,
+            "simulated cluster listening"
+        );
+        Ok(Self {
+            addr,
+            store,
+            faults,
+            shutdown,
+            server: Some(server),
+        })
+    }
+
+    /// The address the sim listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The apiserver URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig whose current context points at the sim (plain HTTP, no auth).
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: periscope-sim\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: periscope-sim\n  context:\n    cluster: periscope-sim\n    user: periscope-sim\n    namespace: default\n\
+             current-context: periscope-sim\nusers:\n- name: periscope-sim\n  user: {{}}\npreferences: {{}}\n",
+            url = self.url()
+        )
+    }
+
+    /// Writes [`Sim::kubeconfig_yaml`] to `path`.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
+        std::fs::write(path, self.kubeconfig_yaml()).map_err(|source| Error::WriteKubeconfig {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// The current (latest) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.store.current_rv()
+    }
+
+    fn resource(plural: &str) -> Result<usize, Error> {
+        resource::by_plural(plural)
+            .map(|(id, _)| id)
+            .ok_or_else(|| Error::UnknownResource(plural.to_string()))
+    }
+
+    /// Creates the object, or replaces it if one with its name exists (status
+    /// included; no resourceVersion check unless the object carries one). Returns the
+    /// stored object.
+    pub fn apply(&self, object: Value) -> Result<Value, Error> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (id, _) = resource::by_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        })?;
+        let stored = if self.store.get(id, &ObjKey::of(&object)).is_some() {
+            self.store.update(id, object, UpdateMode::Raw)
+        } else {
+            self.store.create(id, object)
+        };
+        stored.map(|o| (*o).clone()).map_err(Error::Api)
+    }
+
+    /// Deletes an object at once (no grace period, finalizers ignored). `namespace` is
+    /// `None` for cluster-scoped resources. Returns its last state.
+    pub fn delete(
+        &self,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, Error> {
+        let key = ObjKey {
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: name.to_string(),
+        };
+        self.store
+            .remove(Self::resource(plural)?, &key)
+            .map(|o| (*o).clone())
+            .map_err(Error::Api)
+    }
+
+    /// One object, if it exists.
+    pub fn get(
+        &self,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, Error> {
+        let key = ObjKey {
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: name.to_string(),
+        };
+        Ok(self
+            .store
+            .get(Self::resource(plural)?, &key)
+            .map(|o| (*o).clone()))
+    }
+
+    /// Every object of a resource, optionally in one namespace, in key order.
+    pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
+        let page = self
+            .store
+            .list(Self::resource(plural)?, namespace, None, None, None);
+        Ok(page.items.iter().map(|o| (**o).clone()).collect())
+    }
+
+    /// Ends every open watch of `plural`, or every open watch when `None`.
+    pub fn drop_watches(&self, plural: Option<&str>) -> Result<(), Error> {
+        let resource = plural.map(Self::resource).transpose()?;
+        tracing::info!(resource = plural.unwrap_or("*"), "dropping watches");
+        self.faults.drop_watches(resource);
+        Ok(())
+    }
+
+    /// Makes new watches answer with a `410 Expired` ERROR event, `count` times or
+    /// until [`Sim::clear_faults`].
+    pub fn expire_watches(&self, count: FaultCount) {
+        self.faults.expire_watches(Some(count));
+    }
+
+    /// Makes lists fail with `failure`, `count` times or until cleared.
+    pub fn fail_lists(&self, failure: ListFailure, count: FaultCount) {
+        self.faults.fail_lists(Some((failure, count)));
+    }
+
+    /// Delays every API response by `latency` (zero to stop).
+    pub fn set_latency(&self, latency: Duration) {
+        self.faults.set_latency(latency);
+    }
+
+    /// Holds every new API request, and event delivery on open watches, until
+    /// [`Sim::unpause`].
+    pub fn pause(&self) {
+        self.faults.set_paused(true);
+    }
+
+    /// Releases held requests and watches.
+    pub fn unpause(&self) {
+        self.faults.set_paused(false);
+    }
+
+    /// Clears every fault: latency, pause, pending list failures and watch expiries.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// Open watch connections on `plural`.
+    pub fn open_watches(&self, plural: &str) -> Result<usize, Error> {
+        Ok(self.faults.open_watches(Self::resource(plural)?))
+    }
+
+    /// Open watch connections on every resource.
+    pub fn open_watches_total(&self) -> usize {
+        self.faults.open_watches_total()
+    }
+
+    /// Stops the churn, ends open watches and log streams, and waits for the server
+    /// to finish.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "simulated cluster stopped with an error"),
+                Err(error) => tracing::warn!(%error, "simulated cluster task failed"),
+            }
+        }
+        tracing::info!(addr = %self.addr, "simulated cluster stopped");
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Runs a sim until ctrl-c: prints its URL and how to point kubectl at it. This is
+/// what `periscope sim` calls.
+pub async fn run_standalone(opts: SimOptions) -> Result<(), Error> {
+    let sim = Sim::start(opts).await?;
+    let kubeconfig =
+        std::env::temp_dir().join(format!("periscope-sim-{}.kubeconfig", sim.addr().port()));
+    sim.write_kubeconfig(&kubeconfig)?;
+    println!("simulated cluster listening on {}", sim.url());
+    println!("point kubectl at it:");
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl get pods -A");
+    println!("or: kubectl --server {} get pods -A", sim.url());
+    println!("press ctrl-c to stop");
+    let signal = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    // Best effort: the file is in the temp directory anyway.
+    let _ = std::fs::remove_file(&kubeconfig);
+    signal.map_err(Error::Signal)
+}

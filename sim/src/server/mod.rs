@@ -1,0 +1,78 @@
+//! The HTTP side: routing, discovery and the fault middleware.
+//!
+//! Kubernetes paths (`/api/v1/namespaces/{ns}/pods/{name}/log`,
+//! `/apis/apps/v1/deployments`) are parsed by hand in one fallback handler
+//! ([`rest::handle`]) rather than spelled out as dozens of routes, because the shape of
+//! a path depends on the resource table (is `namespaces/x/status` the status of a
+//! namespace or a list of a resource called `status`?). Fixed paths (discovery,
+//! health, admin) are ordinary routes.
+
+mod admin;
+mod discovery;
+mod logs;
+mod openapi;
+mod rest;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::fault::Faults;
+use crate::store::Store;
+
+/// Everything a handler needs; cloned per request.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub store: Arc<Store>,
+    pub faults: Arc<Faults>,
+    pub shutdown: CancellationToken,
+    pub bookmark_interval: Duration,
+    pub seed: u64,
+    pub server_address: String,
+}
+
+/// Builds the router for one sim.
+pub(crate) fn router(ctx: Ctx) -> Router {
+    let api = Router::new()
+        .route("/version", get(discovery::version))
+        .route("/api", get(discovery::core_versions))
+        .route("/api/v1", get(discovery::core_resources))
+        .route("/apis", get(discovery::groups))
+        .route("/apis/{group}", get(discovery::group))
+        .route("/apis/{group}/{version}", get(discovery::group_resources))
+        .route("/openapi/v3", get(openapi::index))
+        .route("/openapi/v3/api/{version}", get(openapi::core))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi::group))
+        .route("/healthz", get(discovery::ok))
+        .route("/livez", get(discovery::ok))
+        .route("/readyz", get(discovery::ok))
+        .fallback(rest::handle)
+        .layer(middleware::from_fn_with_state(ctx.clone(), faulty));
+    Router::new()
+        .nest("/sim/admin", admin::router())
+        .merge(api)
+        .with_state(ctx)
+}
+
+/// Applies the pause and latency faults to every Kubernetes API request.
+async fn faulty(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
+    if ctx.faults.is_paused() {
+        tracing::debug!(path = %request.uri().path(), "request held while paused");
+        tokio::select! {
+            _ = ctx.faults.wait_unpaused() => {}
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    }
+    let latency = ctx.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
+}

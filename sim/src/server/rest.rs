@@ -1,0 +1,582 @@
+//! Resource requests: path parsing, list, get, create, replace, patch and delete.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::fault::ListFailure;
+use crate::kubelet;
+use crate::meta;
+use crate::paging::ContinueToken;
+use crate::patch::{self, PatchType};
+use crate::resource::{self, RESOURCES, ResourceId, ResourceType};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{ObjKey, UpdateMode};
+
+/// How long a deleted pod stays `Terminating` before the simulated kubelet confirms.
+const POD_TERMINATION: Duration = Duration::from_millis(300);
+
+/// What a resource path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    pub resource: ResourceId,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+impl Target {
+    pub fn rt(&self) -> &'static ResourceType {
+        &RESOURCES[self.resource]
+    }
+}
+
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths.
+pub(super) fn parse_path(path: &str) -> Option<Target> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let lookup = |plural: &str| resource::by_path(group, version, plural).map(|(id, _)| id);
+    let target = |resource, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        Some(Target {
+            resource,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: sub.map(str::to_string),
+        })
+    };
+    match rest {
+        [plural] => target(lookup(plural)?, None, None, None),
+        [plural, name] => target(lookup(plural)?, None, Some(name), None),
+        ["namespaces", ns, plural] if lookup(plural).is_some_and(|id| RESOURCES[id].namespaced) => {
+            target(lookup(plural)?, Some(ns), None, None)
+        }
+        [plural, name, sub] => target(lookup(plural)?, None, Some(name), Some(sub)),
+        ["namespaces", ns, plural, name] => target(lookup(plural)?, Some(ns), Some(name), None),
+        ["namespaces", ns, plural, name, sub] => {
+            target(lookup(plural)?, Some(ns), Some(name), Some(sub))
+        }
+        _ => None,
+    }
+    .filter(|t| {
+        let rt = t.rt();
+        let known_subresource = match t.subresource.as_deref() {
+            None | Some("status") => true,
+            Some("log") => rt.plural == "pods",
+            Some(_) => false,
+        };
+        // Namespaced objects are addressed inside their namespace; only their
+        // collections may be read cluster-wide. Cluster-scoped ones never are.
+        known_subresource
+            && (rt.namespaced || t.namespace.is_none())
+            && (!rt.namespaced || t.namespace.is_some() || t.name.is_none())
+    })
+}
+
+/// Query parameters of resource requests. Everything is a string and parsed by hand
+/// so that bad values get a `Status` body.
+pub(super) type Params = HashMap<String, String>;
+
+pub(super) fn flag(params: &Params, key: &str) -> bool {
+    params
+        .get(key)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
+}
+
+pub(super) fn number<T: std::str::FromStr>(
+    params: &Params,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    match params.get(key).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))),
+    }
+}
+
+/// Selectors and scope shared by list and watch.
+pub(super) struct Filter {
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    pub fn from_params(target: &Target, params: &Params) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
+            .map_err(|e| {
+            ApiError::bad_request(format!("unable to parse labelSelector: {e}"))
+        })?;
+        let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))
+            .map_err(|e| {
+            ApiError::bad_request(format!("unable to parse fieldSelector: {e}"))
+        })?;
+        Ok(Self {
+            namespace: target.namespace.clone(),
+            labels,
+            fields,
+        })
+    }
+
+    /// The label and field selectors as a predicate, or `None` when they select
+    /// everything (the namespace is handled by the store's key range).
+    pub fn selector(&self) -> Option<impl Fn(&Value) -> bool + '_> {
+        (!self.labels.is_empty() || !self.fields.is_empty())
+            .then_some(|o: &Value| self.labels.matches(o) && self.fields.matches(o))
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta::namespace(obj) == ns)
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+}
+
+/// The fallback handler: every `/api` and `/apis` resource request.
+pub(super) async fn handle(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let Some(target) = parse_path(path) else {
+        return ApiError::no_route(path).into_response();
+    };
+    tracing::debug!(%method, path, "request");
+    if params.get("dryRun").is_some_and(|v| !v.is_empty()) {
+        return ApiError::bad_request("dryRun is not supported by the simulated cluster")
+            .into_response();
+    }
+    let result = match (&method, &target.name, target.subresource.as_deref()) {
+        (&Method::GET, None, None) if flag(&params, "watch") => {
+            return super::watch::watch(ctx, target, params).await;
+        }
+        (&Method::GET, None, None) => list(&ctx, &target, &params),
+        (&Method::POST, None, None) => create(&ctx, &target, &body),
+        (&Method::GET, Some(_), Some("log")) if target.rt().plural == "pods" => {
+            return super::logs::logs(ctx, target, params).await;
+        }
+        (&Method::GET, Some(name), None | Some("status")) => get(&ctx, &target, name),
+        (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
+            replace(&ctx, &target, name, sub.is_some(), &body)
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            patch(&ctx, &target, name, sub.is_some(), content_type, &body)
+        }
+        (&Method::DELETE, Some(name), None) => delete(&ctx, &target, name, &params, &body),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {path})"
+        ))),
+    };
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%method, path, code = error.code, reason = error.reason, "request failed");
+            error.into_response()
+        }
+    }
+}
+
+fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiError> {
+    if let Some(failure) = ctx.faults.take_list_failure() {
+        tracing::debug!(
+            resource = target.rt().plural,
+            ?failure,
+            "injected list failure"
+        );
+        return Err(match failure {
+            ListFailure::InternalError => ApiError::internal("injected fault: list failed"),
+            ListFailure::TooManyRequests => ApiError::too_many_requests(),
+        });
+    }
+    let rt = target.rt();
+    let filter = Filter::from_params(target, params)?;
+    let limit: Option<usize> = number(params, "limit")?;
+    let token = match params.get("continue").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            Some(ContinueToken::decode(c).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        None => None,
+    };
+    if let Some(token) = &token
+        && token.rv < ctx.store.compacted_rv()
+    {
+        return Err(ApiError::expired(
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter.",
+        ));
+    }
+    let page = ctx.store.list(
+        target.resource,
+        filter.namespace.as_deref(),
+        token.as_ref().map(|t| &t.after),
+        limit,
+        filter
+            .selector()
+            .as_ref()
+            .map(|f| f as &dyn Fn(&Value) -> bool),
+    );
+    let list_rv = token.as_ref().map_or(page.rv, |t| t.rv);
+    let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
+    if let Some(after) = page.next_after {
+        metadata["continue"] = json!(ContinueToken { rv: list_rv, after }.encode());
+        if let Some(remaining) = page.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+    }
+    // Written by hand rather than through `json!`, which would deep-copy every item
+    // into a new `Value` before serializing it.
+    let mut body = Vec::with_capacity(page.items.len() * 2048 + 256);
+    let head = json!({
+        "kind": format!("{}List", rt.kind),
+        "apiVersion": rt.api_version(),
+        "metadata": metadata,
+    });
+    let write = |body: &mut Vec<u8>, value: &Value| {
+        serde_json::to_writer(body, value)
+            .map_err(|e| ApiError::internal(format!("cannot encode the list: {e}")))
+    };
+    write(&mut body, &head)?;
+    body.pop(); // the closing brace of `head`
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write(&mut body, item)?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn key(target: &Target, name: &str) -> ObjKey {
+    ObjKey {
+        namespace: target.namespace.clone().unwrap_or_default(),
+        name: name.to_string(),
+    }
+}
+
+fn get(ctx: &Ctx, target: &Target, name: &str) -> Result<Response, ApiError> {
+    let obj = ctx
+        .store
+        .get(target.resource, &key(target, name))
+        .ok_or_else(|| ApiError::not_found(target.rt(), name))?;
+    Ok(Json(&*obj).into_response())
+}
+
+fn parse_body(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
+    let obj: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request is not a valid JSON {} object: {e}",
+            rt.kind
+        ))
+    })?;
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+        && kind != rt.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the resource ({})",
+            rt.qualified()
+        )));
+    }
+    Ok(obj)
+}
+
+/// Puts the object in the path's namespace, or fails if it names another one.
+fn place(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    if let Some(ns) = &target.namespace {
+        let given = meta::namespace(obj);
+        if !given.is_empty() && given != ns {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object does not match the namespace sent on the request ({given} != {ns})"
+            )));
+        }
+        meta::metadata_mut(obj).insert("namespace".into(), json!(ns));
+    }
+    Ok(())
+}
+
+fn create(ctx: &Ctx, target: &Target, body: &[u8]) -> Result<Response, ApiError> {
+    let rt = target.rt();
+    if rt.namespaced && target.namespace.is_none() {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} must be created in a namespace",
+            rt.qualified()
+        )));
+    }
+    let mut obj = parse_body(rt, body)?;
+    place(target, &mut obj)?;
+    if let Some(ns) = &target.namespace {
+        namespace_accepts_writes(ctx, ns)?;
+    }
+    kubelet::admit(&ctx.store, rt, &mut obj);
+    let created = ctx.store.create(target.resource, obj)?;
+    tracing::debug!(resource = rt.plural, name = meta::name(&created), "created");
+    Ok((StatusCode::CREATED, Json(&*created)).into_response())
+}
+
+fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
+    let (namespaces, rt) = resource::by_plural("namespaces")
+        .ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
+    let key = ObjKey {
+        namespace: String::new(),
+        name: ns.to_string(),
+    };
+    match ctx.store.get(namespaces, &key) {
+        None => Err(ApiError::not_found(rt, ns)),
+        Some(n) if meta::is_deleting(&n) => Err(ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+            details: None,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+fn replace(
+    ctx: &Ctx,
+    target: &Target,
+    name: &str,
+    status: bool,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let rt = target.rt();
+    let mut obj = parse_body(rt, body)?;
+    place(target, &mut obj)?;
+    if meta::name(&obj) != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta::name(&obj)
+        )));
+    }
+    let mode = if status {
+        UpdateMode::Status
+    } else {
+        UpdateMode::Main
+    };
+    let updated = ctx.store.update(target.resource, obj, mode)?;
+    Ok(Json(&*updated).into_response())
+}
+
+fn patch(
+    ctx: &Ctx,
+    target: &Target,
+    name: &str,
+    status: bool,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let patch_type = PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+    let mode = if status {
+        UpdateMode::Status
+    } else {
+        UpdateMode::Main
+    };
+    let updated = ctx
+        .store
+        .mutate(target.resource, &key(target, name), mode, |obj| {
+            patch::apply(obj, patch_type, body).map_err(|e| {
+                let detail = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                ApiError::bad_request(format!("{e}: {detail}"))
+            })
+        })?;
+    Ok(Json(&*updated).into_response())
+}
+
+fn delete(
+    ctx: &Ctx,
+    target: &Target,
+    name: &str,
+    params: &Params,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let rt = target.rt();
+    let key = key(target, name);
+    let options: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    let grace: Option<i64> = match number(params, "gracePeriodSeconds")? {
+        Some(g) => Some(g),
+        None => options.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
+    let current = ctx
+        .store
+        .get(target.resource, &key)
+        .ok_or_else(|| ApiError::not_found(rt, name))?;
+    if let Some(uid) = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+    {
+        return Err(ApiError::conflict(rt, name));
+    }
+    if let Some(rv) = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        && meta::resource_version(&current) != rv
+    {
+        return Err(ApiError::conflict(rt, name));
+    }
+    let graceful_pod = rt.plural == "pods"
+        && grace
+            .or_else(|| {
+                current
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30)
+            > 0
+        && !matches!(
+            current.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+    let obj = if rt.plural == "namespaces" {
+        let marked = ctx
+            .store
+            .mutate(target.resource, &key, UpdateMode::Raw, |ns| {
+                if !meta::is_deleting(ns) {
+                    meta::metadata_mut(ns)
+                        .insert("deletionTimestamp".into(), json!(meta::now_timestamp()));
+                }
+                ns["status"] = json!({ "phase": "Terminating" });
+                Ok(())
+            })?;
+        spawn_namespace_cleanup(ctx, name.to_string());
+        marked
+    } else if graceful_pod {
+        let marked = ctx
+            .store
+            .mark_deleting(target.resource, &key, grace.or(Some(30)))?;
+        spawn_pod_termination(ctx, target.resource, key);
+        marked
+    } else if meta::has_finalizers(&current) {
+        ctx.store.mark_deleting(target.resource, &key, grace)?
+    } else {
+        ctx.store.remove(target.resource, &key)?
+    };
+    Ok(Json(&*obj).into_response())
+}
+
+/// Removes a terminating pod shortly after, as the kubelet does once its containers
+/// have stopped (unless finalizers still hold it).
+fn spawn_pod_termination(ctx: &Ctx, resource: ResourceId, key: ObjKey) {
+    let store = ctx.store.clone();
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(POD_TERMINATION) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Some(pod) = store.get(resource, &key)
+            && meta::is_deleting(&pod)
+            && !meta::has_finalizers(&pod)
+        {
+            // Already gone is fine: someone else finished the deletion.
+            let _ = store.remove(resource, &key);
+        }
+    });
+}
+
+/// Deletes everything in a terminating namespace, then the namespace itself.
+fn spawn_namespace_cleanup(ctx: &Ctx, namespace: String) {
+    let store = ctx.store.clone();
+    tokio::spawn(async move {
+        for (resource, rt) in RESOURCES.iter().enumerate().filter(|(_, r)| r.namespaced) {
+            let page = store.list(resource, Some(&namespace), None, None, None);
+            for obj in page.items {
+                let _ = store.remove(resource, &ObjKey::of(&obj));
+            }
+            tracing::trace!(resource = rt.plural, %namespace, "namespace content removed");
+        }
+        if let Some((namespaces, _)) = resource::by_plural("namespaces") {
+            let _ = store.remove(
+                namespaces,
+                &ObjKey {
+                    namespace: String::new(),
+                    name: namespace,
+                },
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plural(t: &Target) -> &'static str {
+        t.rt().plural
+    }
+
+    #[test]
+    fn parses_collection_and_object_paths() {
+        let t = parse_path("/api/v1/pods").unwrap();
+        assert_eq!(
+            (plural(&t), t.namespace.as_deref(), t.name.as_deref()),
+            ("pods", None, None)
+        );
+        let t = parse_path("/api/v1/namespaces/shop/pods/web-1/log").unwrap();
+        assert_eq!(t.namespace.as_deref(), Some("shop"));
+        assert_eq!(t.name.as_deref(), Some("web-1"));
+        assert_eq!(t.subresource.as_deref(), Some("log"));
+        let t = parse_path("/apis/apps/v1/namespaces/shop/deployments").unwrap();
+        assert_eq!((plural(&t), t.name.as_deref()), ("deployments", None));
+        let t = parse_path("/api/v1/namespaces/shop").unwrap();
+        assert_eq!(
+            (plural(&t), t.name.as_deref()),
+            ("namespaces", Some("shop"))
+        );
+        let t = parse_path("/api/v1/namespaces/shop/status").unwrap();
+        assert_eq!(
+            (plural(&t), t.subresource.as_deref()),
+            ("namespaces", Some("status"))
+        );
+        let t = parse_path("/api/v1/nodes/node-1").unwrap();
+        assert_eq!((plural(&t), t.name.as_deref()), ("nodes", Some("node-1")));
+    }
+
+    #[test]
+    fn rejects_paths_that_do_not_fit_the_resource_scope() {
+        assert!(parse_path("/api/v1/pods/web-1").is_none());
+        assert!(parse_path("/api/v1/namespaces/x/nodes").is_none());
+        assert!(parse_path("/apis/apps/v2/deployments").is_none());
+        assert!(parse_path("/api/v1/widgets").is_none());
+        assert!(parse_path("/metrics").is_none());
+    }
+}
