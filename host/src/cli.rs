@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::kinds::{self, Registry};
+use crate::{config, logs, serve};
 use crate::plugin::{self, PluginRuntime, RuntimeOptions};
 use crate::snapshot;
 
@@ -24,6 +25,32 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service. With no cluster configured it embeds the simulated demo
+    /// cluster as cluster "demo".
+    Serve {
+        /// TOML configuration file (see docs/operators/configuration.md).
+        #[arg(long, env = "PERISCOPE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address; overrides server.listen and PERISCOPE_LISTEN.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the simulated Kubernetes API server on its own (for kubectl, helm, or a
+    /// periscope configured with `server = "<its URL>"`).
+    Sim {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Starting objects and churn.
+        #[arg(long, default_value = "demo", value_parser = ["demo", "empty"])]
+        scenario: String,
+        /// Seed of every random choice; the same seed gives the same cluster.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Extra pods for benchmarks (in namespaces bench-0…bench-9).
+        #[arg(long, default_value_t = 0)]
+        pods: usize,
+    },
     /// Inspect and try kind plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -96,6 +123,16 @@ pub enum Error {
     /// The user asked for something that does not exist or gave bad input (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The configuration is invalid (exit 64).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The service could not start or stopped with an error (exit 64 for
+    /// configuration problems, else 1).
+    #[error(transparent)]
+    Start(#[from] serve::StartError),
+    /// The simulated cluster failed (exit 1).
+    #[error(transparent)]
+    Sim(#[from] periscope_sim::Error),
     /// A plugin could not be loaded (exit 1).
     #[error(transparent)]
     Load(#[from] plugin::LoadError),
@@ -132,23 +169,74 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            Error::Config(_) => 64,
+            Error::Start(error) if error.is_config() => 64,
             _ => 1,
         }
     }
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; installs the tracing subscriber first.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Plugins(PluginsCommand::List { json, plugins }) => list(json, &plugins),
-        Command::Plugins(PluginsCommand::Map {
-            kind,
-            file,
-            now,
-            plugins,
-        }) => map(&kind, file, now, &plugins),
-        Command::Kinds(KindsCommand::Resolve { expression, plugins }) => resolve(&expression, &plugins),
+        Command::Serve { config, listen } => {
+            let env = config::ProcessEnv;
+            let mut config = config::load(config.as_deref(), &env)?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            logs::init(&config.log.filter, config.log.format);
+            for warning in config::unknown_env_warnings(std::env::vars().map(|(name, _)| name)) {
+                tracing::warn!("{warning}");
+            }
+            tokio_runtime()?.block_on(async {
+                let app = serve::App::build(config).await?;
+                serve::cancel_on_signal(app.shutdown_token());
+                app.serve().await
+            })?;
+            Ok(())
+        }
+        Command::Sim {
+            listen,
+            scenario,
+            seed,
+            pods,
+        } => {
+            logs::init("warn,periscope_sim=info", config::LogFormat::Plain);
+            let options = periscope_sim::SimOptions {
+                listen,
+                scenario: scenario.parse()?,
+                seed,
+                pods,
+                ..periscope_sim::SimOptions::default()
+            };
+            tokio_runtime()?.block_on(periscope_sim::run_standalone(options))?;
+            Ok(())
+        }
+        Command::Plugins(command) => {
+            logs::init("warn", config::LogFormat::Plain);
+            match command {
+                PluginsCommand::List { json, plugins } => list(json, &plugins),
+                PluginsCommand::Map {
+                    kind,
+                    file,
+                    now,
+                    plugins,
+                } => map(&kind, file, now, &plugins),
+            }
+        }
+        Command::Kinds(KindsCommand::Resolve { expression, plugins }) => {
+            logs::init("warn", config::LogFormat::Plain);
+            resolve(&expression, &plugins)
+        }
     }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|source| Error::Io {
+        what: "cannot start the async runtime".into(),
+        source,
+    })
 }
 
 fn load(args: &PluginArgs) -> Result<Registry, Error> {

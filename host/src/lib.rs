@@ -5,6 +5,11 @@
 //! component loaded by [`plugin`]; the host itself knows no kind.
 
 pub mod cli;
+pub mod cluster;
+pub mod http;
+pub mod hub;
 pub mod kinds;
+pub mod logs;
 pub mod plugin;
+pub mod serve;
 pub mod snapshot;

@@ -10,3 +10,5 @@ mod golden;
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.
 mod registry;
+/// SSE streams and polling over real HTTP against the sim.
+mod sse;

@@ -53,3 +53,156 @@ pub fn golden_now() -> time::OffsetDateTime {
     time::OffsetDateTime::parse("2026-05-01T12:00:00Z", &time::format_description::well_known::Rfc3339)
         .expect("a valid RFC 3339 literal")
 }
+
+/// A served periscope in front of a simulated cluster, on loopback ports.
+pub mod served {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use eventsource_stream::{Event, Eventsource};
+    use futures::{Stream, StreamExt};
+    use periscope::config::{ClusterConfig, ClusterSource};
+    use periscope::hub::Hub;
+    use periscope::serve::App;
+    use periscope_sim::{Scenario, Sim, SimOptions};
+    use tokio_util::sync::CancellationToken;
+
+    /// How long a test waits for something it expects (stretch with
+    /// `PERISCOPE_TEST_PATIENCE_MS` on slow machines).
+    pub fn patience() -> Duration {
+        let ms = std::env::var("PERISCOPE_TEST_PATIENCE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(15_000);
+        Duration::from_millis(ms)
+    }
+
+    /// The cluster name tests use.
+    pub const CLUSTER: &str = "test";
+
+    /// A running sim and periscope serving it.
+    pub struct Served {
+        /// The simulated cluster (fault injection, direct writes).
+        pub sim: Sim,
+        /// `http://127.0.0.1:<port>` of periscope.
+        pub base: String,
+        /// The hub (upstream keys).
+        pub hub: Arc<Hub>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// Starts an empty sim and periscope in front of it; `env` are `PERISCOPE_*`
+    /// settings (e.g. `PERISCOPE_WATCH_STREAMS`).
+    pub async fn serve(env: &[(&str, &str)]) -> Served {
+        serve_scenario(Scenario::Empty, env).await
+    }
+
+    /// Like [`serve`], with a sim scenario.
+    pub async fn serve_scenario(scenario: Scenario, env: &[(&str, &str)]) -> Served {
+        let sim = Sim::start(SimOptions {
+            scenario,
+            ..SimOptions::default()
+        })
+        .await
+        .expect("the sim starts");
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        let mut config = periscope::config::load(None, &env).expect("test configuration is valid");
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.clusters = vec![ClusterConfig {
+            name: CLUSTER.to_string(),
+            source: ClusterSource::Server(sim.url()),
+        }];
+        config.plugins.cache_dir = Some(crate::shared_cache_dir());
+        let app = App::build(config).await.expect("periscope starts");
+        let base = format!("http://{}", app.local_addr());
+        let hub = app.state().hub.clone();
+        let shutdown = app.shutdown_token();
+        let task = tokio::spawn(async move {
+            app.serve().await.expect("periscope serves");
+        });
+        Served {
+            sim,
+            base,
+            hub,
+            shutdown,
+            task,
+        }
+    }
+
+    impl Served {
+        /// `<base>/api/clusters/test/<path>`.
+        pub fn url(&self, path: &str) -> String {
+            format!("{}/api/clusters/{CLUSTER}/{path}", self.base)
+        }
+
+        /// Shuts periscope down as SIGTERM would and waits for it to finish.
+        pub async fn shutdown(self) {
+            self.shutdown.cancel();
+            let _ = tokio::time::timeout(patience(), self.task).await;
+            self.sim.shutdown().await;
+        }
+
+        /// Starts shutdown without waiting.
+        pub fn begin_shutdown(&self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    /// A real SSE client (reqwest + eventsource-stream).
+    pub struct SseClient {
+        /// The response status.
+        pub status: reqwest::StatusCode,
+        /// The response headers.
+        pub headers: reqwest::header::HeaderMap,
+        events: Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>,
+    }
+
+    impl SseClient {
+        /// Opens a stream, with a `Last-Event-ID` header when given.
+        pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
+            let mut request = reqwest::Client::new().get(url);
+            if let Some(id) = last_event_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let response = request.send().await.expect("the request is sent");
+            let status = response.status();
+            let headers = response.headers().clone();
+            let events = response.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string())).boxed();
+            SseClient { status, headers, events }
+        }
+
+        /// The next event, or `None` when the stream ended; panics after [`patience`].
+        pub async fn next(&mut self) -> Option<Event> {
+            match tokio::time::timeout(patience(), self.events.next()).await {
+                Ok(Some(Ok(event))) => Some(event),
+                Ok(Some(Err(error))) => panic!("SSE stream failed: {error}"),
+                Ok(None) => None,
+                Err(_) => panic!("no SSE event within {:?}", patience()),
+            }
+        }
+
+        /// The next event; panics if the stream ended.
+        pub async fn expect(&mut self, kind: &str) -> Event {
+            let event = self.next().await.unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
+            assert_eq!(event.event, kind, "expected {kind}, got {} {}", event.event, event.data);
+            event
+        }
+
+        /// The JSON data of the next event, which must be `kind`.
+        pub async fn expect_json(&mut self, kind: &str) -> serde_json::Value {
+            let event = self.expect(kind).await;
+            serde_json::from_str(&event.data).expect("SSE data is JSON")
+        }
+    }
+
+    /// A pod object for the sim.
+    pub fn pod(namespace: &str, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": name, "namespace": namespace, "labels": { "app": name } },
+            "spec": { "containers": [{ "name": "app", "image": "example/app:1" }] },
+        })
+    }
+}

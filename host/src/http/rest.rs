@@ -1,0 +1,107 @@
+//! Polling lists, discovery and health.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::sse::NamespaceQuery;
+use super::{ApiError, AppState, plain};
+use crate::hub::{ListError, StreamKey, SubscribeError};
+
+/// `GET /api/features` (spec section 5).
+pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let version = option_env!("PERISCOPE_VERSION").unwrap_or(env!("CARGO_PKG_VERSION"));
+    let channel = if version == "dev" {
+        "dev"
+    } else if version.contains('-') {
+        "prerelease"
+    } else {
+        "stable"
+    };
+    Json(serde_json::json!({
+        "channel": channel,
+        "commit": option_env!("PERISCOPE_COMMIT").unwrap_or("unknown"),
+        "version": version,
+        "watchStreams": state.enabled.tokens(),
+    }))
+}
+
+/// `GET /api/clusters`: `{"clusters":[{"name":"demo"}]}`.
+pub(super) async fn clusters(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let clusters: Vec<serde_json::Value> = state
+        .hub
+        .clusters()
+        .iter()
+        .map(|c| serde_json::json!({ "name": c.name }))
+        .collect();
+    Json(serde_json::json!({ "clusters": clusters }))
+}
+
+/// `GET /api/clusters/{cluster}/{kind}[?namespace=]`: `{"<listKey>":[…]}` and a
+/// trailing newline, from the hub's store when the upstream is warm.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Path((cluster, kind)): Path<(String, String)>,
+    Query(query): Query<NamespaceQuery>,
+) -> Response {
+    let Some(plugin) = state.hub.registry().get(&kind) else {
+        return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", format!("unknown kind {kind:?}")).into_response();
+    };
+    let list_key = plugin.info().list_key.clone();
+    let key = StreamKey {
+        cluster,
+        kind,
+        namespace: query.namespace(),
+    };
+    match state.hub.list(key, state.list_timeout).await {
+        Ok(items) => {
+            let key = serde_json::to_string(&list_key).expect("strings serialize");
+            let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + key.len() + 8);
+            body.push(b'{');
+            body.extend_from_slice(key.as_bytes());
+            body.extend_from_slice(b":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(item);
+            }
+            body.extend_from_slice(b"]}\n");
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(ListError::Subscribe(SubscribeError::UnknownCluster)) => plain(StatusCode::NOT_FOUND, "cluster not found"),
+        Err(ListError::Subscribe(error @ SubscribeError::UnknownKind(_))) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
+        }
+        Err(ListError::Upstream { message, status }) => {
+            tracing::warn!(%message, status, "polling list failed");
+            plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "operation failed")
+        }
+        Err(ListError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "operation failed"),
+    }
+}
+
+/// `GET /healthz`: the process serves requests.
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: ready unless a plugin is quarantined (it names them).
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+    let quarantined: Vec<&str> = state
+        .hub
+        .registry()
+        .plugins()
+        .iter()
+        .filter(|p| p.health().quarantined)
+        .map(|p| p.info().token.as_str())
+        .collect();
+    if quarantined.is_empty() {
+        Json(serde_json::json!({ "status": "ok" })).into_response()
+    } else {
+        let body = serde_json::json!({ "status": "degraded", "quarantinedPlugins": quarantined });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}

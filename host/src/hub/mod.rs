@@ -1,0 +1,294 @@
+//! The watch hub: one upstream list-then-watch per [`StreamKey`], whatever the number
+//! of subscribers, fanned out to all of them.
+//!
+//! - **One upstream per key.** The first subscriber of a `(cluster, kind, namespace)`
+//!   starts its loop; the last one leaving stops it after [`HubOptions::linger`], so a
+//!   reconnect storm does not relist. A namespaced subscription gets its own upstream
+//!   (a namespaced watch), never a filtered cluster-wide one: it needs only namespace
+//!   RBAC and its resume ids are the apiserver's own.
+//! - **List, then watch** with bookmarks. A `410 Expired` sends `relist` to every
+//!   subscriber, then a fresh snapshot. A watch that ends or breaks is resumed from the
+//!   last resourceVersion without a relist. Failing lists and watches back off
+//!   (client-go's exponential backoff with jitter, 0.8 s to 30 s) and send each
+//!   subscriber an `error` frame, which ends its stream.
+//! - **Map once, encode once.** Each object goes through its kind's plugin once (on the
+//!   blocking pool), each frame's payload is built once and shared by all subscribers.
+//! - **Resume.** The hub keeps the deltas since the last snapshot (at most
+//!   [`HubOptions::ring`]). A subscriber whose `Last-Event-ID` is the snapshot's id or a
+//!   delta in that ring gets only the deltas after it; any other id gets a snapshot.
+//! - **Slow subscribers never slow the hub.** Frames go through a broadcast channel of
+//!   [`HubOptions::queue`] entries; a subscriber that falls that far behind sees
+//!   `Lagged` and is closed with `backpressure` by its transport. The hub never waits.
+
+mod frame;
+mod upstream;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+pub use frame::{Frame, FrameKind};
+pub use upstream::Initial;
+
+use crate::cluster::Clusters;
+use crate::kinds::Registry;
+use upstream::Upstream;
+
+/// Which objects a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// Configured cluster name.
+    pub cluster: String,
+    /// Kind token (`pods`).
+    pub kind: String,
+    /// Namespace, or `None` for all namespaces (and for cluster-scoped kinds).
+    pub namespace: Option<String>,
+}
+
+impl StreamKey {
+    /// The namespace for logs and debug output: `*` for all.
+    pub fn namespace_label(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("*")
+    }
+}
+
+/// Tunables of the hub.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// How long an upstream outlives its last subscriber.
+    pub linger: Duration,
+    /// Frames a subscriber may fall behind before it is closed with `backpressure`.
+    pub queue: usize,
+    /// Deltas kept for `Last-Event-ID` resume.
+    pub ring: usize,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            linger: Duration::from_secs(30),
+            queue: 256,
+            ring: 1024,
+        }
+    }
+}
+
+/// Why a subscription could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// No cluster of that name is configured.
+    #[error("cluster not found")]
+    UnknownCluster,
+    /// No plugin serves that kind.
+    #[error("unknown kind {0:?}")]
+    UnknownKind(String),
+}
+
+/// Why a polling list failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The subscription could not be made.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// The upstream failed.
+    #[error("{message}")]
+    Upstream {
+        /// The error frame's message.
+        message: String,
+        /// The HTTP status class of the apiserver's failure.
+        status: u16,
+    },
+    /// The first list did not arrive in time.
+    #[error("timed out waiting for the first list")]
+    Timeout,
+}
+
+/// The running upstream of a key and its task.
+struct Entry {
+    upstream: Arc<Upstream>,
+    task: JoinHandle<()>,
+}
+
+/// The hub. Cheap to share behind an `Arc`.
+pub struct Hub {
+    clusters: Clusters,
+    registry: Arc<Registry>,
+    options: HubOptions,
+    upstreams: Mutex<HashMap<StreamKey, Entry>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// A live subscription: the first frames, then every frame after them. Dropping it
+/// leaves the upstream (which stops after the linger if it was the last).
+pub struct Subscription {
+    /// What to send first.
+    pub initial: Initial,
+    /// Every frame published after `initial`.
+    pub frames: broadcast::Receiver<Arc<Frame>>,
+    guard: SubscriberGuard,
+}
+
+impl Subscription {
+    /// The key this subscription follows.
+    pub fn key(&self) -> &StreamKey {
+        &self.guard.upstream.key
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("key", self.key()).finish_non_exhaustive()
+    }
+}
+
+struct SubscriberGuard {
+    hub: Arc<Hub>,
+    upstream: Arc<Upstream>,
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        if self.upstream.subscribers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let hub = self.hub.clone();
+            let key = self.upstream.key.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    tokio::time::sleep(hub.options.linger).await;
+                    hub.stop_if_idle(&key);
+                });
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// A hub over `clusters`, mapping with the plugins of `registry`.
+    pub fn new(clusters: Clusters, registry: Arc<Registry>, options: HubOptions) -> Arc<Hub> {
+        Arc::new(Hub {
+            clusters,
+            registry,
+            options,
+            upstreams: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configured clusters.
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
+    }
+
+    /// The kinds registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Subscribes to `key`, starting its upstream if it is not running.
+    /// `resume_from` is the client's `Last-Event-ID`.
+    pub fn subscribe(self: &Arc<Self>, key: StreamKey, resume_from: Option<&str>) -> Result<Subscription, SubscribeError> {
+        let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
+        let plugin = self
+            .registry
+            .get(&key.kind)
+            .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
+        // Cluster-scoped kinds have one scope whatever the query says.
+        let key = StreamKey {
+            namespace: key.namespace.filter(|ns| !ns.is_empty() && plugin.info().namespaced),
+            ..key
+        };
+        let mut upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let upstream = match upstreams.get(&key) {
+            Some(entry) => entry.upstream.clone(),
+            None => {
+                let upstream = Arc::new(Upstream::new(key.clone(), plugin.clone(), self.options.clone()));
+                let task = tokio::spawn(upstream.clone().run(cluster.client.clone()));
+                tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream started");
+                upstreams.insert(
+                    key,
+                    Entry {
+                        upstream: upstream.clone(),
+                        task,
+                    },
+                );
+                upstream
+            }
+        };
+        upstream.subscribers.fetch_add(1, Ordering::AcqRel);
+        drop(upstreams);
+        let (initial, frames) = upstream.join(resume_from);
+        Ok(Subscription {
+            initial,
+            frames,
+            guard: SubscriberGuard {
+                hub: self.clone(),
+                upstream,
+            },
+        })
+    }
+
+    /// The current DTOs of `key` for a polling request: from the hub's store when the
+    /// upstream is warm, else after its first list (within `timeout`). The upstream
+    /// then lingers, so a client polling every few seconds is served from memory.
+    pub async fn list(self: &Arc<Self>, key: StreamKey, timeout: Duration) -> Result<Vec<Bytes>, ListError> {
+        let mut subscription = self.subscribe(key, None)?;
+        let wait = async {
+            loop {
+                if let Some(items) = subscription.guard.upstream.items() {
+                    return Ok(items);
+                }
+                let upstream = &subscription.guard.upstream;
+                let failed = |frame: &Frame| ListError::Upstream {
+                    message: error_message(frame),
+                    status: upstream.failure_status().unwrap_or(500),
+                };
+                if let Initial::Failed(frame) = &subscription.initial {
+                    return Err(failed(frame));
+                }
+                match subscription.frames.recv().await {
+                    Ok(frame) if frame.kind == FrameKind::Error => return Err(failed(&frame)),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Err(ListError::Timeout),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(Err(ListError::Timeout))
+    }
+
+    /// Keys with a running upstream (debug and tests).
+    pub fn upstream_keys(&self) -> Vec<StreamKey> {
+        let upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<StreamKey> = upstreams.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn stop_if_idle(&self, key: &StreamKey) {
+        let mut upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = upstreams
+            .get(key)
+            .is_some_and(|entry| entry.upstream.subscribers.load(Ordering::Acquire) == 0);
+        if idle {
+            if let Some(entry) = upstreams.remove(key) {
+                entry.task.abort();
+                tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream stopped after linger");
+            }
+        }
+    }
+}
+
+/// The `message` of an error frame.
+pub fn error_message(frame: &Frame) -> String {
+    serde_json::from_slice::<serde_json::Value>(&frame.data)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}

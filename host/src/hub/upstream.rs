@@ -1,0 +1,378 @@
+//! One upstream: the list-then-watch loop of one [`StreamKey`] and the state it keeps
+//! (current DTOs, recent deltas), shared by every subscriber of that key.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::DefaultBackoff;
+use tokio::sync::broadcast;
+
+use super::frame::{Frame, FrameKind};
+use super::{HubOptions, StreamKey};
+use crate::plugin::Plugin;
+use crate::snapshot;
+
+/// Objects per list page.
+const PAGE_SIZE: u32 = 500;
+/// Server-side timeout of one watch request; the loop re-watches from the last
+/// resourceVersion when it ends.
+const WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// `(namespace, name)`: the identity of an object within a kind.
+type ObjectKey = (String, String);
+
+/// A stored DTO and the resourceVersion it came from.
+struct Stored {
+    dto: Bytes,
+}
+
+/// What subscribers of a key share.
+pub(super) struct Upstream {
+    pub(super) key: StreamKey,
+    plugin: Arc<Plugin>,
+    options: HubOptions,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Frame>>,
+    /// Live subscriptions; the upstream stops after the linger once this is zero.
+    pub(super) subscribers: AtomicUsize,
+}
+
+#[derive(Default)]
+struct State {
+    /// True once the first list has been mapped.
+    warm: bool,
+    /// Current DTOs, in apiserver list order (namespace, then name).
+    objects: BTreeMap<ObjectKey, Stored>,
+    /// resourceVersion of the last list.
+    list_rv: String,
+    /// The snapshot of `objects`, built on demand and dropped by the next change.
+    snapshot: Option<Arc<Frame>>,
+    /// Deltas since the last snapshot, oldest first, at most `options.ring` of them.
+    ring: VecDeque<Arc<Frame>>,
+    /// The id just before the first ring entry: the snapshot id, or the id of the
+    /// newest delta evicted from the ring.
+    ring_base: String,
+    /// The upstream's last failure and its HTTP status class, until the next
+    /// successful list.
+    failure: Option<(Arc<Frame>, u16)>,
+}
+
+/// What a new subscriber gets first.
+pub enum Initial {
+    /// The current list.
+    Snapshot(Arc<Frame>),
+    /// Only the deltas after the client's `Last-Event-ID` (possibly none).
+    Resume(Vec<Arc<Frame>>),
+    /// Nothing yet: the first list is in flight; its snapshot (or an error) arrives as
+    /// an event.
+    Pending,
+    /// The upstream is failing; the frame says why.
+    Failed(Arc<Frame>),
+}
+
+impl Upstream {
+    pub(super) fn new(key: StreamKey, plugin: Arc<Plugin>, options: HubOptions) -> Upstream {
+        let (tx, _) = broadcast::channel(options.queue.max(1));
+        Upstream {
+            key,
+            plugin,
+            options,
+            state: Mutex::new(State::default()),
+            tx,
+            subscribers: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first frames for a new subscriber and its receiver of everything after,
+    /// taken under one lock so nothing is missed or repeated.
+    pub(super) fn join(&self, resume_from: Option<&str>) -> (Initial, broadcast::Receiver<Arc<Frame>>) {
+        let mut state = self.lock();
+        let rx = self.tx.subscribe();
+        if let Some((failure, _)) = &state.failure {
+            return (Initial::Failed(failure.clone()), rx);
+        }
+        if !state.warm {
+            return (Initial::Pending, rx);
+        }
+        if let Some(id) = resume_from.filter(|id| !id.is_empty()) {
+            if id == state.ring_base {
+                return (Initial::Resume(state.ring.iter().cloned().collect()), rx);
+            }
+            if let Some(at) = state.ring.iter().position(|f| f.id == id) {
+                return (Initial::Resume(state.ring.iter().skip(at + 1).cloned().collect()), rx);
+            }
+        }
+        (Initial::Snapshot(self.snapshot(&mut state)), rx)
+    }
+
+    /// The current DTOs, ordered and capped as the kind says, if warm.
+    pub(super) fn items(&self) -> Option<Vec<Bytes>> {
+        let state = self.lock();
+        state.warm.then(|| self.ordered_items(&state))
+    }
+
+    fn ordered_items(&self, state: &State) -> Vec<Bytes> {
+        let items: Vec<Bytes> = state.objects.values().map(|s| s.dto.clone()).collect();
+        snapshot::apply(self.plugin.info().snapshot.as_ref(), items, |dto| {
+            std::str::from_utf8(dto).unwrap_or_default()
+        })
+    }
+
+    fn snapshot(&self, state: &mut State) -> Arc<Frame> {
+        if let Some(frame) = &state.snapshot {
+            return frame.clone();
+        }
+        let frame = Arc::new(Frame::snapshot(state.list_rv.clone(), &self.ordered_items(state)));
+        state.snapshot = Some(frame.clone());
+        frame
+    }
+
+    /// Sends a frame to every subscriber; with the state lock held, so joins see a
+    /// consistent cut.
+    fn send(&self, _state: &MutexGuard<'_, State>, frame: Arc<Frame>) {
+        // No receivers is fine: the upstream lingers without subscribers.
+        let _ = self.tx.send(frame);
+    }
+
+    /// The HTTP status of the current failure, if the upstream is failing.
+    pub(super) fn failure_status(&self) -> Option<u16> {
+        self.lock().failure.as_ref().map(|(_, status)| *status)
+    }
+
+    fn publish_failure(&self, message: String, error: &kube::Error) {
+        tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), %message, "upstream failed");
+        let frame = Arc::new(Frame::error(&message));
+        let mut state = self.lock();
+        state.failure = Some((frame.clone(), status_class(error)));
+        self.send(&state, frame);
+    }
+
+    fn publish_relist(&self) {
+        let state = self.lock();
+        self.send(&state, Arc::new(Frame::relist()));
+    }
+
+    fn replace_all(&self, list_rv: String, objects: BTreeMap<ObjectKey, Stored>) {
+        let mut state = self.lock();
+        state.objects = objects;
+        state.warm = true;
+        state.failure = None;
+        state.ring.clear();
+        state.ring_base.clone_from(&list_rv);
+        state.list_rv = list_rv;
+        state.snapshot = None;
+        let frame = self.snapshot(&mut state);
+        self.send(&state, frame);
+    }
+
+    fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, dto: Bytes) {
+        let frame = Arc::new(Frame::delta(kind, resource_version, &dto));
+        let mut state = self.lock();
+        if kind == FrameKind::Deleted {
+            state.objects.remove(&key);
+        } else {
+            state.objects.insert(key, Stored { dto });
+        }
+        state.snapshot = None;
+        if state.ring.len() >= self.options.ring.max(1) {
+            if let Some(evicted) = state.ring.pop_front() {
+                state.ring_base.clone_from(&evicted.id);
+            }
+        }
+        state.ring.push_back(frame.clone());
+        self.send(&state, frame);
+    }
+
+    /// The list-then-watch loop; runs until the task is aborted.
+    pub(super) async fn run(self: Arc<Self>, client: kube::Client) {
+        let info = self.plugin.info().clone();
+        let resource = ApiResource {
+            group: info.api_group.clone(),
+            version: info.api_version.clone(),
+            api_version: info.api_version_string(),
+            kind: info.kind.clone(),
+            plural: info.plural.clone(),
+        };
+        let api: Api<DynamicObject> = match (&self.key.namespace, info.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(client, ns, &resource),
+            _ => Api::all_with(client, &resource),
+        };
+        let kind = &self.key.kind;
+        let mut backoff = DefaultBackoff::default();
+        'list: loop {
+            let (list_rv, objects) = match self.list(&api).await {
+                Ok(listed) => listed,
+                Err(error) => {
+                    self.publish_failure(format!("list {kind}: {error}"), &error);
+                    tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                    continue;
+                }
+            };
+            let count = objects.len();
+            let mapped = self.map_objects(objects).await;
+            tracing::debug!(cluster = %self.key.cluster, %kind, count, rv = %list_rv, "listed");
+            self.replace_all(list_rv.clone(), mapped);
+            let mut rv = list_rv;
+            loop {
+                let mut params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
+                params.bookmarks = true;
+                let stream = match api.watch(&params, &rv).await {
+                    Ok(stream) => stream,
+                    Err(kube::Error::Api(status)) if status.code == 410 => {
+                        tracing::warn!(cluster = %self.key.cluster, %kind, %rv, "watch expired, relisting");
+                        self.publish_relist();
+                        continue 'list;
+                    }
+                    Err(error) => {
+                        self.publish_failure(format!("watch {kind}: {error}"), &error);
+                        tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                        continue 'list;
+                    }
+                };
+                futures::pin_mut!(stream);
+                while let Some(event) = stream.next().await {
+                    let (kind, object) = match event {
+                        Ok(WatchEvent::Added(o)) => (FrameKind::Added, o),
+                        Ok(WatchEvent::Modified(o)) => (FrameKind::Modified, o),
+                        Ok(WatchEvent::Deleted(o)) => (FrameKind::Deleted, o),
+                        Ok(WatchEvent::Bookmark(bookmark)) => {
+                            rv = bookmark.metadata.resource_version;
+                            continue;
+                        }
+                        Ok(WatchEvent::Error(status)) if status.code == 410 || status.reason == "Gone" || status.reason == "Expired" => {
+                            tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, %rv, "watch expired, relisting");
+                            self.publish_relist();
+                            continue 'list;
+                        }
+                        Ok(WatchEvent::Error(status)) => {
+                            let message = format!("watch error: {}", status.message);
+                            self.publish_failure(message, &kube::Error::Api(status));
+                            tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                            continue 'list;
+                        }
+                        Err(error) => {
+                            // A broken connection or a bad line: watch again from the last version.
+                            tracing::debug!(cluster = %self.key.cluster, kind = %self.key.kind, %error, "watch stream failed");
+                            break;
+                        }
+                    };
+                    backoff.reset();
+                    if let Some(version) = object.metadata.resource_version.clone() {
+                        rv = version;
+                    }
+                    self.map_delta(kind, object).await;
+                }
+            }
+        }
+    }
+
+    /// Lists every object in pages; returns the list's resourceVersion.
+    async fn list(&self, api: &Api<DynamicObject>) -> kube::Result<(String, Vec<DynamicObject>)> {
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        let mut objects = Vec::new();
+        loop {
+            let page = api.list(&params).await?;
+            objects.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok((page.metadata.resource_version.unwrap_or_default(), objects)),
+            }
+        }
+    }
+
+    /// Maps a list on the blocking pool, in plugin batches; objects that fail to map
+    /// are left out and logged.
+    async fn map_objects(&self, objects: Vec<DynamicObject>) -> BTreeMap<ObjectKey, Stored> {
+        let plugin = self.plugin.clone();
+        let key = self.key.clone();
+        let mapped = tokio::task::spawn_blocking(move || {
+            let fields = &plugin.info().fields;
+            let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
+            let json: Vec<String> = objects.into_iter().map(|o| object_json(o, fields)).collect();
+            let results = plugin.to_dto_batch(&json, time::OffsetDateTime::now_utc());
+            let mut mapped = BTreeMap::new();
+            for (object_key, result) in keys.into_iter().zip(results) {
+                match result {
+                    Ok(dto) => {
+                        mapped.insert(object_key, Stored { dto: dto.into() });
+                    }
+                    Err(error) => tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed"),
+                }
+            }
+            mapped
+        })
+        .await;
+        mapped.unwrap_or_default()
+    }
+
+    async fn map_delta(&self, kind: FrameKind, object: DynamicObject) {
+        let plugin = self.plugin.clone();
+        let object_key = object_key(&object);
+        let rv = object.metadata.resource_version.clone().unwrap_or_default();
+        let result = tokio::task::spawn_blocking(move || {
+            let json = object_json(object, &plugin.info().fields);
+            plugin.to_dto(&json, time::OffsetDateTime::now_utc())
+        })
+        .await;
+        match result {
+            Ok(Ok(dto)) => self.apply_delta(kind, object_key, rv, dto.into()),
+            Ok(Err(error)) => tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed"),
+            Err(error) => tracing::warn!(%error, "mapping task failed"),
+        }
+    }
+}
+
+/// The HTTP status a polling request answers for an apiserver failure (spec section 2):
+/// the Kubernetes error class where there is one, else 500.
+fn status_class(error: &kube::Error) -> u16 {
+    match error {
+        kube::Error::Api(status) => match (status.code, status.reason.as_str()) {
+            (403, _) | (_, "Forbidden") => 403,
+            (401, _) | (_, "Unauthorized") => 401,
+            (404, _) | (_, "NotFound") => 404,
+            (409, _) | (_, "Conflict") => 409,
+            (504, _) | (_, "Timeout") | (_, "ServerTimeout") => 504,
+            (429, _) | (_, "TooManyRequests") => 429,
+            (400, _) | (_, "BadRequest") => 400,
+            _ => 500,
+        },
+        _ => 500,
+    }
+}
+
+fn object_key(object: &DynamicObject) -> ObjectKey {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The object as the plugin gets it: `managedFields` stripped and, when the plugin
+/// declares the top-level fields it reads, everything else dropped.
+fn object_json(mut object: DynamicObject, fields: &[String]) -> String {
+    object.metadata.managed_fields = None;
+    if !fields.is_empty() {
+        if let Some(data) = object.data.as_object_mut() {
+            data.retain(|key, _| fields.iter().any(|f| f == key));
+        }
+    }
+    serde_json::to_string(&object).unwrap_or_default()
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+

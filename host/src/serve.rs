@@ -1,0 +1,281 @@
+//! `periscope serve`: builds the whole service from a [`Config`] and runs it until
+//! SIGTERM or ctrl-c, then sends every stream `server_shutdown` and drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, Clusters};
+use crate::config::{ClusterSource, Config, Origin};
+use crate::http::{self, AppState};
+use crate::hub::{Hub, HubOptions};
+use crate::kinds::{self, ExprError, Registry};
+use crate::plugin::{self, PluginRuntime, RuntimeOptions};
+
+/// The name of the embedded demo cluster served when none is configured.
+pub const DEMO_CLUSTER: &str = "demo";
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The plugin runtime could not start.
+    #[error("cannot start the plugin runtime")]
+    Runtime(#[source] plugin::BoxError),
+    /// A plugin failed to load.
+    #[error(transparent)]
+    Plugin(#[from] plugin::LoadError),
+    /// The plugins do not form a registry.
+    #[error(transparent)]
+    Registry(#[from] kinds::Error),
+    /// `watch.streams` does not parse (a configuration error).
+    #[error("invalid configuration: watch.streams = {value:?} (from {origin}): {error}")]
+    Streams {
+        /// The expression.
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What is wrong.
+        #[source]
+        error: ExprError,
+    },
+    /// A cluster's client could not be built.
+    #[error("cluster {name:?}: cannot build a client ({what})")]
+    Cluster {
+        /// The cluster.
+        name: String,
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An embedded simulated cluster could not start.
+    #[error("cannot start the embedded simulated cluster {name:?}")]
+    Sim {
+        /// The cluster.
+        name: String,
+        /// The cause.
+        #[source]
+        source: periscope_sim::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}; is another process using it? (set server.listen or --listen)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving HTTP failed")]
+    Serve(#[source] std::io::Error),
+}
+
+impl StartError {
+    /// True for errors an operator fixes in the configuration (exit 64).
+    pub fn is_config(&self) -> bool {
+        matches!(self, StartError::Streams { .. })
+    }
+}
+
+/// The built service, bound and ready to serve.
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    shutdown_grace: Duration,
+    // Embedded simulated clusters live as long as the app.
+    _sims: Vec<periscope_sim::Sim>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Loads plugins, resolves the enabled kinds, connects clusters and binds.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let runtime_options = RuntimeOptions {
+            call_deadline: config.plugins.call_deadline,
+            memory_cap: usize::try_from(config.plugins.memory_cap).unwrap_or(usize::MAX),
+            cache_dir: config.plugins.cache_dir.clone().or_else(plugin::cache::default_dir),
+            ..RuntimeOptions::default()
+        };
+        let plugin_dir = config.plugins.dir.clone();
+        let plugins = tokio::task::spawn_blocking(move || {
+            let runtime = PluginRuntime::new(runtime_options).map_err(StartError::Runtime)?;
+            let plugins = runtime.load_all(plugin_dir.as_deref())?;
+            tracing::info!(
+                plugins = plugins.len(),
+                compiled = runtime.cache_stats().compiled(),
+                from_cache = runtime.cache_stats().loaded_from_cache(),
+                "plugins loaded"
+            );
+            Ok::<_, StartError>(plugins)
+        })
+        .await
+        .map_err(|e| StartError::Runtime(e.into()))??;
+        let registry = Arc::new(Registry::new(plugins)?);
+        let streams = &config.watch.streams;
+        let enabled = registry.resolve(&streams.value).map_err(|error| StartError::Streams {
+            value: streams.value.clone(),
+            origin: streams.origin.clone(),
+            error,
+        })?;
+        tracing::info!("watch streams enabled: {}", enabled.summary());
+
+        let (clusters, sims) = connect(&config).await?;
+        let hub = Hub::new(
+            clusters,
+            registry,
+            HubOptions {
+                linger: config.watch.linger,
+                queue: config.watch.queue,
+                ring: config.watch.ring,
+            },
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let state = AppState {
+            hub,
+            enabled: Arc::new(enabled),
+            heartbeat: config.watch.heartbeat,
+            list_timeout: Duration::from_secs(30),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(App {
+            state,
+            listener,
+            shutdown_grace: config.shutdown_grace,
+            _sims: sims,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound TCP listener has an address")
+    }
+
+    /// The shared state (hub, enabled kinds).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token shuts the service down as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains within the grace
+    /// period. Every SSE stream ends with `server_shutdown`.
+    pub async fn serve(self) -> Result<(), StartError> {
+        let shutdown = self.state.shutdown.clone();
+        tracing::info!(addr = %self.local_addr(), "listening");
+        let router = http::router(self.state);
+        let drained = shutdown.clone();
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let grace = self.shutdown_grace;
+        tokio::select! {
+            result = server => result.map_err(StartError::Serve),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "connections still open after the shutdown grace period; exiting");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or ctrl-c.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only ctrl-c shuts down gracefully");
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: closing every stream with server_shutdown");
+        token.cancel();
+    });
+}
+
+/// Builds a client per configured cluster; with none configured, embeds the demo sim.
+async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>), StartError> {
+    let mut clusters = Vec::new();
+    let mut sims = Vec::new();
+    let demo = [crate::config::ClusterConfig {
+        name: DEMO_CLUSTER.to_string(),
+        source: ClusterSource::Sim("demo".to_string()),
+    }];
+    let configured = if config.clusters.is_empty() {
+        tracing::info!("no cluster configured: serving the embedded simulated demo cluster as {DEMO_CLUSTER:?}");
+        &demo[..]
+    } else {
+        &config.clusters[..]
+    };
+    for cluster in configured {
+        let name = cluster.name.clone();
+        let failed = |what: &str| {
+            let name = name.clone();
+            let what = what.to_string();
+            move |source: Box<dyn std::error::Error + Send + Sync>| StartError::Cluster { name, what, source }
+        };
+        let kube_config = match &cluster.source {
+            ClusterSource::Kubeconfig { path, context } => {
+                let options = kube::config::KubeConfigOptions {
+                    context: context.clone(),
+                    ..Default::default()
+                };
+                match path {
+                    Some(path) => {
+                        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| failed("reading the kubeconfig")(e.into()))?;
+                        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                            .await
+                            .map_err(|e| failed("loading the kubeconfig")(e.into()))?
+                    }
+                    None => kube::Config::from_kubeconfig(&options)
+                        .await
+                        .map_err(|e| failed("loading the kubeconfig")(e.into()))?,
+                }
+            }
+            ClusterSource::InCluster => kube::Config::incluster().map_err(|e| failed("reading the in-cluster service account")(e.into()))?,
+            ClusterSource::Server(url) => {
+                let uri = url.parse().map_err(|e: axum::http::uri::InvalidUri| failed("parsing the server URL")(e.into()))?;
+                kube::Config::new(uri)
+            }
+            ClusterSource::Sim(scenario) => {
+                let scenario = scenario.parse().map_err(|source| StartError::Sim {
+                    name: name.clone(),
+                    source,
+                })?;
+                let sim = periscope_sim::Sim::start(periscope_sim::SimOptions {
+                    scenario,
+                    ..periscope_sim::SimOptions::default()
+                })
+                .await
+                .map_err(|source| StartError::Sim { name: name.clone(), source })?;
+                tracing::info!(cluster = %name, url = %sim.url(), "embedded simulated cluster started");
+                let uri = sim.url().parse().map_err(|e: axum::http::uri::InvalidUri| failed("parsing the sim URL")(e.into()))?;
+                sims.push(sim);
+                kube::Config::new(uri)
+            }
+        };
+        let client = kube::Client::try_from(kube_config).map_err(|e| failed("creating the client")(e.into()))?;
+        clusters.push(Cluster { name, client });
+    }
+    Ok((Clusters::new(clusters), sims))
+}
