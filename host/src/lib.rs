@@ -5,6 +5,7 @@
 //! component loaded by [`plugin`]; the host itself knows no kind.
 
 pub mod cli;
+pub mod config;
 pub mod kinds;
 pub mod plugin;
 pub mod snapshot;
