@@ -455,6 +455,11 @@ fn cluster_names_are_dns_labels() {
             )
         );
     }
+    // An invalid name still identifies the cluster in its other problems.
+    let (_file, result) = load_text("[[clusters]]\nname = \"Prod\"\n", &[]);
+    let lines = problems(result);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].starts_with("clusters[0] = \"Prod\" ("), "{}", lines[1]);
     let (line, path) = file_problem("[[clusters]]\nin_cluster = true\n");
     assert_eq!(
         line,

@@ -309,6 +309,17 @@ impl Layers<'_> {
 
     /// One `[[clusters]]` entry: its name and its one source, each when valid.
     fn cluster(&mut self, i: usize, raw: RawCluster) -> (Option<String>, Option<ClusterSource>) {
+        // The name as written identifies the cluster in its other problems, even when
+        // the name itself is invalid.
+        let name_text = raw.name.as_ref().map(render).unwrap_or_default();
+        if raw.name.is_none() {
+            self.problem(
+                format!("clusters[{i}].name"),
+                String::new(),
+                self.file_origin.clone(),
+                "is missing; give every cluster a unique name such as \"prod\" (it appears in URLs)".to_string(),
+            );
+        }
         let name = self.field(i, "name", raw.name, cluster_name);
         let kubeconfig = self.field(i, "kubeconfig", raw.kubeconfig, path);
         let context = self.field(i, "context", raw.context, non_empty);
@@ -318,20 +329,6 @@ impl Layers<'_> {
             .filter(|choice| *choice != Some(false));
         let server = self.field(i, "server", raw.server, server_url);
         let sim = self.field(i, "sim", raw.sim, scenario);
-
-        let name_text = match &name {
-            Some(Some(name)) => name.clone(),
-            Some(None) => String::new(), // already reported
-            None => {
-                self.problem(
-                    format!("clusters[{i}].name"),
-                    String::new(),
-                    self.file_origin.clone(),
-                    "is missing; give every cluster a unique name such as \"prod\" (it appears in URLs)".to_string(),
-                );
-                String::new()
-            }
-        };
 
         let kubeconfig_label = match (&kubeconfig, &context) {
             (Some(_), Some(_)) => Some("kubeconfig/context"),
