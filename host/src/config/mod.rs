@@ -1,0 +1,272 @@
+//! Periscope's configuration: one typed [`Config`], built from an optional TOML file
+//! overlaid with `PERISCOPE_*` environment variables.
+//!
+//! Loading happens in two stages, like ripgrep's low and high arguments:
+//!
+//! 1. **Raw** (`raw.rs`): the file as written, one `Raw*` struct per section
+//!    (`[server]`, `[[clusters]]`, `[watch]`, `[plugins]`, `[log]`) with
+//!    `deny_unknown_fields`, every setting still an untyped TOML value.
+//! 2. **Validated** (`validate.rs`): each setting is taken from its variable if set,
+//!    else from the file, else its default, then checked. Every setting is checked
+//!    before anything fails, so one run reports every problem, each naming the key,
+//!    the value, where it came from and how to fix it ([`ConfigError`]).
+//!
+//! Variables are read through [`EnvSource`], so tests pass a map and never mutate the
+//! process environment. Lists (`[[clusters]]`) are TOML-only. The module knows no
+//! sockets, kube or wasmtime: it hands plain values to the code that builds those.
+//! `docs/operators/configuration.md` documents every key; a test keeps it complete.
+//!
+//! There are no secrets in the configuration yet. When one is added, read it from a
+//! file named in the configuration and give its type a `Debug` that redacts it: the
+//! derived `Debug` of [`Config`] must stay safe to log.
+//!
+//! ```no_run
+//! use periscope::config::{self, ProcessEnv};
+//!
+//! let path = std::env::var_os(config::ENV_CONFIG).map(std::path::PathBuf::from);
+//! for warning in config::unknown_env_warnings(config::env_vars()) {
+//!     eprintln!("warning: {warning}");
+//! }
+//! match config::load(path.as_deref(), &ProcessEnv) {
+//!     Ok(config) => println!("listening on {}", config.listen),
+//!     Err(error) => {
+//!         eprintln!("error: {error}");
+//!         std::process::exit(64);
+//!     }
+//! }
+//! ```
+
+mod env;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::{
+    ALL, ENV_CONFIG, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE,
+    ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER,
+    ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_RING, ENV_WATCH_STREAMS,
+    EnvSource, ProcessEnv, env_vars, unknown_env_warnings,
+};
+
+/// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
+pub const SIM_SCENARIOS: &[&str] = &["demo", "empty"];
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Nothing set it; the built-in default applies.
+    Default,
+    /// The configuration file at this path.
+    File(PathBuf),
+    /// This environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A value together with where it came from, for settings that are checked later
+/// (after start-up has resolved something they refer to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    /// The value.
+    pub value: T,
+    /// Where it came from; name this in any error about the value.
+    pub origin: Origin,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address the HTTP server binds (`[server] listen`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Clusters to serve, in file order (`[[clusters]]`, TOML only). Empty means none
+    /// configured: the caller embeds the demo sim as cluster `demo`.
+    pub clusters: Vec<ClusterConfig>,
+    /// Watch streams: which kinds, caps and timings.
+    pub watch: WatchConfig,
+    /// Kind plugins: where they come from and their limits.
+    pub plugins: PluginsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// How long open streams get to finish on shutdown (`[server] shutdown_grace`,
+    /// default 10s).
+    pub shutdown_grace: Duration,
+}
+
+/// One cluster to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Unique, DNS-label-like name (lowercase letters, digits, `-`); it appears in URLs
+    /// (`/api/clusters/<name>/…`).
+    pub name: String,
+    /// How to reach the cluster's API server.
+    pub source: ClusterSource,
+}
+
+/// How to reach a cluster's API server; a cluster has exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A kubeconfig file (`kubeconfig = "…"`) and/or one of its contexts
+    /// (`context = "…"`).
+    Kubeconfig {
+        /// The file; `None` means the default resolution (`$KUBECONFIG`, then
+        /// `~/.kube/config`).
+        path: Option<PathBuf>,
+        /// The context; `None` means the file's current context.
+        context: Option<String>,
+    },
+    /// The service account of the pod periscope runs in (`in_cluster = true`).
+    InCluster,
+    /// A plain `http(s)://` URL without credentials (`server = "…"`), such as a
+    /// standalone `periscope sim`.
+    Server(String),
+    /// A simulated cluster embedded in the process (`sim = "demo"`); one of
+    /// [`SIM_SCENARIOS`].
+    Sim(String),
+}
+
+/// `[watch]`: watch streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// Which kinds get watch routes, as a kinds expression (`""` = all). Kept raw: it is
+    /// resolved against the plugin registry later, and errors name `streams.origin`.
+    pub streams: Sourced<String>,
+    /// Concurrent streams per user; 0 = unlimited (default 60).
+    pub per_user_limit: u32,
+    /// How long an upstream watch outlives its last subscriber (default 30s).
+    pub linger: Duration,
+    /// Interval of `: ping` frames on idle streams (default 15s; never 0).
+    pub heartbeat: Duration,
+    /// Events buffered per subscriber before it is dropped as slow (default 256, >= 1).
+    pub queue: usize,
+    /// Recent events kept per upstream for `Last-Event-ID` resume (default 1024, >= 1).
+    pub ring: usize,
+    /// Streams are closed after this long, so clients reconnect and spread load
+    /// (default 5m); [`Duration::ZERO`] disables the limit.
+    pub max_stream_duration: Duration,
+}
+
+/// `[plugins]`: kind plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConfig {
+    /// A directory of extra `*.wasm` kind plugins; `None` loads only the bundled ones.
+    pub dir: Option<PathBuf>,
+    /// Where compiled components are cached; `None` means
+    /// [`crate::plugin::cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+    /// Deadline of one plugin call (default 1s; never 0).
+    pub call_deadline: Duration,
+    /// Most linear memory one plugin instance may have, in bytes (configured in MiB as
+    /// `memory_cap_mib`; default 64 MiB).
+    pub memory_cap: u64,
+}
+
+/// `[log]`: logging, installed by `main`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing_subscriber::EnvFilter` directive string (default
+    /// `warn,periscope=info`).
+    pub filter: String,
+    /// Output format (default plain).
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (`plain`).
+    Plain,
+    /// One JSON object per line (`json`).
+    Json,
+}
+
+/// Loads the TOML file at `file` (if any; the caller takes it from `--config` or
+/// [`ENV_CONFIG`]), overlays the `PERISCOPE_*` variables from `env` and validates
+/// everything, returning every problem at once.
+pub fn load(file: Option<&Path>, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let raw = match file {
+        Some(path) => raw::read(path, &mut problems),
+        None => raw::RawConfig::default(),
+    };
+    let config = validate::validate(raw, file, env, &mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// The configuration is invalid; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration ({}){}", count(.problems), list(.problems))]
+pub struct ConfigError {
+    /// The problems, in the order of the sections (file-level problems first).
+    pub problems: Vec<Problem>,
+}
+
+fn count(problems: &[Problem]) -> String {
+    match problems.len() {
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+/// One invalid setting. Displays as
+/// `watch.queue = "0" (from PERISCOPE_WATCH_QUEUE): must be a whole number >= 1 …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key (`watch.queue`, `clusters[1].server`); empty when the problem is
+    /// with the file as a whole (unreadable, not TOML).
+    pub key: String,
+    /// The offending value as written (strings without their quotes).
+    pub value: String,
+    /// Where the value came from.
+    pub origin: Origin,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    fn whole_file(origin: Origin, message: String) -> Problem {
+        Problem {
+            key: String::new(),
+            value: String::new(),
+            origin,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(
+                f,
+                "{} = {:?} (from {}): {}",
+                self.key, self.value, self.origin, self.message
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

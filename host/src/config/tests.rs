@@ -1,0 +1,769 @@
+//! Unit tests for loading and validating the configuration.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::*;
+
+const DOCS: &str = include_str!("../../../docs/operators/configuration.md");
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A config file holding `text`; kept alive by the caller.
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load(None, &env(pairs))
+}
+
+/// Loads `text` as a file with `pairs` as the environment.
+fn load_text(text: &str, pairs: &[(&str, &str)]) -> (tempfile::NamedTempFile, Result<Config, ConfigError>) {
+    let file = file(text);
+    let result = load(Some(file.path()), &env(pairs));
+    (file, result)
+}
+
+/// The problems' displayed lines, which is what operators read.
+fn problems(result: Result<Config, ConfigError>) -> Vec<String> {
+    result.unwrap_err().problems.iter().map(ToString::to_string).collect()
+}
+
+fn env_problem(pairs: &[(&str, &str)]) -> String {
+    let lines = problems(load_env(pairs));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    lines.into_iter().next().unwrap()
+}
+
+/// The one problem of a file; `{file}` in the expectation stands for its path.
+fn file_problem(text: &str) -> (String, String) {
+    let (file, result) = load_text(text, &[]);
+    let lines = problems(result);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    (lines[0].clone(), file.path().display().to_string())
+}
+
+#[test]
+fn defaults_apply_without_file_or_env() {
+    let config = load_env(&[]).unwrap();
+    assert_eq!(
+        config,
+        Config {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            clusters: vec![],
+            watch: WatchConfig {
+                streams: Sourced {
+                    value: String::new(),
+                    origin: Origin::Default,
+                },
+                per_user_limit: 60,
+                linger: Duration::from_secs(30),
+                heartbeat: Duration::from_secs(15),
+                queue: 256,
+                ring: 1024,
+                max_stream_duration: Duration::from_secs(300),
+            },
+            plugins: PluginsConfig {
+                dir: None,
+                cache_dir: None,
+                call_deadline: Duration::from_secs(1),
+                memory_cap: 64 << 20,
+            },
+            log: LogConfig {
+                filter: "warn,periscope=info".to_string(),
+                format: LogFormat::Plain,
+            },
+            shutdown_grace: Duration::from_secs(10),
+        }
+    );
+}
+
+const FULL: &str = r#"
+[server]
+listen = "0.0.0.0:9090"
+shutdown_grace = "20s"
+
+[[clusters]]
+name = "prod"
+kubeconfig = "/etc/periscope/kubeconfig"
+context = "prod-eu"
+
+[[clusters]]
+name = "dev"
+context = "kind-dev"
+
+[[clusters]]
+name = "staging"
+in_cluster = true
+
+[[clusters]]
+name = "sim-1"
+server = "http://127.0.0.1:6443"
+
+[[clusters]]
+name = "demo"
+sim = "empty"
+
+[watch]
+streams = "pods, workloads"
+per_user_limit = 0
+linger = "1m"
+heartbeat = "5s"
+queue = 512
+ring = 2048
+max_stream_duration = "0s"
+
+[plugins]
+dir = "/opt/periscope/plugins"
+cache_dir = "/var/cache/periscope"
+call_deadline = "250ms"
+memory_cap_mib = 128
+
+[log]
+filter = "debug"
+format = "json"
+"#;
+
+#[test]
+fn a_full_file_sets_every_key() {
+    let (file, result) = load_text(FULL, &[]);
+    let config = result.unwrap();
+    let from_file = Origin::File(file.path().to_path_buf());
+    assert_eq!(config.listen, "0.0.0.0:9090".parse().unwrap());
+    assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+    assert_eq!(
+        config.clusters,
+        vec![
+            ClusterConfig {
+                name: "prod".to_string(),
+                source: ClusterSource::Kubeconfig {
+                    path: Some("/etc/periscope/kubeconfig".into()),
+                    context: Some("prod-eu".to_string()),
+                },
+            },
+            ClusterConfig {
+                name: "dev".to_string(),
+                source: ClusterSource::Kubeconfig {
+                    path: None,
+                    context: Some("kind-dev".to_string()),
+                },
+            },
+            ClusterConfig {
+                name: "staging".to_string(),
+                source: ClusterSource::InCluster,
+            },
+            ClusterConfig {
+                name: "sim-1".to_string(),
+                source: ClusterSource::Server("http://127.0.0.1:6443".to_string()),
+            },
+            ClusterConfig {
+                name: "demo".to_string(),
+                source: ClusterSource::Sim("empty".to_string()),
+            },
+        ]
+    );
+    assert_eq!(
+        config.watch,
+        WatchConfig {
+            streams: Sourced {
+                value: "pods, workloads".to_string(),
+                origin: from_file,
+            },
+            per_user_limit: 0,
+            linger: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(5),
+            queue: 512,
+            ring: 2048,
+            max_stream_duration: Duration::ZERO,
+        }
+    );
+    assert_eq!(
+        config.plugins,
+        PluginsConfig {
+            dir: Some("/opt/periscope/plugins".into()),
+            cache_dir: Some("/var/cache/periscope".into()),
+            call_deadline: Duration::from_millis(250),
+            memory_cap: 128 << 20,
+        }
+    );
+    assert_eq!(
+        config.log,
+        LogConfig {
+            filter: "debug".to_string(),
+            format: LogFormat::Json,
+        }
+    );
+}
+
+#[test]
+fn env_overrides_the_file() {
+    let (_file, result) = load_text(
+        FULL,
+        &[
+            (ENV_LISTEN, "[::1]:8081"),
+            (ENV_SHUTDOWN_GRACE, "1s"),
+            (ENV_WATCH_STREAMS, "off"),
+            (ENV_WATCH_PER_USER_LIMIT, "7"),
+            (ENV_WATCH_LINGER, "0s"),
+            (ENV_WATCH_HEARTBEAT, "1m"),
+            (ENV_WATCH_QUEUE, "1"),
+            (ENV_WATCH_RING, "3"),
+            (ENV_WATCH_MAX_STREAM_DURATION, "1h"),
+            (ENV_PLUGINS_DIR, "/env/plugins"),
+            (ENV_PLUGINS_CACHE_DIR, "/env/cache"),
+            (ENV_PLUGINS_CALL_DEADLINE, "2s"),
+            (ENV_PLUGINS_MEMORY_CAP_MIB, "32"),
+            (ENV_LOG, "trace"),
+            (ENV_LOG_FORMAT, "plain"),
+        ],
+    );
+    let config = result.unwrap();
+    assert_eq!(config.listen, "[::1]:8081".parse().unwrap());
+    assert_eq!(config.shutdown_grace, Duration::from_secs(1));
+    assert_eq!(
+        config.watch.streams,
+        Sourced {
+            value: "off".to_string(),
+            origin: Origin::Env(ENV_WATCH_STREAMS),
+        }
+    );
+    assert_eq!(config.watch.per_user_limit, 7);
+    assert_eq!(config.watch.linger, Duration::ZERO);
+    assert_eq!(config.watch.heartbeat, Duration::from_secs(60));
+    assert_eq!(config.watch.queue, 1);
+    assert_eq!(config.watch.ring, 3);
+    assert_eq!(config.watch.max_stream_duration, Duration::from_secs(3600));
+    assert_eq!(config.plugins.dir, Some("/env/plugins".into()));
+    assert_eq!(config.plugins.cache_dir, Some("/env/cache".into()));
+    assert_eq!(config.plugins.call_deadline, Duration::from_secs(2));
+    assert_eq!(config.plugins.memory_cap, 32 << 20);
+    assert_eq!(config.log.filter, "trace");
+    assert_eq!(config.log.format, LogFormat::Plain);
+    // Clusters are TOML-only and unaffected.
+    assert_eq!(config.clusters.len(), 5);
+}
+
+#[test]
+fn an_empty_variable_is_set_not_absent() {
+    let config = load_env(&[(ENV_WATCH_STREAMS, "")]).unwrap();
+    assert_eq!(config.watch.streams.origin, Origin::Env(ENV_WATCH_STREAMS));
+    assert_eq!(
+        env_problem(&[(ENV_PLUGINS_DIR, "")]),
+        "plugins.dir = \"\" (from PERISCOPE_PLUGINS_DIR): is empty; set a path, or leave the setting out to use \
+         the default"
+    );
+}
+
+#[test]
+fn origins_display_as_operators_know_them() {
+    assert_eq!(Origin::Default.to_string(), "default");
+    assert_eq!(
+        Origin::File("/etc/periscope.toml".into()).to_string(),
+        "/etc/periscope.toml"
+    );
+    assert_eq!(Origin::Env(ENV_WATCH_STREAMS).to_string(), "PERISCOPE_WATCH_STREAMS");
+}
+
+#[test]
+fn a_bad_listen_address_is_a_problem() {
+    assert_eq!(
+        env_problem(&[(ENV_LISTEN, "localhost:8080")]),
+        "server.listen = \"localhost:8080\" (from PERISCOPE_LISTEN): must be an IP address and port such as \
+         \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" (host names are not resolved)"
+    );
+    let (line, path) = file_problem("[server]\nlisten = 8080\n");
+    assert_eq!(
+        line,
+        format!("server.listen = \"8080\" (from {path}): must be a string; put the value in quotes")
+    );
+}
+
+/// The issue overrides dtos.md 3.1: a malformed limit stops start-up instead of
+/// falling back to 60.
+#[test]
+fn a_malformed_per_user_limit_stops_start_up() {
+    for bad in ["-3", "abc", "1.5", "", " 5"] {
+        assert_eq!(
+            env_problem(&[(ENV_WATCH_PER_USER_LIMIT, bad)]),
+            format!(
+                "watch.per_user_limit = {bad:?} (from PERISCOPE_WATCH_PER_USER_LIMIT): must be a whole number >= 0 \
+                 (0 disables the cap)"
+            )
+        );
+    }
+    assert_eq!(
+        env_problem(&[(ENV_WATCH_PER_USER_LIMIT, "4294967296")]),
+        "watch.per_user_limit = \"4294967296\" (from PERISCOPE_WATCH_PER_USER_LIMIT): must be a whole number >= 0 \
+         (0 disables the cap); at most 4294967295"
+    );
+    for bad in [
+        "per_user_limit = -3",
+        "per_user_limit = 1.5",
+        "per_user_limit = \"abc\"",
+    ] {
+        let (line, path) = file_problem(&format!("[watch]\n{bad}\n"));
+        assert!(
+            line.starts_with("watch.per_user_limit = ")
+                && line.ends_with(&format!(
+                    "(from {path}): must be a whole number >= 0 (0 disables the cap)"
+                )),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn per_user_limit_zero_means_unlimited() {
+    assert_eq!(
+        load_env(&[(ENV_WATCH_PER_USER_LIMIT, "0")])
+            .unwrap()
+            .watch
+            .per_user_limit,
+        0
+    );
+    let (_file, result) = load_text("[watch]\nper_user_limit = \"25\"\n", &[]);
+    assert_eq!(result.unwrap().watch.per_user_limit, 25);
+}
+
+#[test]
+fn queue_and_ring_need_at_least_one() {
+    assert_eq!(
+        env_problem(&[(ENV_WATCH_QUEUE, "0")]),
+        "watch.queue = \"0\" (from PERISCOPE_WATCH_QUEUE): must be a whole number >= 1 (events buffered per \
+         subscriber before it is dropped as slow; default 256)"
+    );
+    let (line, path) = file_problem("[watch]\nring = 0\n");
+    assert_eq!(
+        line,
+        format!(
+            "watch.ring = \"0\" (from {path}): must be a whole number >= 1 (recent events kept for Last-Event-ID \
+             resume; default 1024)"
+        )
+    );
+}
+
+#[test]
+fn heartbeat_and_call_deadline_must_not_be_zero() {
+    assert_eq!(
+        env_problem(&[(ENV_WATCH_HEARTBEAT, "0s")]),
+        "watch.heartbeat = \"0s\" (from PERISCOPE_WATCH_HEARTBEAT): must be longer than 0s; a heartbeat keeps idle \
+         streams open through proxies (default 15s)"
+    );
+    assert_eq!(
+        env_problem(&[(ENV_PLUGINS_CALL_DEADLINE, "0ms")]),
+        "plugins.call_deadline = \"0ms\" (from PERISCOPE_PLUGINS_CALL_DEADLINE): must be longer than 0s; it bounds \
+         how long one plugin call may run (default 1s)"
+    );
+}
+
+#[test]
+fn zero_disables_max_stream_duration_and_linger() {
+    let config = load_env(&[(ENV_WATCH_MAX_STREAM_DURATION, "0s"), (ENV_WATCH_LINGER, "0s")]).unwrap();
+    assert_eq!(config.watch.max_stream_duration, Duration::ZERO);
+    assert_eq!(config.watch.linger, Duration::ZERO);
+}
+
+/// humantime accepts long unit names ("5 minutes" is "5m"); what it rejects is a
+/// number without a unit, words for numbers, and non-strings in the file.
+#[test]
+fn durations_are_humantime_strings() {
+    for same in ["5m", "5min", "5 minutes", "300s", "4m 60s"] {
+        let config = load_env(&[(ENV_WATCH_LINGER, same)]).unwrap();
+        assert_eq!(config.watch.linger, Duration::from_secs(300), "{same}");
+    }
+    assert_eq!(
+        env_problem(&[(ENV_WATCH_LINGER, "30")]),
+        "watch.linger = \"30\" (from PERISCOPE_WATCH_LINGER): must be a duration such as \"30s\", \"1m30s\" or \
+         \"500ms\" (time unit needed, for example 30sec or 30ms)"
+    );
+    assert_eq!(
+        env_problem(&[(ENV_SHUTDOWN_GRACE, "five minutes")]),
+        "server.shutdown_grace = \"five minutes\" (from PERISCOPE_SHUTDOWN_GRACE): must be a duration such as \
+         \"30s\", \"1m30s\" or \"500ms\" (expected number at 0)"
+    );
+    let (line, path) = file_problem("[watch]\nmax_stream_duration = 300\n");
+    assert_eq!(
+        line,
+        format!(
+            "watch.max_stream_duration = \"300\" (from {path}): must be a duration with a unit, in quotes, such as \
+             \"30s\", \"1m30s\" or \"500ms\""
+        )
+    );
+}
+
+#[test]
+fn memory_cap_is_given_in_mib() {
+    assert_eq!(
+        env_problem(&[(ENV_PLUGINS_MEMORY_CAP_MIB, "0")]),
+        "plugins.memory_cap_mib = \"0\" (from PERISCOPE_PLUGINS_MEMORY_CAP_MIB): must be a whole number of MiB >= 1 \
+         (default 64)"
+    );
+    assert_eq!(
+        env_problem(&[(ENV_PLUGINS_MEMORY_CAP_MIB, "5000")]),
+        "plugins.memory_cap_mib = \"5000\" (from PERISCOPE_PLUGINS_MEMORY_CAP_MIB): must be a whole number of MiB \
+         >= 1 (default 64); at most 4096"
+    );
+}
+
+#[test]
+fn log_settings_are_checked() {
+    assert_eq!(
+        env_problem(&[(ENV_LOG_FORMAT, "JSON-lines")]),
+        "log.format = \"JSON-lines\" (from PERISCOPE_LOG_FORMAT): must be \"plain\" or \"json\""
+    );
+    let line = env_problem(&[(ENV_LOG, "periscope=loud")]);
+    assert!(
+        line.starts_with("log.filter = \"periscope=loud\" (from PERISCOPE_LOG): is not a valid log filter ("),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("); write comma-separated directives such as \"warn,periscope=debug\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn duplicate_cluster_names_are_a_problem() {
+    let (line, path) = file_problem(
+        "[[clusters]]\nname = \"prod\"\nin_cluster = true\n\
+         [[clusters]]\nname = \"dev\"\nsim = \"demo\"\n\
+         [[clusters]]\nname = \"prod\"\ncontext = \"prod\"\n",
+    );
+    assert_eq!(
+        line,
+        format!(
+            "clusters[2].name = \"prod\" (from {path}): is already the name of clusters[0]; cluster names must be \
+             unique"
+        )
+    );
+}
+
+#[test]
+fn cluster_names_are_dns_labels() {
+    for bad in ["Prod", "prod_eu", "-prod", "prod-", "", "a.b"] {
+        let (line, path) = file_problem(&format!("[[clusters]]\nname = {bad:?}\nin_cluster = true\n"));
+        assert_eq!(
+            line,
+            format!(
+                "clusters[0].name = {bad:?} (from {path}): must be 1 to 63 lowercase letters, digits or '-', \
+                 starting and ending with a letter or digit, such as \"prod-eu\""
+            )
+        );
+    }
+    // An invalid name still identifies the cluster in its other problems.
+    let (_file, result) = load_text("[[clusters]]\nname = \"Prod\"\n", &[]);
+    let lines = problems(result);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].starts_with("clusters[0] = \"Prod\" ("), "{}", lines[1]);
+    let (line, path) = file_problem("[[clusters]]\nin_cluster = true\n");
+    assert_eq!(
+        line,
+        format!(
+            "clusters[0].name = \"\" (from {path}): is missing; give every cluster a unique name such as \"prod\" \
+             (it appears in URLs)"
+        )
+    );
+}
+
+#[test]
+fn a_cluster_with_two_sources_names_both() {
+    let (line, path) =
+        file_problem("[[clusters]]\nname = \"prod\"\ncontext = \"prod\"\nserver = \"https://k8s.example.com\"\n");
+    assert_eq!(
+        line,
+        format!(
+            "clusters[0] = \"prod\" (from {path}): sets more than one source (context, server); keep exactly one of \
+             kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\""
+        )
+    );
+    let (line, _) = file_problem(
+        "[[clusters]]\nname = \"x\"\nkubeconfig = \"/k\"\ncontext = \"c\"\nin_cluster = true\nsim = \"demo\"\n",
+    );
+    assert!(
+        line.contains("sets more than one source (kubeconfig/context, in_cluster, sim)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_cluster_without_a_source_says_which_to_set() {
+    let (line, path) = file_problem("[[clusters]]\nname = \"prod\"\n");
+    let expected = format!(
+        "clusters[0] = \"prod\" (from {path}): has no source; set one of kubeconfig and/or context, \
+         in_cluster = true, server = \"https://…\" or sim = \"demo\""
+    );
+    assert_eq!(line, expected);
+    // `in_cluster = false` chooses nothing.
+    let (line, _) = file_problem("[[clusters]]\nname = \"prod\"\nin_cluster = false\n");
+    assert!(line.contains("has no source"), "{line}");
+    // ...but with another source it is harmless.
+    let (_file, result) = load_text("[[clusters]]\nname = \"a\"\nin_cluster = false\nsim = \"demo\"\n", &[]);
+    assert_eq!(
+        result.unwrap().clusters[0].source,
+        ClusterSource::Sim("demo".to_string())
+    );
+}
+
+#[test]
+fn an_unknown_scenario_lists_the_known_ones() {
+    let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nsim = \"busy\"\n");
+    assert_eq!(
+        line,
+        format!("clusters[0].sim = \"busy\" (from {path}): is not a simulated scenario; use \"demo\" or \"empty\"")
+    );
+}
+
+#[test]
+fn a_server_must_be_an_http_url() {
+    for bad in [
+        "127.0.0.1:6443",
+        "localhost:6443",
+        "ftp://example.com",
+        "https://",
+        "http://a b",
+        "",
+    ] {
+        let (line, path) = file_problem(&format!("[[clusters]]\nname = \"a\"\nserver = {bad:?}\n"));
+        assert_eq!(
+            line,
+            format!(
+                "clusters[0].server = {bad:?} (from {path}): must be an http:// or https:// URL such as \
+                 \"http://127.0.0.1:6443\"; for a kubeconfig use kubeconfig = \"…\" instead"
+            )
+        );
+    }
+    for good in ["https://k8s.example.com", "http://[::1]:6443/prefix"] {
+        let (_file, result) = load_text(&format!("[[clusters]]\nname = \"a\"\nserver = {good:?}\n"), &[]);
+        assert_eq!(
+            result.unwrap().clusters[0].source,
+            ClusterSource::Server(good.to_string())
+        );
+    }
+}
+
+#[test]
+fn an_invalid_source_value_is_reported_once() {
+    let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nin_cluster = \"yes\"\n");
+    assert_eq!(
+        line,
+        format!("clusters[0].in_cluster = \"yes\" (from {path}): must be true or false (without quotes)")
+    );
+}
+
+#[test]
+fn unknown_keys_are_problems_with_suggestions() {
+    let (line, path) = file_problem("[watch]\nstream = \"pods\"\n");
+    assert_eq!(
+        line,
+        format!(
+            "watch.stream = \"pods\" (from {path}): unknown key; did you mean streams? ([watch] accepts streams, \
+             per_user_limit, linger, heartbeat, queue, ring, max_stream_duration)"
+        )
+    );
+    let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nsim = \"demo\"\nkube_config = \"/k\"\n");
+    assert_eq!(
+        line,
+        format!(
+            "clusters[0].kube_config = \"/k\" (from {path}): unknown key; did you mean kubeconfig? (a cluster \
+             accepts name, kubeconfig, context, in_cluster, server, sim)"
+        )
+    );
+    let (line, path) = file_problem("[wach]\nqueue = 1\n");
+    assert_eq!(
+        line,
+        format!(
+            "wach = \"{{...}}\" (from {path}): unknown section; did you mean watch? (the sections are [server], \
+             [[clusters]], [watch], [plugins] and [log])"
+        )
+    );
+    let (line, path) = file_problem("listen = \"0.0.0.0:8080\"\n");
+    assert_eq!(
+        line,
+        format!("listen = \"0.0.0.0:8080\" (from {path}): unknown section; `listen` belongs under [server]")
+    );
+}
+
+#[test]
+fn misshapen_sections_are_problems() {
+    let (line, path) = file_problem("watch = 5\n");
+    assert_eq!(
+        line,
+        format!("watch = \"5\" (from {path}): must be a table; put its settings under a [watch] header")
+    );
+    let (line, path) = file_problem("[clusters]\nname = \"a\"\n");
+    assert_eq!(
+        line,
+        format!(
+            "clusters = \"{{...}}\" (from {path}): must be an array of tables; write one [[clusters]] section per \
+             cluster"
+        )
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let (line, path) = file_problem("[watch]\nqueue = 5\nstreams = pods\n");
+    assert_eq!(
+        line,
+        format!("{path}: not valid TOML at line 3, column 11: string values must be quoted, expected literal string")
+    );
+    let (line, path) = file_problem("[watch]\nqueue = 5\nqueue = 6\n");
+    assert_eq!(
+        line,
+        format!("{path}: not valid TOML at line 3, column 1: duplicate key")
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("periscope.toml");
+    let lines = problems(load(Some(&missing), &env(&[])));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&format!("{}: cannot read the file (", missing.display())),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("); check the path given with --config or PERISCOPE_CONFIG"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let (file, result) = load_text(
+        "[watch]\nqueue = 0\nheartbeat = \"0s\"\nbogus = 1\n\
+         [[clusters]]\nname = \"a\"\n\
+         [[clusters]]\nname = \"a\"\nsim = \"demo\"\nserver = \"http://x\"\n",
+        &[
+            (ENV_WATCH_PER_USER_LIMIT, "-3"),
+            (ENV_LISTEN, "nope"),
+            (ENV_LOG_FORMAT, "xml"),
+        ],
+    );
+    let path = file.path().display();
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "invalid configuration (9 problems)
+  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, queue, ring, max_stream_duration
+  - server.listen = \"nope\" (from PERISCOPE_LISTEN): must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" (host names are not resolved)
+  - clusters[0] = \"a\" (from {path}): has no source; set one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
+  - clusters[1] = \"a\" (from {path}): sets more than one source (server, sim); keep exactly one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
+  - clusters[1].name = \"a\" (from {path}): is already the name of clusters[0]; cluster names must be unique
+  - watch.per_user_limit = \"-3\" (from PERISCOPE_WATCH_PER_USER_LIMIT): must be a whole number >= 0 (0 disables the cap)
+  - watch.heartbeat = \"0s\" (from {path}): must be longer than 0s; a heartbeat keeps idle streams open through proxies (default 15s)
+  - watch.queue = \"0\" (from {path}): must be a whole number >= 1 (events buffered per subscriber before it is dropped as slow; default 256)
+  - log.format = \"xml\" (from PERISCOPE_LOG_FORMAT): must be \"plain\" or \"json\""
+        )
+    );
+    let first = &error.problems[5];
+    assert_eq!(first.key, "watch.per_user_limit");
+    assert_eq!(first.value, "-3");
+    assert_eq!(first.origin, Origin::Env(ENV_WATCH_PER_USER_LIMIT));
+}
+
+#[test]
+fn a_broken_file_still_reports_env_problems() {
+    let (file, result) = load_text("[watch\n", &[(ENV_WATCH_QUEUE, "x")]);
+    let path = file.path().display();
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        format!(
+            "invalid configuration (2 problems)
+  - {path}: not valid TOML at line 1, column 7: unclosed table, expected `]`
+  - watch.queue = \"x\" (from PERISCOPE_WATCH_QUEUE): must be a whole number >= 1 (events buffered per subscriber before it is dropped as slow; default 256)"
+        )
+    );
+}
+
+#[test]
+fn one_problem_is_singular() {
+    let error = load_env(&[(ENV_WATCH_RING, "-1")]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid configuration (1 problem)\n  - watch.ring = \"-1\"")
+    );
+}
+
+#[test]
+fn unknown_variables_get_the_closest_name() {
+    let vars = [
+        "PERISCOPE_WATCH_STREAM",
+        "PERISCOPE_WATCH_STREAMS",
+        "PERISCOPE_LOG_FORMT",
+        "PERISCOPE_XYZZY_PLUGH",
+        "PERISCOPE_BLESS",
+        "HOME",
+    ];
+    assert_eq!(
+        unknown_env_warnings(vars.iter().map(ToString::to_string)),
+        vec![
+            "unknown variable PERISCOPE_LOG_FORMT; did you mean PERISCOPE_LOG_FORMAT?".to_string(),
+            "unknown variable PERISCOPE_WATCH_STREAM; did you mean PERISCOPE_WATCH_STREAMS?".to_string(),
+            "unknown variable PERISCOPE_XYZZY_PLUGH; it is ignored (docs/operators/configuration.md lists every \
+             variable)"
+                .to_string(),
+        ]
+    );
+    assert!(unknown_env_warnings(ALL.iter().map(ToString::to_string)).is_empty());
+}
+
+#[test]
+fn the_process_env_source_reads_std_env() {
+    // PATH is set in any test environment; a name nobody sets is absent.
+    assert_eq!(ProcessEnv.get("PATH"), std::env::var("PATH").ok());
+    assert_eq!(ProcessEnv.get("PERISCOPE_SURELY_UNSET_IN_TESTS"), None);
+    assert!(env_vars().all(|name| name.starts_with("PERISCOPE_")));
+}
+
+#[test]
+fn the_docs_list_every_variable_and_key() {
+    for var in ALL {
+        assert!(
+            DOCS.contains(&format!("`{var}`")),
+            "{var} is missing from docs/operators/configuration.md"
+        );
+    }
+    for key in [
+        "[server] listen",
+        "[server] shutdown_grace",
+        "[watch] streams",
+        "[watch] per_user_limit",
+        "[watch] linger",
+        "[watch] heartbeat",
+        "[watch] queue",
+        "[watch] ring",
+        "[watch] max_stream_duration",
+        "[plugins] dir",
+        "[plugins] cache_dir",
+        "[plugins] call_deadline",
+        "[plugins] memory_cap_mib",
+        "[log] filter",
+        "[log] format",
+    ] {
+        assert!(
+            DOCS.contains(&format!("`{key}`")),
+            "{key} is missing from docs/operators/configuration.md"
+        );
+    }
+}
+
+#[test]
+fn the_docs_example_is_valid() {
+    let start = DOCS.find("```toml\n").expect("the docs have a TOML example") + "```toml\n".len();
+    let end = start + DOCS[start..].find("```").unwrap();
+    let (_file, result) = load_text(&DOCS[start..end], &[]);
+    let config = result.unwrap();
+    assert_eq!(config.clusters.len(), 2);
+}

@@ -1,0 +1,528 @@
+//! Stage two: overlay the environment on the raw file and check every setting.
+//!
+//! Each setting comes from its variable if set, else from the file, else its default.
+//! A parser turns the raw value into its type or returns the message of a [`Problem`];
+//! the problem is recorded, the default stands in, and validation carries on, so that
+//! one run reports everything.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Value;
+
+use super::env::*;
+use super::raw::{RawCluster, RawConfig, render};
+use super::{
+    ClusterConfig, ClusterSource, Config, EnvSource, LogConfig, LogFormat, Origin, PluginsConfig, Problem,
+    SIM_SCENARIOS, Sourced, WatchConfig,
+};
+
+const MIB: u64 = 1 << 20;
+
+/// A 32-bit WebAssembly memory cannot grow past 4 GiB, so a larger cap means nothing.
+const MAX_MEMORY_CAP_MIB: u64 = 4096;
+
+const NOT_A_STRING: &str = "must be a string; put the value in quotes";
+
+/// Builds the [`Config`], appending a [`Problem`] for every invalid setting. Invalid
+/// settings are left at their defaults in the result, which the caller discards when
+/// there are problems.
+pub(super) fn validate(
+    raw: RawConfig,
+    file: Option<&Path>,
+    env: &dyn EnvSource,
+    problems: &mut Vec<Problem>,
+) -> Config {
+    let mut layers = Layers {
+        file_origin: file.map_or(Origin::Default, |path| Origin::File(path.to_path_buf())),
+        env,
+        problems,
+    };
+    let server = raw.server.unwrap_or_default();
+    let watch = raw.watch.unwrap_or_default();
+    let plugins = raw.plugins.unwrap_or_default();
+    let log = raw.log.unwrap_or_default();
+
+    let listen = layers.setting(
+        "server.listen",
+        server.listen,
+        ENV_LISTEN,
+        default_listen(),
+        socket_addr,
+    );
+    let shutdown_grace = layers.setting(
+        "server.shutdown_grace",
+        server.shutdown_grace,
+        ENV_SHUTDOWN_GRACE,
+        Duration::from_secs(10),
+        duration,
+    );
+    let clusters = layers.clusters(raw.clusters.unwrap_or_default());
+
+    let watch = WatchConfig {
+        streams: layers.setting("watch.streams", watch.streams, ENV_WATCH_STREAMS, String::new(), string),
+        per_user_limit: layers
+            .setting(
+                "watch.per_user_limit",
+                watch.per_user_limit,
+                ENV_WATCH_PER_USER_LIMIT,
+                60,
+                |v| {
+                    whole(
+                        v,
+                        0,
+                        u64::from(u32::MAX),
+                        "must be a whole number >= 0 (0 disables the cap)",
+                    )
+                    .and_then(|n| u32::try_from(n).map_err(|_| "is too large".to_string()))
+                },
+            )
+            .value,
+        linger: layers
+            .setting(
+                "watch.linger",
+                watch.linger,
+                ENV_WATCH_LINGER,
+                Duration::from_secs(30),
+                duration,
+            )
+            .value,
+        heartbeat: layers
+            .setting(
+                "watch.heartbeat",
+                watch.heartbeat,
+                ENV_WATCH_HEARTBEAT,
+                Duration::from_secs(15),
+                |v| nonzero_duration(v, "a heartbeat keeps idle streams open through proxies (default 15s)"),
+            )
+            .value,
+        queue: layers
+            .setting("watch.queue", watch.queue, ENV_WATCH_QUEUE, 256, |v| {
+                count(
+                    v,
+                    "events buffered per subscriber before it is dropped as slow; default 256",
+                )
+            })
+            .value,
+        ring: layers
+            .setting("watch.ring", watch.ring, ENV_WATCH_RING, 1024, |v| {
+                count(v, "recent events kept for Last-Event-ID resume; default 1024")
+            })
+            .value,
+        max_stream_duration: layers
+            .setting(
+                "watch.max_stream_duration",
+                watch.max_stream_duration,
+                ENV_WATCH_MAX_STREAM_DURATION,
+                Duration::from_secs(5 * 60),
+                duration,
+            )
+            .value,
+    };
+
+    let plugins = PluginsConfig {
+        dir: layers.optional("plugins.dir", plugins.dir, ENV_PLUGINS_DIR, path),
+        cache_dir: layers.optional("plugins.cache_dir", plugins.cache_dir, ENV_PLUGINS_CACHE_DIR, path),
+        call_deadline: layers
+            .setting(
+                "plugins.call_deadline",
+                plugins.call_deadline,
+                ENV_PLUGINS_CALL_DEADLINE,
+                Duration::from_secs(1),
+                |v| nonzero_duration(v, "it bounds how long one plugin call may run (default 1s)"),
+            )
+            .value,
+        memory_cap: layers
+            .setting(
+                "plugins.memory_cap_mib",
+                plugins.memory_cap_mib,
+                ENV_PLUGINS_MEMORY_CAP_MIB,
+                64 * MIB,
+                |v| {
+                    whole(
+                        v,
+                        1,
+                        MAX_MEMORY_CAP_MIB,
+                        "must be a whole number of MiB >= 1 (default 64)",
+                    )
+                    .map(|mib| mib * MIB)
+                },
+            )
+            .value,
+    };
+
+    let log = LogConfig {
+        filter: layers
+            .setting(
+                "log.filter",
+                log.filter,
+                ENV_LOG,
+                "warn,periscope=info".to_string(),
+                log_filter,
+            )
+            .value,
+        format: layers
+            .setting("log.format", log.format, ENV_LOG_FORMAT, LogFormat::Plain, log_format)
+            .value,
+    };
+
+    Config {
+        listen: listen.value,
+        clusters,
+        watch,
+        plugins,
+        log,
+        shutdown_grace: shutdown_grace.value,
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// The layers a setting can come from, and the problems found so far.
+struct Layers<'a> {
+    file_origin: Origin,
+    env: &'a dyn EnvSource,
+    problems: &'a mut Vec<Problem>,
+}
+
+/// A raw value and where it came from.
+struct Input {
+    value: Value,
+    origin: Origin,
+}
+
+impl Layers<'_> {
+    /// The variable if set (even to ""), else the file's value.
+    fn input(&self, file_value: Option<Value>, var: &'static str) -> Option<Input> {
+        match self.env.get(var) {
+            Some(text) => Some(Input {
+                value: Value::String(text),
+                origin: Origin::Env(var),
+            }),
+            None => file_value.map(|value| Input {
+                value,
+                origin: self.file_origin.clone(),
+            }),
+        }
+    }
+
+    /// A setting with a default; an invalid value is recorded and the default stands in.
+    fn setting<T>(
+        &mut self,
+        key: &str,
+        file_value: Option<Value>,
+        var: &'static str,
+        default: T,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Sourced<T> {
+        let Some(input) = self.input(file_value, var) else {
+            return Sourced {
+                value: default,
+                origin: Origin::Default,
+            };
+        };
+        let value = self.check(key, &input, parse).unwrap_or(default);
+        Sourced {
+            value,
+            origin: input.origin,
+        }
+    }
+
+    /// A setting that is absent unless set.
+    fn optional<T>(
+        &mut self,
+        key: &str,
+        file_value: Option<Value>,
+        var: &'static str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
+        let input = self.input(file_value, var)?;
+        self.check(key, &input, parse)
+    }
+
+    fn check<T>(&mut self, key: &str, input: &Input, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
+        match parse(&input.value) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.problem(key.to_string(), render(&input.value), input.origin.clone(), message);
+                None
+            }
+        }
+    }
+
+    fn problem(&mut self, key: String, value: String, origin: Origin, message: String) {
+        self.problems.push(Problem {
+            key,
+            value,
+            origin,
+            message,
+        });
+    }
+
+    /// Validates every cluster, then that names are unique.
+    fn clusters(&mut self, raw: Vec<RawCluster>) -> Vec<ClusterConfig> {
+        let mut clusters = Vec::new();
+        let mut first_use: HashMap<String, usize> = HashMap::new();
+        for (i, raw) in raw.into_iter().enumerate() {
+            // Duplicates are checked even when the rest of a cluster is invalid, so that
+            // fixing one problem does not reveal another.
+            let (name, source) = self.cluster(i, raw);
+            let Some(name) = name else {
+                continue;
+            };
+            if let Some(first) = first_use.get(&name) {
+                self.problem(
+                    format!("clusters[{i}].name"),
+                    name,
+                    self.file_origin.clone(),
+                    format!("is already the name of clusters[{first}]; cluster names must be unique"),
+                );
+                continue;
+            }
+            first_use.insert(name.clone(), i);
+            if let Some(source) = source {
+                clusters.push(ClusterConfig { name, source });
+            }
+        }
+        clusters
+    }
+
+    /// A key of cluster `i`: `None` when absent, `Some(None)` when present but invalid
+    /// (reported; it still counts as a chosen source).
+    fn field<T>(
+        &mut self,
+        i: usize,
+        key: &str,
+        value: Option<Value>,
+        parse: fn(&Value) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let input = Input {
+            value: value?,
+            origin: self.file_origin.clone(),
+        };
+        Some(self.check(&format!("clusters[{i}].{key}"), &input, parse))
+    }
+
+    /// One `[[clusters]]` entry: its name and its one source, each when valid.
+    fn cluster(&mut self, i: usize, raw: RawCluster) -> (Option<String>, Option<ClusterSource>) {
+        // The name as written identifies the cluster in its other problems, even when
+        // the name itself is invalid.
+        let name_text = raw.name.as_ref().map(render).unwrap_or_default();
+        if raw.name.is_none() {
+            self.problem(
+                format!("clusters[{i}].name"),
+                String::new(),
+                self.file_origin.clone(),
+                "is missing; give every cluster a unique name such as \"prod\" (it appears in URLs)".to_string(),
+            );
+        }
+        let name = self.field(i, "name", raw.name, cluster_name);
+        let kubeconfig = self.field(i, "kubeconfig", raw.kubeconfig, path);
+        let context = self.field(i, "context", raw.context, non_empty);
+        // `in_cluster = false` chooses nothing.
+        let in_cluster = self
+            .field(i, "in_cluster", raw.in_cluster, boolean)
+            .filter(|choice| *choice != Some(false));
+        let server = self.field(i, "server", raw.server, server_url);
+        let sim = self.field(i, "sim", raw.sim, scenario);
+
+        let kubeconfig_label = match (&kubeconfig, &context) {
+            (Some(_), Some(_)) => Some("kubeconfig/context"),
+            (Some(_), None) => Some("kubeconfig"),
+            (None, Some(_)) => Some("context"),
+            (None, None) => None,
+        };
+        let chosen: Vec<&str> = [
+            kubeconfig_label,
+            in_cluster.as_ref().map(|_| "in_cluster"),
+            server.as_ref().map(|_| "server"),
+            sim.as_ref().map(|_| "sim"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        const ONE_OF: &str = "kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"";
+        match chosen.len() {
+            0 => {
+                self.problem(
+                    format!("clusters[{i}]"),
+                    name_text,
+                    self.file_origin.clone(),
+                    format!("has no source; set one of {ONE_OF}"),
+                );
+                return (name.flatten(), None);
+            }
+            1 => {}
+            _ => {
+                self.problem(
+                    format!("clusters[{i}]"),
+                    name_text,
+                    self.file_origin.clone(),
+                    format!(
+                        "sets more than one source ({}); keep exactly one of {ONE_OF}",
+                        chosen.join(", ")
+                    ),
+                );
+                return (name.flatten(), None);
+            }
+        }
+
+        // Exactly one source was chosen; it is usable only if its values are valid.
+        let source = if kubeconfig_label.is_some() {
+            match (kubeconfig, context) {
+                (Some(None), _) | (_, Some(None)) => None,
+                (path, context) => Some(ClusterSource::Kubeconfig {
+                    path: path.flatten(),
+                    context: context.flatten(),
+                }),
+            }
+        } else if in_cluster.is_some() {
+            in_cluster.flatten().map(|_| ClusterSource::InCluster)
+        } else if let Some(server) = server {
+            server.map(ClusterSource::Server)
+        } else {
+            sim.flatten().map(ClusterSource::Sim)
+        };
+        (name.flatten(), source)
+    }
+}
+
+// === parsers: raw value → typed value, or the message of a problem ===
+
+fn string(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(NOT_A_STRING.to_string()),
+    }
+}
+
+fn non_empty(value: &Value) -> Result<String, String> {
+    let s = string(value)?;
+    if s.is_empty() {
+        return Err("is empty; set a value, or leave the key out".to_string());
+    }
+    Ok(s)
+}
+
+fn path(value: &Value) -> Result<PathBuf, String> {
+    let s = string(value)?;
+    if s.is_empty() {
+        return Err("is empty; set a path, or leave the setting out to use the default".to_string());
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn boolean(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Boolean(b) => Ok(*b),
+        _ => Err("must be true or false (without quotes)".to_string()),
+    }
+}
+
+fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
+    string(value)?.parse().map_err(|_| {
+        "must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" \
+         (host names are not resolved)"
+            .to_string()
+    })
+}
+
+fn duration(value: &Value) -> Result<Duration, String> {
+    const EXAMPLES: &str = "such as \"30s\", \"1m30s\" or \"500ms\"";
+    match value {
+        Value::String(s) => humantime::parse_duration(s).map_err(|e| format!("must be a duration {EXAMPLES} ({e})")),
+        Value::Integer(_) | Value::Float(_) => Err(format!("must be a duration with a unit, in quotes, {EXAMPLES}")),
+        _ => Err(format!("must be a duration {EXAMPLES}")),
+    }
+}
+
+fn nonzero_duration(value: &Value, why: &str) -> Result<Duration, String> {
+    let duration = duration(value)?;
+    if duration.is_zero() {
+        return Err(format!("must be longer than 0s; {why}"));
+    }
+    Ok(duration)
+}
+
+/// A whole number in `min..=max`, written as a TOML integer or as a string of digits
+/// (what an environment variable holds). Anything else gets the message `rule`.
+fn whole(value: &Value, min: u64, max: u64, rule: &str) -> Result<u64, String> {
+    let n = match value {
+        Value::Integer(i) => Some(i128::from(*i)),
+        Value::String(s) => s.parse::<i128>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n > i128::from(max) => Err(format!("{rule}; at most {max}")),
+        Some(n) if n >= i128::from(min) => u64::try_from(n).map_err(|_| rule.to_string()),
+        _ => Err(rule.to_string()),
+    }
+}
+
+/// A count of at least one.
+fn count(value: &Value, what: &str) -> Result<usize, String> {
+    let rule = format!("must be a whole number >= 1 ({what})");
+    let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+    let n = whole(value, 1, max, &rule)?;
+    usize::try_from(n).map_err(|_| rule)
+}
+
+fn log_filter(value: &Value) -> Result<String, String> {
+    let filter = string(value)?;
+    match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(_) => Ok(filter),
+        Err(e) => Err(format!(
+            "is not a valid log filter ({e}); write comma-separated directives such as \"warn,periscope=debug\""
+        )),
+    }
+}
+
+fn log_format(value: &Value) -> Result<LogFormat, String> {
+    match string(value)?.as_str() {
+        "plain" => Ok(LogFormat::Plain),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("must be \"plain\" or \"json\"".to_string()),
+    }
+}
+
+/// DNS-label-like, as names appear in URLs and span fields.
+fn cluster_name(value: &Value) -> Result<String, String> {
+    let name = string(value)?;
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let alnum_ends = !name.starts_with('-') && !name.ends_with('-');
+    if name.is_empty() || name.len() > 63 || !valid_chars || !alnum_ends {
+        return Err(
+            "must be 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or \
+                    digit, such as \"prod-eu\""
+                .to_string(),
+        );
+    }
+    Ok(name)
+}
+
+fn server_url(value: &Value) -> Result<String, String> {
+    const RULE: &str = "must be an http:// or https:// URL such as \"http://127.0.0.1:6443\"; for a kubeconfig \
+                        use kubeconfig = \"…\" instead";
+    let url = string(value)?;
+    let uri: http::Uri = url.parse().map_err(|_| RULE.to_string())?;
+    let http = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !http || uri.host().is_none_or(str::is_empty) {
+        return Err(RULE.to_string());
+    }
+    Ok(url)
+}
+
+fn scenario(value: &Value) -> Result<String, String> {
+    let name = string(value)?;
+    if !SIM_SCENARIOS.contains(&name.as_str()) {
+        let known: Vec<String> = SIM_SCENARIOS.iter().map(|s| format!("\"{s}\"")).collect();
+        return Err(format!("is not a simulated scenario; use {}", known.join(" or ")));
+    }
+    Ok(name)
+}
