@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::kinds::{self, Registry};
-use crate::{config, logs, serve};
 use crate::plugin::{self, PluginRuntime, RuntimeOptions};
 use crate::snapshot;
+use crate::{config, logs, serve};
 
 /// Streams live Kubernetes state to browsers and tools.
 #[derive(Debug, Parser)]
@@ -233,10 +233,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|source| Error::Io {
-        what: "cannot start the async runtime".into(),
-        source,
-    })
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })
 }
 
 fn load(args: &PluginArgs) -> Result<Registry, Error> {

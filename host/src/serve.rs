@@ -93,7 +93,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +143,10 @@ impl App {
         );
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let state = AppState {
             hub,
             enabled: Arc::new(enabled),
@@ -179,7 +184,8 @@ impl App {
         tracing::info!(addr = %self.local_addr(), "listening");
         let router = http::router(self.state);
         let drained = shutdown.clone();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let server =
+            axum::serve(self.listener, router).with_graceful_shutdown(async move { drained.cancelled().await });
         let grace = self.shutdown_grace;
         tokio::select! {
             result = server => result.map_err(StartError::Serve),
@@ -242,7 +248,8 @@ async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>),
                 };
                 match path {
                     Some(path) => {
-                        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| failed("reading the kubeconfig")(e.into()))?;
+                        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                            .map_err(|e| failed("reading the kubeconfig")(e.into()))?;
                         kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                             .await
                             .map_err(|e| failed("loading the kubeconfig")(e.into()))?
@@ -252,9 +259,13 @@ async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>),
                         .map_err(|e| failed("loading the kubeconfig")(e.into()))?,
                 }
             }
-            ClusterSource::InCluster => kube::Config::incluster().map_err(|e| failed("reading the in-cluster service account")(e.into()))?,
+            ClusterSource::InCluster => {
+                kube::Config::incluster().map_err(|e| failed("reading the in-cluster service account")(e.into()))?
+            }
             ClusterSource::Server(url) => {
-                let uri = url.parse().map_err(|e: axum::http::uri::InvalidUri| failed("parsing the server URL")(e.into()))?;
+                let uri = url
+                    .parse()
+                    .map_err(|e: axum::http::uri::InvalidUri| failed("parsing the server URL")(e.into()))?;
                 kube::Config::new(uri)
             }
             ClusterSource::Sim(scenario) => {
@@ -267,9 +278,15 @@ async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>),
                     ..periscope_sim::SimOptions::default()
                 })
                 .await
-                .map_err(|source| StartError::Sim { name: name.clone(), source })?;
+                .map_err(|source| StartError::Sim {
+                    name: name.clone(),
+                    source,
+                })?;
                 tracing::info!(cluster = %name, url = %sim.url(), "embedded simulated cluster started");
-                let uri = sim.url().parse().map_err(|e: axum::http::uri::InvalidUri| failed("parsing the sim URL")(e.into()))?;
+                let uri = sim
+                    .url()
+                    .parse()
+                    .map_err(|e: axum::http::uri::InvalidUri| failed("parsing the sim URL")(e.into()))?;
                 sims.push(sim);
                 kube::Config::new(uri)
             }

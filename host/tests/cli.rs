@@ -187,3 +187,72 @@ fn kinds_resolve_of_a_bad_expression_exits_2_naming_the_entry() {
         "{message}"
     );
 }
+
+/// The README's first command: `periscope serve` with no configuration embeds the demo
+/// cluster and streams its churn.
+#[test]
+fn serve_with_no_cluster_streams_the_demo_cluster() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+        .env_remove("PERISCOPE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = {
+        let stderr = server.stderr.take().unwrap();
+        // Keep the log flowing (and visible when the test fails).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("periscope: {line}");
+            }
+        });
+        Kill(server)
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stream = loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "periscope serve did not listen within 120 s");
+        assert!(server.0.try_wait().unwrap().is_none(), "periscope serve exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET /api/clusters/demo/pods/watch HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream).lines().map_while(Result::ok);
+    assert!(lines.next().unwrap().starts_with("HTTP/1.1 200"));
+    let mut events = Vec::new();
+    for line in lines {
+        if let Some(event) = line.strip_prefix("event: ") {
+            events.push(event.to_string());
+            if events.len() > 1 {
+                break;
+            }
+        }
+    }
+    assert_eq!(events[0], "snapshot");
+    assert!(
+        ["added", "modified", "deleted"].contains(&events[1].as_str()),
+        "{events:?}"
+    );
+}

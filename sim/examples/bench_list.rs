@@ -19,11 +19,7 @@ use periscope_sim::{Scenario, Sim, SimOptions};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let pods: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(50_000);
+    let pods: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50_000);
     let page: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
 
     let began = Instant::now();
@@ -57,10 +53,7 @@ async fn main() -> anyhow::Result<()> {
             listed.as_secs_f64() * 1e3 / f64::from(pages)
         );
     }
-    println!(
-        "start with {pods} pods: {:.0} ms",
-        started.as_secs_f64() * 1e3
-    );
+    println!("start with {pods} pods: {:.0} ms", started.as_secs_f64() * 1e3);
     sim.shutdown().await;
     Ok(())
 }

@@ -150,10 +150,7 @@ impl Faults {
     }
 
     pub fn open_watches_total(&self) -> usize {
-        self.open_watches
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .sum()
+        self.open_watches.iter().map(|c| c.load(Ordering::SeqCst)).sum()
     }
 
     /// Counts a watch as open until the returned guard is dropped.
@@ -186,14 +183,8 @@ mod tests {
     fn counted_faults_clear_themselves() {
         let faults = Faults::new();
         faults.fail_lists(Some((ListFailure::TooManyRequests, FaultCount::Times(2))));
-        assert_eq!(
-            faults.take_list_failure(),
-            Some(ListFailure::TooManyRequests)
-        );
-        assert_eq!(
-            faults.take_list_failure(),
-            Some(ListFailure::TooManyRequests)
-        );
+        assert_eq!(faults.take_list_failure(), Some(ListFailure::TooManyRequests));
+        assert_eq!(faults.take_list_failure(), Some(ListFailure::TooManyRequests));
         assert_eq!(faults.take_list_failure(), None);
         faults.expire_watches(Some(FaultCount::UntilCleared));
         assert!(faults.take_watch_expiry());

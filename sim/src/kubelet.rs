@@ -134,9 +134,7 @@ pub(crate) fn admit(store: &Store, rt: &ResourceType, obj: &mut Value) {
         "pods" => admit_pod(store, obj),
         "namespaces" => {
             let name = meta::name(obj).to_string();
-            let labels = meta::metadata_mut(obj)
-                .entry("labels")
-                .or_insert_with(|| json!({}));
+            let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
             if let Some(labels) = labels.as_object_mut() {
                 labels.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
@@ -179,13 +177,7 @@ fn admit_pod(store: &Store, pod: &mut Value) {
 
 fn first_node(store: &Store) -> String {
     resource::by_plural("nodes")
-        .and_then(|(nodes, _)| {
-            store
-                .list(nodes, None, None, Some(1), None)
-                .items
-                .first()
-                .cloned()
-        })
+        .and_then(|(nodes, _)| store.list(nodes, None, None, Some(1), None).items.first().cloned())
         .map_or_else(|| FALLBACK_NODE.to_string(), |n| meta::name(&n).to_string())
 }
 

@@ -153,9 +153,7 @@ pub enum Error {
     #[error("unknown scenario {0:?}; use \"demo\" or \"empty\"")]
     UnknownScenario(String),
     /// An object given to [`Sim::apply`] names no served kind.
-    #[error(
-        "object of kind {kind:?} (apiVersion {api_version:?}) is not served by the simulated cluster"
-    )]
+    #[error("object of kind {kind:?} (apiVersion {api_version:?}) is not served by the simulated cluster")]
     UnknownKind {
         /// The object's `apiVersion`.
         api_version: String,
@@ -276,14 +274,8 @@ impl Sim {
     /// included; no resourceVersion check unless the object carries one). Returns the
     /// stored object.
     pub fn apply(&self, object: Value) -> Result<Value, Error> {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
         let (id, _) = resource::by_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
@@ -298,12 +290,7 @@ impl Sim {
 
     /// Deletes an object at once (no grace period, finalizers ignored). `namespace` is
     /// `None` for cluster-scoped resources. Returns its last state.
-    pub fn delete(
-        &self,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, Error> {
+    pub fn delete(&self, plural: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let key = ObjKey {
             namespace: namespace.unwrap_or_default().to_string(),
             name: name.to_string(),
@@ -315,27 +302,17 @@ impl Sim {
     }
 
     /// One object, if it exists.
-    pub fn get(
-        &self,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>, Error> {
+    pub fn get(&self, plural: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, Error> {
         let key = ObjKey {
             namespace: namespace.unwrap_or_default().to_string(),
             name: name.to_string(),
         };
-        Ok(self
-            .store
-            .get(Self::resource(plural)?, &key)
-            .map(|o| (*o).clone()))
+        Ok(self.store.get(Self::resource(plural)?, &key).map(|o| (*o).clone()))
     }
 
     /// Every object of a resource, optionally in one namespace, in key order.
     pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
-        let page = self
-            .store
-            .list(Self::resource(plural)?, namespace, None, None, None);
+        let page = self.store.list(Self::resource(plural)?, namespace, None, None, None);
         Ok(page.items.iter().map(|o| (**o).clone()).collect())
     }
 
@@ -414,8 +391,7 @@ impl Drop for Sim {
 /// what `periscope sim` calls.
 pub async fn run_standalone(opts: SimOptions) -> Result<(), Error> {
     let sim = Sim::start(opts).await?;
-    let kubeconfig =
-        std::env::temp_dir().join(format!("periscope-sim-{}.kubeconfig", sim.addr().port()));
+    let kubeconfig = std::env::temp_dir().join(format!("periscope-sim-{}.kubeconfig", sim.addr().port()));
     sim.write_kubeconfig(&kubeconfig)?;
     println!("simulated cluster listening on {}", sim.url());
     println!("point kubectl at it:");

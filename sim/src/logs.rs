@@ -82,12 +82,7 @@ impl ContainerLog {
 
     /// Indices of the lines a request returns at `now`: the retained lines, narrowed to
     /// the last `tail` and to those written in the last `since`.
-    pub fn selection(
-        &self,
-        now: OffsetDateTime,
-        tail: Option<u64>,
-        since: Option<Duration>,
-    ) -> std::ops::Range<u64> {
+    pub fn selection(&self, now: OffsetDateTime, tail: Option<u64>, since: Option<Duration>) -> std::ops::Range<u64> {
         let written = self.written_by(now);
         let mut first = written.saturating_sub(RETAINED_LINES);
         if let Some(tail) = tail {
@@ -135,9 +130,7 @@ impl ContainerLog {
             _ => ("info", format!("GET {path} 200 {latency}ms")),
         };
         match h % 10 {
-            0..=3 => format!(
-                "{{\"level\":\"{level}\",\"msg\":\"{message}\",\"line\":{i},\"latency_ms\":{latency}}}"
-            ),
+            0..=3 => format!("{{\"level\":\"{level}\",\"msg\":\"{message}\",\"line\":{i},\"latency_ms\":{latency}}}"),
             4..=5 => format!("level={level} msg=\"{message}\" line={i}"),
             6..=7 => format!("[{}] {message}", level.to_ascii_uppercase()),
             8 if level == "error" => format!(

@@ -35,17 +35,12 @@ pub(crate) fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
     }
-    let map = obj
-        .as_object_mut()
-        .expect("checked to be an object just above");
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let map = obj.as_object_mut().expect("checked to be an object just above");
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
-    meta.as_object_mut()
-        .expect("checked to be an object just above")
+    meta.as_object_mut().expect("checked to be an object just above")
 }
 
 /// Whether `metadata.finalizers` has entries.
@@ -57,8 +52,7 @@ pub(crate) fn has_finalizers(obj: &Value) -> bool {
 
 /// Whether `metadata.deletionTimestamp` is set.
 pub(crate) fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 /// The current time as a Kubernetes timestamp (`2024-05-01T12:00:00Z`, whole seconds).
@@ -74,11 +68,8 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 
 /// A time as a kubelet log-line prefix: RFC 3339 with nine fractional digits.
 pub fn log_timestamp(t: OffsetDateTime) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 /// Parses a Kubernetes timestamp.

@@ -60,9 +60,7 @@ impl ContinueToken {
             .start
             .strip_suffix('\u{0}')
             .ok_or(InvalidToken("malformed start key"))?;
-        let (namespace, name) = start
-            .split_once('/')
-            .ok_or(InvalidToken("malformed start key"))?;
+        let (namespace, name) = start.split_once('/').ok_or(InvalidToken("malformed start key"))?;
         Ok(Self {
             rv: wire.rv,
             after: ObjKey {
@@ -94,10 +92,7 @@ mod tests {
                 name: "node-1".into(),
             },
         };
-        assert_eq!(
-            ContinueToken::decode(&cluster_scoped.encode()),
-            Ok(cluster_scoped)
-        );
+        assert_eq!(ContinueToken::decode(&cluster_scoped.encode()), Ok(cluster_scoped));
     }
 
     #[test]

@@ -62,8 +62,7 @@ pub fn apply(target: &mut Value, patch_type: PatchType, body: &[u8]) -> Result<(
             strategic_merge(target, &patch);
         }
         PatchType::Json => {
-            let patch: json_patch::Patch =
-                serde_json::from_slice(body).map_err(PatchError::Malformed)?;
+            let patch: json_patch::Patch = serde_json::from_slice(body).map_err(PatchError::Malformed)?;
             json_patch::patch(target, &patch).map_err(PatchError::Apply)?;
         }
     }
@@ -93,8 +92,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value)
-            {
+            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value) {
                 list.retain(|v| !remove.contains(v));
             }
             continue;
@@ -108,9 +106,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 strategic_merge(slot, value);
             }
             Value::Array(items) if is_named_list(items) => {
-                let slot = target
-                    .entry(key.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let slot = target.entry(key.clone()).or_insert_with(|| Value::Array(Vec::new()));
                 merge_named_list(slot, items);
             }
             _ => {
@@ -121,10 +117,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
 }
 
 fn is_named_list(items: &[Value]) -> bool {
-    !items.is_empty()
-        && items
-            .iter()
-            .all(|i| i.get("name").and_then(Value::as_str).is_some())
+    !items.is_empty() && items.iter().all(|i| i.get("name").and_then(Value::as_str).is_some())
 }
 
 fn merge_named_list(target: &mut Value, items: &[Value]) {
@@ -140,9 +133,7 @@ fn merge_named_list(target: &mut Value, items: &[Value]) {
     };
     for item in items {
         let name = item.get("name").and_then(Value::as_str);
-        let position = list
-            .iter()
-            .position(|e| e.get("name").and_then(Value::as_str) == name);
+        let position = list.iter().position(|e| e.get("name").and_then(Value::as_str) == name);
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
         match (position, delete) {
             (Some(i), true) => {
@@ -174,16 +165,12 @@ mod tests {
             PatchType::from_content_type("application/strategic-merge-patch+json"),
             Some(PatchType::Strategic)
         );
-        assert_eq!(
-            PatchType::from_content_type("application/apply-patch+yaml"),
-            None
-        );
+        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml"), None);
     }
 
     #[test]
     fn merge_patch_sets_and_removes_fields() {
-        let mut obj =
-            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1}});
+        let mut obj = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1}});
         apply(
             &mut obj,
             PatchType::Merge,
@@ -205,10 +192,7 @@ mod tests {
             br#"{"spec": {"containers": [{"name": "a", "image": "y"}]}}"#,
         )
         .unwrap();
-        assert_eq!(
-            obj["spec"]["containers"],
-            json!([{"name": "a", "image": "y"}])
-        );
+        assert_eq!(obj["spec"]["containers"], json!([{"name": "a", "image": "y"}]));
     }
 
     #[test]
@@ -255,14 +239,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(obj["metadata"]["labels"]["b"], "2");
-        assert!(
-            apply(
-                &mut obj,
-                PatchType::Json,
-                br#"[{"op": "remove", "path": "/nope"}]"#
-            )
-            .is_err()
-        );
+        assert!(apply(&mut obj, PatchType::Json, br#"[{"op": "remove", "path": "/nope"}]"#).is_err());
         assert!(apply(&mut obj, PatchType::Merge, b"not json").is_err());
     }
 }

@@ -106,18 +106,11 @@ pub(crate) type ResourceId = usize;
 
 /// Looks a resource up by plural (`pods`).
 pub fn by_plural(plural: &str) -> Option<(ResourceId, &'static ResourceType)> {
-    RESOURCES
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.plural == plural)
+    RESOURCES.iter().enumerate().find(|(_, r)| r.plural == plural)
 }
 
 /// Looks a resource up by group, version and plural, as found in a URL.
-pub(crate) fn by_path(
-    group: &str,
-    version: &str,
-    plural: &str,
-) -> Option<(ResourceId, &'static ResourceType)> {
+pub(crate) fn by_path(group: &str, version: &str, plural: &str) -> Option<(ResourceId, &'static ResourceType)> {
     RESOURCES
         .iter()
         .enumerate()
@@ -152,12 +145,7 @@ mod tests {
     #[test]
     fn plurals_are_unique() {
         for (i, r) in RESOURCES.iter().enumerate() {
-            assert_eq!(
-                by_plural(r.plural).map(|(id, _)| id),
-                Some(i),
-                "{}",
-                r.plural
-            );
+            assert_eq!(by_plural(r.plural).map(|(id, _)| id), Some(i), "{}", r.plural);
         }
     }
 

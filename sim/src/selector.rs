@@ -195,9 +195,7 @@ impl FieldSelector {
     pub fn pinned_name(&self) -> Option<&str> {
         self.requirements
             .iter()
-            .find(|(path, equal, _)| {
-                *equal && path.len() == 2 && path[0] == "metadata" && path[1] == "name"
-            })
+            .find(|(path, equal, _)| *equal && path.len() == 2 && path[0] == "metadata" && path[1] == "name")
             .map(|(_, _, value)| value.as_str())
     }
 
@@ -282,21 +280,11 @@ mod tests {
                 .unwrap()
                 .matches(&p)
         );
-        assert!(
-            FieldSelector::parse("spec.nodeName==node-1")
-                .unwrap()
-                .matches(&p)
-        );
-        assert!(
-            !FieldSelector::parse("spec.nodeName!=node-1")
-                .unwrap()
-                .matches(&p)
-        );
+        assert!(FieldSelector::parse("spec.nodeName==node-1").unwrap().matches(&p));
+        assert!(!FieldSelector::parse("spec.nodeName!=node-1").unwrap().matches(&p));
         assert!(FieldSelector::parse("status.phase=").unwrap().matches(&p));
         assert_eq!(
-            FieldSelector::parse("metadata.name=p")
-                .unwrap()
-                .pinned_name(),
+            FieldSelector::parse("metadata.name=p").unwrap().pinned_name(),
             Some("p")
         );
     }

@@ -42,12 +42,7 @@ impl ApiError {
 
     /// 404: the named object does not exist.
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", rt.qualified()),
-        )
-        .with_object(rt, name)
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified())).with_object(rt, name)
     }
 
     /// 404 for a path that names no resource.

@@ -294,8 +294,7 @@ impl Store {
             match generate {
                 Some(prefix) if !prefix.is_empty() => {
                     let suffix = random_suffix(&mut state.rng);
-                    meta::metadata_mut(&mut obj)
-                        .insert("name".into(), Value::String(format!("{prefix}{suffix}")));
+                    meta::metadata_mut(&mut obj).insert("name".into(), Value::String(format!("{prefix}{suffix}")));
                 }
                 _ => {
                     return Err(ApiError::invalid(
@@ -322,10 +321,7 @@ impl Store {
         m.insert("uid".into(), Value::String(uid));
         m.insert("resourceVersion".into(), Value::String(rv.to_string()));
         if !m.contains_key("creationTimestamp") || m["creationTimestamp"].is_null() {
-            m.insert(
-                "creationTimestamp".into(),
-                Value::String(meta::now_timestamp()),
-            );
+            m.insert("creationTimestamp".into(), Value::String(meta::now_timestamp()));
         }
         if has_spec {
             m.insert("generation".into(), json!(1));
@@ -335,14 +331,7 @@ impl Store {
             m.remove("namespace");
         }
         let obj = Arc::new(obj);
-        Self::commit(
-            state,
-            &self.rv_tx,
-            resource,
-            EventType::Added,
-            obj.clone(),
-            None,
-        );
+        Self::commit(state, &self.rv_tx, resource, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
 
@@ -351,12 +340,7 @@ impl Store {
     /// anything outside `metadata` and `status` changed. An update that changes nothing
     /// is not a write. An object being deleted whose last finalizer this update removes
     /// is removed.
-    pub fn update(
-        &self,
-        resource: ResourceId,
-        mut obj: Value,
-        mode: UpdateMode,
-    ) -> Result<Arc<Value>, ApiError> {
+    pub fn update(&self, resource: ResourceId, mut obj: Value, mode: UpdateMode) -> Result<Arc<Value>, ApiError> {
         let rt = &RESOURCES[resource];
         let mut state = self.lock();
         let state = &mut *state;
@@ -419,9 +403,7 @@ impl Store {
             m.remove("managedFields");
         }
         if spec_of(&obj) != spec_of(&current)
-            && let Some(generation) = current
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
+            && let Some(generation) = current.pointer("/metadata/generation").and_then(Value::as_i64)
         {
             meta::metadata_mut(&mut obj).insert("generation".into(), json!(generation + 1));
         }
@@ -432,23 +414,14 @@ impl Store {
         let rv = state.rv.to_string();
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), Value::String(rv));
         // Clearing the last finalizer of a deleting object completes its deletion.
-        let finished = meta::is_deleting(&obj)
-            && !meta::has_finalizers(&obj)
-            && meta::has_finalizers(&current);
+        let finished = meta::is_deleting(&obj) && !meta::has_finalizers(&obj) && meta::has_finalizers(&current);
         let kind = if finished {
             EventType::Deleted
         } else {
             EventType::Modified
         };
         let obj = Arc::new(obj);
-        Self::commit(
-            state,
-            &self.rv_tx,
-            resource,
-            kind,
-            obj.clone(),
-            Some(current),
-        );
+        Self::commit(state, &self.rv_tx, resource, kind, obj.clone(), Some(current));
         Ok(obj)
     }
 
@@ -493,10 +466,7 @@ impl Store {
                 return Ok(());
             }
             let m = meta::metadata_mut(obj);
-            m.insert(
-                "deletionTimestamp".into(),
-                Value::String(meta::now_timestamp()),
-            );
+            m.insert("deletionTimestamp".into(), Value::String(meta::now_timestamp()));
             if let Some(grace) = grace_seconds {
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
@@ -514,10 +484,7 @@ impl Store {
         };
         state.rv += 1;
         let mut last = (*current).clone();
-        meta::metadata_mut(&mut last).insert(
-            "resourceVersion".into(),
-            Value::String(state.rv.to_string()),
-        );
+        meta::metadata_mut(&mut last).insert("resourceVersion".into(), Value::String(state.rv.to_string()));
         let last = Arc::new(last);
         Self::commit(
             state,
@@ -579,11 +546,7 @@ fn validate_name(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     if rt.namespaced && meta::namespace(obj).is_empty() {
-        return Err(ApiError::invalid(
-            rt,
-            name,
-            "metadata.namespace: Required value",
-        ));
+        return Err(ApiError::invalid(rt, name, "metadata.namespace: Required value"));
     }
     Ok(())
 }
@@ -619,27 +582,20 @@ mod tests {
         assert_eq!(a["metadata"]["generation"], 1);
         let mut changed = (*a).clone();
         changed["spec"]["containers"][0]["image"] = json!("nginx:2");
-        let b = store
-            .update(pods(), changed.clone(), UpdateMode::Main)
-            .unwrap();
+        let b = store.update(pods(), changed.clone(), UpdateMode::Main).unwrap();
         assert_eq!(meta::resource_version(&b), "2");
         assert_eq!(b["metadata"]["generation"], 2);
         assert_eq!(b["metadata"]["uid"], a["metadata"]["uid"]);
         let err = store.update(pods(), changed, UpdateMode::Main).unwrap_err();
         assert_eq!(err.code, 409);
-        assert_eq!(
-            store.create(pods(), pod("a")).unwrap_err().reason,
-            "AlreadyExists"
-        );
+        assert_eq!(store.create(pods(), pod("a")).unwrap_err().reason, "AlreadyExists");
     }
 
     #[test]
     fn an_update_that_changes_nothing_is_not_a_write() {
         let store = Store::new(100, 1);
         let a = store.create(pods(), pod("a")).unwrap();
-        let same = store
-            .update(pods(), (*a).clone(), UpdateMode::Main)
-            .unwrap();
+        let same = store.update(pods(), (*a).clone(), UpdateMode::Main).unwrap();
         assert_eq!(meta::resource_version(&same), "1");
         assert_eq!(store.current_rv(), 1);
     }
@@ -702,12 +658,7 @@ mod tests {
             ["p3", "p4", "p5"]
         );
         assert!(second.next_after.is_none());
-        assert!(
-            store
-                .list(pods(), Some("other"), None, None, None)
-                .items
-                .is_empty()
-        );
+        assert!(store.list(pods(), Some("other"), None, None, None).items.is_empty());
     }
 
     #[test]

@@ -5,7 +5,12 @@ use periscope_tests::served::{SseClient, patience, pod, serve};
 use serde_json::Value;
 
 fn names(snapshot: &Value) -> Vec<String> {
-    snapshot["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+    snapshot["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Waits until `check` holds, polling; for states nothing can be awaited on.
@@ -31,7 +36,7 @@ async fn a_stream_sends_a_snapshot_then_deltas_for_creates_updates_and_deletes()
     let data: Value = serde_json::from_str(&snapshot.data).unwrap();
     assert_eq!(names(&data), ["one"]);
     assert_eq!(snapshot.id, data["resourceVersion"].as_str().unwrap());
-    assert_eq!(data["items"][0]["phase"], "Running");
+    assert_eq!(data["items"][0]["ready"], "0/1");
 
     let created = served.sim.apply(pod("shop", "two")).unwrap();
     let added = client.expect("added").await;
@@ -126,16 +131,30 @@ async fn after_dropped_watches_the_client_view_equals_the_cluster() {
         served.sim.delete("pods", Some("shop"), &format!("p{round}-0")).unwrap();
         served.sim.drop_watches(Some("pods")).unwrap();
     }
-    let expected: Vec<String> = served.sim.objects("pods", None).unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = served
+        .sim
+        .objects("pods", None)
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     while view.keys().cloned().collect::<Vec<_>>() != expected {
         let event = client.next().await.expect("the stream stays open");
         let data: Value = serde_json::from_str(&event.data).unwrap();
         match event.event.as_str() {
             "snapshot" => {
-                view = data["items"].as_array().unwrap().iter().map(|i| (i["name"].as_str().unwrap().to_string(), i.clone())).collect();
+                view = data["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| (i["name"].as_str().unwrap().to_string(), i.clone()))
+                    .collect();
             }
             "added" | "modified" => {
-                view.insert(data["object"]["name"].as_str().unwrap().to_string(), data["object"].clone());
+                view.insert(
+                    data["object"]["name"].as_str().unwrap().to_string(),
+                    data["object"].clone(),
+                );
             }
             "deleted" => {
                 view.remove(data["object"]["name"].as_str().unwrap());
@@ -171,7 +190,12 @@ async fn a_disabled_kind_has_no_watch_route_but_polls() {
     let response = reqwest::get(served.url("deployments")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "{\"deployments\":[]}\n");
-    let features: Value = reqwest::get(format!("{}/api/features", served.base)).await.unwrap().json().await.unwrap();
+    let features: Value = reqwest::get(format!("{}/api/features", served.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(features["watchStreams"], serde_json::json!(["pods", "events"]));
     served.shutdown().await;
 }
@@ -180,9 +204,16 @@ async fn a_disabled_kind_has_no_watch_route_but_polls() {
 async fn an_unknown_cluster_is_404_cluster_not_found() {
     let served = serve(&[]).await;
     for path in ["pods", "pods/watch"] {
-        let response = reqwest::get(format!("{}/api/clusters/nope/{path}", served.base)).await.unwrap();
+        let response = reqwest::get(format!("{}/api/clusters/nope/{path}", served.base))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
         assert_eq!(response.text().await.unwrap(), "cluster not found");
     }
     served.shutdown().await;
@@ -223,7 +254,10 @@ async fn two_hundred_subscribers_share_one_upstream_watch_which_stops_after_the_
     assert_eq!(served.sim.open_watches("pods").unwrap(), 1);
     assert_eq!(served.hub.upstream_keys().len(), 1);
     drop(clients);
-    eventually("no upstream watch after the linger", || served.sim.open_watches("pods").unwrap() == 0).await;
+    eventually("no upstream watch after the linger", || {
+        served.sim.open_watches("pods").unwrap() == 0
+    })
+    .await;
     assert!(served.hub.upstream_keys().is_empty());
     served.shutdown().await;
 }
@@ -239,7 +273,10 @@ async fn a_stalled_reader_gets_backpressure_while_another_keeps_receiving() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = socket.connect(addr.parse().unwrap()).await.unwrap();
     stalled
-        .write_all(format!("GET /api/clusters/test/pods/watch HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /api/clusters/test/pods/watch HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .unwrap();
     let mut head = [0u8; 512];
@@ -259,10 +296,13 @@ async fn a_stalled_reader_gets_backpressure_while_another_keeps_receiving() {
             }
         }
     });
-    // Large names make large frames, so the stalled socket's buffers fill quickly.
-    let long = "x".repeat(200);
+    // A long node name makes large frames (4 KB), so the stalled socket's buffers (a
+    // few MB on loopback) fill well before the last change.
+    let long = "x".repeat(4000);
     for i in 0..3000 {
-        served.sim.apply(pod("shop", &format!("{long}-{i}"))).unwrap();
+        let mut object = pod("shop", &format!("p-{i}"));
+        object["spec"]["nodeName"] = long.clone().into();
+        served.sim.apply(object).map_err(|e| e.to_string().len()).unwrap();
         if i % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -271,8 +311,15 @@ async fn a_stalled_reader_gets_backpressure_while_another_keeps_receiving() {
     assert_eq!(reader.await.unwrap(), 3001, "the healthy reader saw every change");
     // The stalled reader now reads everything it was sent: it ends with backpressure.
     let mut received = Vec::new();
-    tokio::time::timeout(patience(), stalled.read_to_end(&mut received)).await.expect("the stalled stream is closed").unwrap();
+    tokio::time::timeout(patience(), stalled.read_to_end(&mut received))
+        .await
+        .expect("the stalled stream is closed")
+        .unwrap();
     let text = String::from_utf8_lossy(&received);
-    assert!(text.contains("event: backpressure\ndata: {}\n\n"), "no backpressure frame in {} bytes", text.len());
+    assert!(
+        text.contains("event: backpressure\ndata: {}\n\n"),
+        "no backpressure frame in {} bytes",
+        text.len()
+    );
     served.shutdown().await;
 }

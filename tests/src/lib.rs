@@ -73,7 +73,10 @@ pub mod served {
     /// How long a test waits for something it expects (stretch with
     /// `PERISCOPE_TEST_PATIENCE_MS` on slow machines).
     pub fn patience() -> Duration {
-        let ms = std::env::var("PERISCOPE_TEST_PATIENCE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(15_000);
+        let ms = std::env::var("PERISCOPE_TEST_PATIENCE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15_000);
         Duration::from_millis(ms)
     }
 
@@ -168,8 +171,16 @@ pub mod served {
             let response = request.send().await.expect("the request is sent");
             let status = response.status();
             let headers = response.headers().clone();
-            let events = response.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string())).boxed();
-            SseClient { status, headers, events }
+            let events = response
+                .bytes_stream()
+                .eventsource()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .boxed();
+            SseClient {
+                status,
+                headers,
+                events,
+            }
         }
 
         /// The next event, or `None` when the stream ended; panics after [`patience`].
@@ -184,7 +195,10 @@ pub mod served {
 
         /// The next event; panics if the stream ended.
         pub async fn expect(&mut self, kind: &str) -> Event {
-            let event = self.next().await.unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
+            let event = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("stream ended while waiting for {kind}"));
             assert_eq!(event.event, kind, "expected {kind}, got {} {}", event.event, event.data);
             event
         }

@@ -43,7 +43,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("heartbeat", &self.heartbeat).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,5 +90,10 @@ impl IntoResponse for ApiError {
 
 /// The spec's plain-text errors (`cluster not found`, `operation failed`).
 fn plain(status: StatusCode, text: &'static str) -> Response {
-    (status, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }

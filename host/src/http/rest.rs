@@ -77,7 +77,10 @@ pub(super) async fn list(
         }
         Err(ListError::Upstream { message, status }) => {
             tracing::warn!(%message, status, "polling list failed");
-            plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "operation failed")
+            plain(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "operation failed",
+            )
         }
         Err(ListError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "operation failed"),
     }

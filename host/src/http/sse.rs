@@ -65,9 +65,17 @@ pub(super) async fn watch(
     headers: HeaderMap,
 ) -> Response {
     if !state.enabled.contains(&kind) {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no watch stream for kind {kind:?}")).into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no watch stream for kind {kind:?}"),
+        )
+        .into_response();
     }
-    let resume_from = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let resume_from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let key = StreamKey {
         cluster,
         kind,
@@ -85,7 +93,10 @@ pub(super) async fn watch(
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
@@ -166,11 +177,23 @@ mod tests {
     #[test]
     fn deltas_and_snapshots_carry_ids_others_do_not() {
         let added = Frame::delta(FrameKind::Added, "12".into(), br#"{"name":"a"}"#);
-        assert_eq!(&encode(&added)[..], b"event: added\nid: 12\ndata: {\"object\":{\"name\":\"a\"}}\n\n");
+        assert_eq!(
+            &encode(&added)[..],
+            b"event: added\nid: 12\ndata: {\"object\":{\"name\":\"a\"}}\n\n"
+        );
         let snapshot = Frame::snapshot("10".into(), &[]);
-        assert_eq!(&encode(&snapshot)[..], b"event: snapshot\nid: 10\ndata: {\"resourceVersion\":\"10\",\"items\":[]}\n\n");
-        assert_eq!(&encode(&Frame::relist())[..], b"event: relist\ndata: {\"reason\":\"gone_410\"}\n\n");
-        assert_eq!(&encode(&Frame::error("x"))[..], b"event: error\ndata: {\"message\":\"x\"}\n\n");
+        assert_eq!(
+            &encode(&snapshot)[..],
+            b"event: snapshot\nid: 10\ndata: {\"resourceVersion\":\"10\",\"items\":[]}\n\n"
+        );
+        assert_eq!(
+            &encode(&Frame::relist())[..],
+            b"event: relist\ndata: {\"reason\":\"gone_410\"}\n\n"
+        );
+        assert_eq!(
+            &encode(&Frame::error("x"))[..],
+            b"event: error\ndata: {\"message\":\"x\"}\n\n"
+        );
     }
 
     #[test]

@@ -90,7 +90,11 @@ impl Frame {
 
     /// The `relist` frame (410 Gone).
     pub fn relist() -> Frame {
-        Frame::new(FrameKind::Relist, String::new(), Bytes::from_static(b"{\"reason\":\"gone_410\"}"))
+        Frame::new(
+            FrameKind::Relist,
+            String::new(),
+            Bytes::from_static(b"{\"reason\":\"gone_410\"}"),
+        )
     }
 
     /// An `error` frame with `message`.
@@ -106,8 +110,14 @@ mod tests {
 
     #[test]
     fn snapshot_payload_wraps_items_in_order() {
-        let frame = Frame::snapshot("42".into(), &[Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{\"b\":2}")]);
-        assert_eq!(&frame.data[..], br#"{"resourceVersion":"42","items":[{"a":1},{"b":2}]}"#);
+        let frame = Frame::snapshot(
+            "42".into(),
+            &[Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{\"b\":2}")],
+        );
+        assert_eq!(
+            &frame.data[..],
+            br#"{"resourceVersion":"42","items":[{"a":1},{"b":2}]}"#
+        );
         assert_eq!(frame.id, "42");
         let empty = Frame::snapshot(String::new(), &[]);
         assert_eq!(&empty.data[..], br#"{"resourceVersion":"","items":[]}"#);
@@ -117,6 +127,9 @@ mod tests {
     fn delta_and_error_payloads() {
         let frame = Frame::delta(FrameKind::Added, "7".into(), b"{\"name\":\"x\"}");
         assert_eq!(&frame.data[..], br#"{"object":{"name":"x"}}"#);
-        assert_eq!(&Frame::error("list pods: \"boom\"").data[..], br#"{"message":"list pods: \"boom\""}"#);
+        assert_eq!(
+            &Frame::error("list pods: \"boom\"").data[..],
+            br#"{"message":"list pods: \"boom\""}"#
+        );
     }
 }

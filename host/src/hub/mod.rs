@@ -124,7 +124,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,7 +149,9 @@ impl Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("key", self.key()).finish_non_exhaustive()
+        f.debug_struct("Subscription")
+            .field("key", self.key())
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +198,11 @@ impl Hub {
 
     /// Subscribes to `key`, starting its upstream if it is not running.
     /// `resume_from` is the client's `Last-Event-ID`.
-    pub fn subscribe(self: &Arc<Self>, key: StreamKey, resume_from: Option<&str>) -> Result<Subscription, SubscribeError> {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        key: StreamKey,
+        resume_from: Option<&str>,
+    ) -> Result<Subscription, SubscribeError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
         let plugin = self
             .registry
@@ -260,7 +268,9 @@ impl Hub {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(Err(ListError::Timeout))
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(ListError::Timeout))
     }
 
     /// Keys with a running upstream (debug and tests).
@@ -276,11 +286,9 @@ impl Hub {
         let idle = upstreams
             .get(key)
             .is_some_and(|entry| entry.upstream.subscribers.load(Ordering::Acquire) == 0);
-        if idle {
-            if let Some(entry) = upstreams.remove(key) {
-                entry.task.abort();
-                tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream stopped after linger");
-            }
+        if idle && let Some(entry) = upstreams.remove(key) {
+            entry.task.abort();
+            tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream stopped after linger");
         }
     }
 }

@@ -185,10 +185,10 @@ impl Upstream {
             state.objects.insert(key, Stored { dto });
         }
         state.snapshot = None;
-        if state.ring.len() >= self.options.ring.max(1) {
-            if let Some(evicted) = state.ring.pop_front() {
-                state.ring_base.clone_from(&evicted.id);
-            }
+        if state.ring.len() >= self.options.ring.max(1)
+            && let Some(evicted) = state.ring.pop_front()
+        {
+            state.ring_base.clone_from(&evicted.id);
         }
         state.ring.push_back(frame.clone());
         self.send(&state, frame);
@@ -250,7 +250,9 @@ impl Upstream {
                             rv = bookmark.metadata.resource_version;
                             continue;
                         }
-                        Ok(WatchEvent::Error(status)) if status.code == 410 || status.reason == "Gone" || status.reason == "Expired" => {
+                        Ok(WatchEvent::Error(status))
+                            if status.code == 410 || status.reason == "Gone" || status.reason == "Expired" =>
+                        {
                             tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, %rv, "watch expired, relisting");
                             self.publish_relist();
                             continue 'list;
@@ -327,7 +329,9 @@ impl Upstream {
         .await;
         match result {
             Ok(Ok(dto)) => self.apply_delta(kind, object_key, rv, dto.into()),
-            Ok(Err(error)) => tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed"),
+            Ok(Err(error)) => {
+                tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed")
+            }
             Err(error) => tracing::warn!(%error, "mapping task failed"),
         }
     }
@@ -362,17 +366,18 @@ fn object_key(object: &DynamicObject) -> ObjectKey {
 /// declares the top-level fields it reads, everything else dropped.
 fn object_json(mut object: DynamicObject, fields: &[String]) -> String {
     object.metadata.managed_fields = None;
-    if !fields.is_empty() {
-        if let Some(data) = object.data.as_object_mut() {
-            data.retain(|key, _| fields.iter().any(|f| f == key));
-        }
+    if !fields.is_empty()
+        && let Some(data) = object.data.as_object_mut()
+    {
+        data.retain(|key, _| fields.iter().any(|f| f == key));
     }
     serde_json::to_string(&object).unwrap_or_default()
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("Upstream")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
-

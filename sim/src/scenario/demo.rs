@@ -79,11 +79,7 @@ const HELM_RELEASES: &[(&str, &str, (&str, &str, &str))] = &[
         "kube-prometheus-stack",
         ("kube-prometheus-stack", "65.1.0", "v0.77.1"),
     ),
-    (
-        "ingress-nginx",
-        "ingress-nginx",
-        ("ingress-nginx", "4.11.2", "1.11.2"),
-    ),
+    ("ingress-nginx", "ingress-nginx", ("ingress-nginx", "4.11.2", "1.11.2")),
 ];
 
 const CRON_JOBS: &[(&str, &str, &str)] = &[
@@ -112,13 +108,7 @@ pub(super) fn seed(w: &mut Writer) {
     for (name, role) in NODES {
         w.node(name, role);
     }
-    for ns in [
-        "shop",
-        "payments",
-        "monitoring",
-        "batch-jobs",
-        "ingress-nginx",
-    ] {
+    for ns in ["shop", "payments", "monitoring", "batch-jobs", "ingress-nginx"] {
         w.namespace(ns);
     }
     seed_classes(w);
@@ -234,31 +224,21 @@ fn seed_classes(w: &mut Writer) {
     w.put(json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
         "metadata": { "name": "system-cluster-critical", "creationTimestamp": t },
         "value": 2_000_000_000, "globalDefault": false, "description": "Used for system critical pods." }));
-    w.put(
-        json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+    w.put(json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
         "metadata": { "name": "high-priority", "creationTimestamp": t },
-        "value": 1000, "globalDefault": false, "preemptionPolicy": "PreemptLowerPriority" }),
-    );
-    w.put(
-        json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "value": 1000, "globalDefault": false, "preemptionPolicy": "PreemptLowerPriority" }));
+    w.put(json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
         "metadata": { "name": "batch-low", "creationTimestamp": t },
-        "value": -10, "globalDefault": false, "preemptionPolicy": "Never" }),
-    );
-    w.put(
-        json!({ "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-        "metadata": { "name": "runc", "creationTimestamp": t }, "handler": "runc" }),
-    );
-    w.put(
-        json!({ "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "value": -10, "globalDefault": false, "preemptionPolicy": "Never" }));
+    w.put(json!({ "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": { "name": "runc", "creationTimestamp": t }, "handler": "runc" }));
+    w.put(json!({ "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
         "metadata": { "name": "gvisor", "creationTimestamp": t }, "handler": "runsc",
-        "overhead": { "podFixed": { "cpu": "250m", "memory": "120Mi" } } }),
-    );
-    w.put(
-        json!({ "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "overhead": { "podFixed": { "cpu": "250m", "memory": "120Mi" } } }));
+    w.put(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
         "metadata": { "name": "nginx", "creationTimestamp": t,
                       "annotations": { "ingressclass.kubernetes.io/is-default-class": "true" } },
-        "spec": { "controller": "k8s.io/ingress-nginx" } }),
-    );
+        "spec": { "controller": "k8s.io/ingress-nginx" } }));
 }
 
 fn seed_deployment(w: &mut Writer, d: &DeploymentSpec) {
@@ -282,14 +262,7 @@ fn seed_deployment(w: &mut Writer, d: &DeploymentSpec) {
     };
     ensure_replicaset(w, &deploy, &hash, d.replicas, Some(created.clone()));
     for i in 0..d.replicas {
-        create_pod(
-            w,
-            &deploy,
-            &hash,
-            PodPhase::Running,
-            Some(created.clone()),
-            i as usize,
-        );
+        create_pod(w, &deploy, &hash, PodPhase::Running, Some(created.clone()), i as usize);
     }
     if let Some((svc_type, port)) = d.service {
         let mut svc = json!({
@@ -339,10 +312,7 @@ fn ensure_replicaset(
         .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
         .cloned()
         .unwrap_or(json!("1"));
-    let mut template = deploy
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_default();
+    let mut template = deploy.pointer("/spec/template").cloned().unwrap_or_default();
     template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
     w.put(json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -381,21 +351,13 @@ fn create_pod(
         .map(|cs| {
             cs.iter()
                 .map(|c| {
-                    let s = |k| {
-                        c.get(k)
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string()
-                    };
+                    let s = |k| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
                     (s("name"), s("image"))
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let containers: Vec<(&str, &str)> = containers
-        .iter()
-        .map(|(n, i)| (n.as_str(), i.as_str()))
-        .collect();
+    let containers: Vec<(&str, &str)> = containers.iter().map(|(n, i)| (n.as_str(), i.as_str())).collect();
     let name = format!("{app}-{hash}-{}", w.suffix());
     let node = WORKERS[(kubelet::hash(&name) as usize + index) % WORKERS.len()];
     let labels = json!({ "app": app, "pod-template-hash": hash });
@@ -528,11 +490,9 @@ fn seed_policies(w: &mut Writer) {
                       "backend": { "service": { "name": "cart", "port": { "number": 8080 } } } }] } }],
                   "tls": [{ "hosts": ["shop.example.com", "www.shop.example.com"], "secretName": "shop-tls" }] },
         "status": { "loadBalancer": { "ingress": [{ "hostname": "lb.shop.example.com", "ip": "203.0.113.10" }] } } }));
-    w.put(
-        json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    w.put(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": { "name": "default-deny", "namespace": "payments", "creationTimestamp": t },
-        "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] } }),
-    );
+        "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] } }));
     w.put(json!({ "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": { "name": "allow-api", "namespace": "payments", "creationTimestamp": t },
         "spec": { "podSelector": { "matchLabels": { "app": "api" } }, "policyTypes": ["Ingress"],
@@ -552,11 +512,8 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
     ) else {
         return;
     };
-    let selector =
-        |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app);
-    let pods = store
-        .list(plural("pods"), Some(ns), None, None, Some(&selector))
-        .items;
+    let selector = |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app);
+    let pods = store.list(plural("pods"), Some(ns), None, None, Some(&selector)).items;
     let is_ready = |p: &Value| {
         !meta::is_deleting(p)
             && p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
@@ -590,10 +547,7 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
                                "availableReplicas": ready, "observedGeneration": rs.pointer("/metadata/generation") });
         w.put(rs);
     }
-    let desired = deploy
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let desired = deploy.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     let ready = live.iter().filter(|p| is_ready(p)).count() as i64;
     let updated = live
         .iter()
@@ -625,13 +579,7 @@ fn reconcile(w: &mut Writer, ns: &str, app: &str) {
     };
     for slice in w
         .store()
-        .list(
-            plural("endpointslices"),
-            Some(ns),
-            None,
-            None,
-            Some(&slice_selector),
-        )
+        .list(plural("endpointslices"), Some(ns), None, None, Some(&slice_selector))
         .items
     {
         let endpoints: Vec<Value> = live
@@ -784,8 +732,7 @@ impl Demo {
         self.tick += 1;
         let due: Vec<Step> = {
             let tick = self.tick;
-            let (due, later): (Vec<_>, Vec<_>) =
-                self.queue.drain(..).partition(|(t, _)| *t <= tick);
+            let (due, later): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|(t, _)| *t <= tick);
             self.queue = later;
             due.into_iter().map(|(_, s)| s).collect()
         };
@@ -819,8 +766,7 @@ impl Demo {
                 self.at(1, Step::CronFire { ns, cron });
             }
             54..=63 => {
-                let (ns, release, chart) =
-                    HELM_RELEASES[self.w.rng.random_range(0..HELM_RELEASES.len())];
+                let (ns, release, chart) = HELM_RELEASES[self.w.rng.random_range(0..HELM_RELEASES.len())];
                 if !self.busy.get(release).copied().unwrap_or(false) {
                     self.busy.insert(release, true);
                     self.at(1, Step::HelmUpgrade { ns, release, chart });
@@ -844,13 +790,7 @@ impl Demo {
         )
     }
 
-    fn modify(
-        &self,
-        plural_name: &str,
-        ns: &str,
-        name: &str,
-        f: impl FnOnce(&mut Value),
-    ) -> Option<Arc<Value>> {
+    fn modify(&self, plural_name: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) -> Option<Arc<Value>> {
         let key = ObjKey {
             namespace: ns.into(),
             name: name.into(),
@@ -876,9 +816,7 @@ impl Demo {
             "" => "default".to_string(),
             ns => ns.to_string(),
         };
-        let created = self
-            .w
-            .event(&ns, involved, event_type, reason, message, component, 1)?;
+        let created = self.w.event(&ns, involved, event_type, reason, message, component, 1)?;
         let key = ObjKey::of(&created);
         self.events.push_back(key.clone());
         while self.events.len() > MAX_EVENTS {
@@ -890,10 +828,8 @@ impl Demo {
     }
 
     fn pods_of(&self, ns: &str, app: &str) -> Vec<Arc<Value>> {
-        let selector = |o: &Value| {
-            o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app)
-                && !meta::is_deleting(o)
-        };
+        let selector =
+            |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app) && !meta::is_deleting(o);
         self.w
             .store()
             .list(plural("pods"), Some(ns), None, None, Some(&selector))
@@ -1002,12 +938,7 @@ impl Demo {
             }
             Step::JobFinish { ns, job, pod, cron } => self.job_finish(&ns, &job, &pod, cron),
             Step::HelmUpgrade { ns, release, chart } => {
-                let revision = self
-                    .helm_revisions(ns, release)
-                    .last()
-                    .copied()
-                    .unwrap_or(0)
-                    + 1;
+                let revision = self.helm_revisions(ns, release).last().copied().unwrap_or(0) + 1;
                 let first = self.first_deployed.clone();
                 self.w
                     .helm_release(ns, release, chart, revision, "pending-upgrade", &first);
@@ -1074,10 +1005,7 @@ impl Demo {
         let Some(deploy) = self.get("deployments", ns, app) else {
             return;
         };
-        let replicas = deploy
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
+        let replicas = deploy.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
         let up = if replicas <= 1 {
             true
         } else if replicas >= 5 {
@@ -1086,9 +1014,7 @@ impl Demo {
             self.w.rng.random_bool(0.5)
         };
         let target = if up { replicas + 1 } else { replicas - 1 };
-        let Some(deploy) = self.modify("deployments", ns, app, |d| {
-            d["spec"]["replicas"] = json!(target)
-        }) else {
+        let Some(deploy) = self.modify("deployments", ns, app, |d| d["spec"]["replicas"] = json!(target)) else {
             return;
         };
         let image = deploy
@@ -1097,9 +1023,7 @@ impl Demo {
             .unwrap_or_default();
         let hash = template_hash(image);
         let rs_name = format!("{app}-{hash}");
-        self.modify("replicasets", ns, &rs_name, |rs| {
-            rs["spec"]["replicas"] = json!(target)
-        });
+        self.modify("replicasets", ns, &rs_name, |rs| rs["spec"]["replicas"] = json!(target));
         self.event(
             &deploy,
             "Normal",
@@ -1111,14 +1035,7 @@ impl Demo {
             "deployment-controller",
         );
         if up {
-            if let Some(pod) = create_pod(
-                &mut self.w,
-                &deploy,
-                &hash,
-                PodPhase::Creating,
-                None,
-                target as usize,
-            ) {
+            if let Some(pod) = create_pod(&mut self.w, &deploy, &hash, PodPhase::Creating, None, target as usize) {
                 if let Some(rs) = self.get("replicasets", ns, &rs_name) {
                     self.event(
                         &rs,
@@ -1178,10 +1095,7 @@ impl Demo {
                 .and_then(Value::as_str)
                 .unwrap_or("app:1.0.0")
                 .to_string();
-            let base = image
-                .rsplit_once(':')
-                .map_or(image.as_str(), |(b, _)| b)
-                .to_string();
+            let base = image.rsplit_once(':').map_or(image.as_str(), |(b, _)| b).to_string();
             d["spec"]["template"]["spec"]["containers"][0]["image"] =
                 json!(format!("{base}:1.{}.{patch_level}", patch_level % 7));
             let revision = d
@@ -1189,8 +1103,7 @@ impl Demo {
                 .and_then(Value::as_str)
                 .and_then(|r| r.parse::<u64>().ok())
                 .unwrap_or(1);
-            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
-                json!((revision + 1).to_string());
+            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!((revision + 1).to_string());
         }) else {
             self.busy.insert(app, false);
             return;
@@ -1221,15 +1134,10 @@ impl Demo {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let hash = template_hash(image);
-        let desired = deploy
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1) as usize;
+        let desired = deploy.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1) as usize;
         let pods = self.pods_of(ns, app);
         let is_new = |p: &Arc<Value>| {
-            p.pointer("/metadata/labels/pod-template-hash")
-                .and_then(Value::as_str)
-                == Some(hash.as_str())
+            p.pointer("/metadata/labels/pod-template-hash").and_then(Value::as_str) == Some(hash.as_str())
         };
         let new_count = pods.iter().filter(|p| is_new(p)).count();
         let old: Vec<&Arc<Value>> = pods.iter().filter(|p| !is_new(p)).collect();
@@ -1237,14 +1145,7 @@ impl Demo {
             self.modify("replicasets", ns, &format!("{app}-{hash}"), |rs| {
                 rs["spec"]["replicas"] = json!(new_count + 1)
             });
-            if let Some(pod) = create_pod(
-                &mut self.w,
-                &deploy,
-                &hash,
-                PodPhase::Creating,
-                None,
-                new_count,
-            ) {
+            if let Some(pod) = create_pod(&mut self.w, &deploy, &hash, PodPhase::Creating, None, new_count) {
                 self.event(
                     &pod,
                     "Normal",
@@ -1282,8 +1183,7 @@ impl Demo {
             self.at(2, Step::RolloutContinue { ns, app });
         } else {
             // Done: keep the two newest old replica sets, as revisionHistoryLimit would.
-            let selector =
-                |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app);
+            let selector = |o: &Value| o.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app);
             let mut old_sets: Vec<Arc<Value>> = self
                 .w
                 .store()
@@ -1295,10 +1195,7 @@ impl Demo {
             old_sets.sort_by_key(|rs| meta::resource_version(rs).parse::<u64>().unwrap_or(0));
             while old_sets.len() > 2 {
                 let rs = old_sets.remove(0);
-                let _ = self
-                    .w
-                    .store()
-                    .remove(plural("replicasets"), &ObjKey::of(&rs));
+                let _ = self.w.store().remove(plural("replicasets"), &ObjKey::of(&rs));
             }
             reconcile(&mut self.w, ns, app);
             self.busy.insert(app, false);
@@ -1370,10 +1267,7 @@ impl Demo {
         }
         let now = meta::now_timestamp();
         let job_name = format!("{cron}-{}", 29_000_000 + self.tick);
-        let template = cronjob
-            .pointer("/spec/jobTemplate/spec")
-            .cloned()
-            .unwrap_or_default();
+        let template = cronjob.pointer("/spec/jobTemplate/spec").cloned().unwrap_or_default();
         let Some(job) = self.w.put(json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": { "name": job_name, "namespace": ns, "creationTimestamp": now,
@@ -1470,13 +1364,7 @@ impl Demo {
                 "job-controller",
             );
         } else {
-            self.event(
-                &job_obj,
-                "Normal",
-                "Completed",
-                "Job completed",
-                "job-controller",
-            );
+            self.event(&job_obj, "Normal", "Completed", "Job completed", "job-controller");
         }
         if let Some(cronjob) = self.modify("cronjobs", ns, cron, |c| {
             c["status"]["active"] = json!([]);
@@ -1496,11 +1384,7 @@ impl Demo {
             );
         }
         // Keep the newest jobs of this cron job, with their pods.
-        let owned = |o: &Value| {
-            o.pointer("/metadata/labels/cronjob")
-                .and_then(Value::as_str)
-                == Some(cron)
-        };
+        let owned = |o: &Value| o.pointer("/metadata/labels/cronjob").and_then(Value::as_str) == Some(cron);
         let mut jobs = self
             .w
             .store()
@@ -1510,11 +1394,8 @@ impl Demo {
         while jobs.len() > MAX_JOBS {
             let old = jobs.remove(0);
             let old_name = meta::name(&old).to_string();
-            let of_job = |o: &Value| {
-                o.pointer("/metadata/labels/job-name")
-                    .and_then(Value::as_str)
-                    == Some(old_name.as_str())
-            };
+            let of_job =
+                |o: &Value| o.pointer("/metadata/labels/job-name").and_then(Value::as_str) == Some(old_name.as_str());
             for p in self
                 .w
                 .store()
@@ -1567,18 +1448,13 @@ impl Demo {
             &first,
         );
         if !failed {
-            for older in self
-                .helm_revisions(ns, release)
-                .into_iter()
-                .filter(|r| *r < revision)
-            {
+            for older in self.helm_revisions(ns, release).into_iter().filter(|r| *r < revision) {
                 let name = format!("sh.helm.release.v1.{release}.v{older}");
-                let deployed = self.get("secrets", ns, &name).is_some_and(|s| {
-                    s.pointer("/metadata/labels/status").and_then(Value::as_str) == Some("deployed")
-                });
+                let deployed = self
+                    .get("secrets", ns, &name)
+                    .is_some_and(|s| s.pointer("/metadata/labels/status").and_then(Value::as_str) == Some("deployed"));
                 if deployed {
-                    self.w
-                        .helm_release(ns, release, chart, older, "superseded", &first);
+                    self.w.helm_release(ns, release, chart, older, "superseded", &first);
                 }
             }
         }

@@ -34,12 +34,7 @@ pub(crate) struct Owner {
 
 impl Owner {
     pub fn of(obj: &Value) -> Self {
-        let s = |p: &str| {
-            obj.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
         Self {
             api_version: s("/apiVersion"),
             kind: s("/kind"),
@@ -93,10 +88,7 @@ impl Writer {
 
     /// Creates `obj` (kind from its apiVersion/kind), or replaces it if it exists.
     pub fn put(&self, obj: Value) -> Option<Arc<Value>> {
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
         let (id, _) = resource::by_kind(api_version, kind)?;
         let result = if self.store.get(id, &ObjKey::of(&obj)).is_some() {
@@ -170,12 +162,14 @@ impl Writer {
         let created = created.unwrap_or_else(meta::now_timestamp);
         let spec_containers: Vec<Value> = containers
             .iter()
-            .map(|(cname, image)| json!({
-                "name": cname, "image": image, "imagePullPolicy": "IfNotPresent",
-                "ports": [{ "containerPort": 8080, "protocol": "TCP" }],
-                "resources": { "requests": { "cpu": "50m", "memory": "64Mi" } },
-                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
-            }))
+            .map(|(cname, image)| {
+                json!({
+                    "name": cname, "image": image, "imagePullPolicy": "IfNotPresent",
+                    "ports": [{ "containerPort": 8080, "protocol": "TCP" }],
+                    "resources": { "requests": { "cpu": "50m", "memory": "64Mi" } },
+                    "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                })
+            })
             .collect();
         let mut pod = json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -205,9 +199,7 @@ impl Writer {
         } else {
             PodPhase::Running
         };
-        let created = meta::timestamp(
-            OffsetDateTime::now_utc() - Duration::from_secs(3_600 + (i as u64 % 86_400)),
-        );
+        let created = meta::timestamp(OffsetDateTime::now_utc() - Duration::from_secs(3_600 + (i as u64 % 86_400)));
         self.pod(
             ns,
             name,
@@ -299,11 +291,7 @@ pub(crate) fn node_conditions(ready: bool, at: &str) -> Value {
     let (status, reason, message) = if ready {
         ("True", "KubeletReady", "kubelet is posting ready status")
     } else {
-        (
-            "Unknown",
-            "NodeStatusUnknown",
-            "Kubelet stopped posting node status.",
-        )
+        ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
     };
     json!([
         { "type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": at, "lastTransitionTime": at },
@@ -327,27 +315,21 @@ pub(crate) fn pod_status(pod: &Value, phase: &PodPhase, since: &str) -> Value {
         .map(|cs| {
             cs.iter()
                 .map(|c| {
-                    let s = |k: &str| {
-                        c.get(k)
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string()
-                    };
+                    let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
                     (s("name"), s("image"))
                 })
                 .collect()
         })
         .unwrap_or_default();
     let now = meta::now_timestamp();
-    let set =
-        |status: &mut Value, state: ContainerState, restarts: i64, last: Option<ContainerState>| {
-            status["containerStatuses"] = Value::Array(
-                containers
-                    .iter()
-                    .map(|(n, i)| kubelet::container_status(n, i, &state, restarts, last.as_ref()))
-                    .collect(),
-            );
-        };
+    let set = |status: &mut Value, state: ContainerState, restarts: i64, last: Option<ContainerState>| {
+        status["containerStatuses"] = Value::Array(
+            containers
+                .iter()
+                .map(|(n, i)| kubelet::container_status(n, i, &state, restarts, last.as_ref()))
+                .collect(),
+        );
+    };
     match phase {
         PodPhase::Running => {}
         PodPhase::Creating => {
@@ -357,12 +339,7 @@ pub(crate) fn pod_status(pod: &Value, phase: &PodPhase, since: &str) -> Value {
                 map.remove("podIP");
                 map.remove("podIPs");
             }
-            set(
-                &mut status,
-                ContainerState::Waiting("ContainerCreating"),
-                0,
-                None,
-            );
+            set(&mut status, ContainerState::Waiting("ContainerCreating"), 0, None);
         }
         PodPhase::CrashLoop(restarts) => {
             status["conditions"] = kubelet::pod_conditions(false, since);
@@ -389,11 +366,7 @@ pub(crate) fn pod_status(pod: &Value, phase: &PodPhase, since: &str) -> Value {
                 finished: now,
             };
             set(&mut status, done, 0, None);
-            for cs in status["containerStatuses"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-            {
+            for cs in status["containerStatuses"].as_array_mut().into_iter().flatten() {
                 cs["ready"] = json!(false);
             }
         }

@@ -69,8 +69,7 @@ async fn drop_watches(State(ctx): State<Ctx>, Query(params): Params) -> Response
         Some(plural) => match resource::by_plural(plural) {
             Some((id, _)) => Some(id),
             None => {
-                return ApiError::bad_request(format!("unknown resource {plural:?}"))
-                    .into_response();
+                return ApiError::bad_request(format!("unknown resource {plural:?}")).into_response();
             }
         },
     };
@@ -97,8 +96,7 @@ async fn fail_lists(State(ctx): State<Ctx>, Query(params): Params) -> Response {
         None | Some("500") => ListFailure::InternalError,
         Some("429") => ListFailure::TooManyRequests,
         Some(other) => {
-            return ApiError::bad_request(format!("code must be 500 or 429, got {other:?}"))
-                .into_response();
+            return ApiError::bad_request(format!("code must be 500 or 429, got {other:?}")).into_response();
         }
     };
     match count(&params) {

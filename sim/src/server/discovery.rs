@@ -154,10 +154,7 @@ mod tests {
         let doc = resource_list("apps", "v1").unwrap();
         assert_eq!(doc["groupVersion"], "apps/v1");
         let resources = doc["resources"].as_array().unwrap();
-        let deploy = resources
-            .iter()
-            .find(|r| r["name"] == "deployments")
-            .unwrap();
+        let deploy = resources.iter().find(|r| r["name"] == "deployments").unwrap();
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["singularName"], "deployment");
         assert!(resources.iter().any(|r| r["name"] == "deployments/status"));

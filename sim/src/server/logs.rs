@@ -27,11 +27,7 @@ pub(super) async fn logs(ctx: Ctx, target: Target, params: Params) -> Response {
 }
 
 /// Finds the container's current log, or the error the kubelet would give.
-fn container_log(
-    ctx: &Ctx,
-    pod: &Value,
-    container: Option<&str>,
-) -> Result<ContainerLog, ApiError> {
+fn container_log(ctx: &Ctx, pod: &Value, container: Option<&str>) -> Result<ContainerLog, ApiError> {
     let pod_name = meta::name(pod);
     let names: Vec<&str> = pod
         .pointer("/spec/containers")
@@ -75,10 +71,7 @@ fn container_log(
     let (start, end) = if let Some(running) = state.and_then(|s| s.get("running")) {
         (time(running.get("startedAt")), None)
     } else if let Some(terminated) = state.and_then(|s| s.get("terminated")) {
-        (
-            time(terminated.get("startedAt")),
-            time(terminated.get("finishedAt")),
-        )
+        (time(terminated.get("startedAt")), time(terminated.get("finishedAt")))
     } else {
         let reason = state
             .and_then(|s| s.pointer("/waiting/reason"))
@@ -92,10 +85,7 @@ fn container_log(
         .or_else(|| time(pod.pointer("/status/startTime")))
         .or_else(|| time(pod.pointer("/metadata/creationTimestamp")))
         .unwrap_or_else(OffsetDateTime::now_utc);
-    let uid = pod
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
     Ok(ContainerLog::new(ctx.seed, uid, container, start).ending_at(end))
 }
 
@@ -162,18 +152,12 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
             if !same_pod || log.ended(OffsetDateTime::now_utc()) {
                 return;
             }
-            if tx
-                .send(Bytes::from(render(&log, next, timestamps)))
-                .await
-                .is_err()
-            {
+            if tx.send(Bytes::from(render(&log, next, timestamps))).await.is_err() {
                 return;
             }
             next += 1;
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|line| line.map(Ok::<_, Infallible>))
-    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|line| line.map(Ok::<_, Infallible>)));
     Ok(Body::from_stream(stream))
 }

@@ -32,19 +32,16 @@ pub(super) async fn index() -> Json<Value> {
     let mut paths = Map::new();
     for r in RESOURCES {
         let path = gv_path(r.group, r.version);
-        paths.entry(path.clone()).or_insert_with(
-            || json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash=periscope-sim") }),
-        );
+        paths
+            .entry(path.clone())
+            .or_insert_with(|| json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash=periscope-sim") }));
     }
     Json(json!({ "paths": paths }))
 }
 
 fn document(group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
         let prefix = format!("/{}", gv_path(group, version));
         let object_path = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)

@@ -64,9 +64,7 @@ pub(super) fn parse_path(path: &str) -> Option<Target> {
         }
         [plural, name, sub] => target(lookup(plural)?, None, Some(name), Some(sub)),
         ["namespaces", ns, plural, name] => target(lookup(plural)?, Some(ns), Some(name), None),
-        ["namespaces", ns, plural, name, sub] => {
-            target(lookup(plural)?, Some(ns), Some(name), Some(sub))
-        }
+        ["namespaces", ns, plural, name, sub] => target(lookup(plural)?, Some(ns), Some(name), Some(sub)),
         _ => None,
     }
     .filter(|t| {
@@ -94,10 +92,7 @@ pub(super) fn flag(params: &Params, key: &str) -> bool {
         .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
 }
 
-pub(super) fn number<T: std::str::FromStr>(
-    params: &Params,
-    key: &str,
-) -> Result<Option<T>, ApiError> {
+pub(super) fn number<T: std::str::FromStr>(params: &Params, key: &str) -> Result<Option<T>, ApiError> {
     match params.get(key).map(String::as_str) {
         None | Some("") => Ok(None),
         Some(v) => v
@@ -117,13 +112,9 @@ pub(super) struct Filter {
 impl Filter {
     pub fn from_params(target: &Target, params: &Params) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
-            .map_err(|e| {
-            ApiError::bad_request(format!("unable to parse labelSelector: {e}"))
-        })?;
+            .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
         let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))
-            .map_err(|e| {
-            ApiError::bad_request(format!("unable to parse fieldSelector: {e}"))
-        })?;
+            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
         Ok(Self {
             namespace: target.namespace.clone(),
             labels,
@@ -139,9 +130,7 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.namespace
-            .as_deref()
-            .is_none_or(|ns| meta::namespace(obj) == ns)
+        self.namespace.as_deref().is_none_or(|ns| meta::namespace(obj) == ns)
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -162,8 +151,7 @@ pub(super) async fn handle(
     };
     tracing::debug!(%method, path, "request");
     if params.get("dryRun").is_some_and(|v| !v.is_empty()) {
-        return ApiError::bad_request("dryRun is not supported by the simulated cluster")
-            .into_response();
+        return ApiError::bad_request("dryRun is not supported by the simulated cluster").into_response();
     }
     let result = match (&method, &target.name, target.subresource.as_deref()) {
         (&Method::GET, None, None) if flag(&params, "watch") => {
@@ -175,9 +163,7 @@ pub(super) async fn handle(
             return super::logs::logs(ctx, target, params).await;
         }
         (&Method::GET, Some(name), None | Some("status")) => get(&ctx, &target, name),
-        (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
-            replace(&ctx, &target, name, sub.is_some(), &body)
-        }
+        (&Method::PUT, Some(name), sub @ (None | Some("status"))) => replace(&ctx, &target, name, sub.is_some(), &body),
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let content_type = headers
                 .get(header::CONTENT_TYPE)
@@ -201,11 +187,7 @@ pub(super) async fn handle(
 
 fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiError> {
     if let Some(failure) = ctx.faults.take_list_failure() {
-        tracing::debug!(
-            resource = target.rt().plural,
-            ?failure,
-            "injected list failure"
-        );
+        tracing::debug!(resource = target.rt().plural, ?failure, "injected list failure");
         return Err(match failure {
             ListFailure::InternalError => ApiError::internal("injected fault: list failed"),
             ListFailure::TooManyRequests => ApiError::too_many_requests(),
@@ -215,9 +197,7 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
     let filter = Filter::from_params(target, params)?;
     let limit: Option<usize> = number(params, "limit")?;
     let token = match params.get("continue").filter(|c| !c.is_empty()) {
-        Some(c) => {
-            Some(ContinueToken::decode(c).map_err(|e| ApiError::bad_request(e.to_string()))?)
-        }
+        Some(c) => Some(ContinueToken::decode(c).map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
     if let Some(token) = &token
@@ -233,10 +213,7 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
         filter.namespace.as_deref(),
         token.as_ref().map(|t| &t.after),
         limit,
-        filter
-            .selector()
-            .as_ref()
-            .map(|f| f as &dyn Fn(&Value) -> bool),
+        filter.selector().as_ref().map(|f| f as &dyn Fn(&Value) -> bool),
     );
     let list_rv = token.as_ref().map_or(page.rv, |t| t.rv);
     let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
@@ -255,8 +232,7 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
         "metadata": metadata,
     });
     let write = |body: &mut Vec<u8>, value: &Value| {
-        serde_json::to_writer(body, value)
-            .map_err(|e| ApiError::internal(format!("cannot encode the list: {e}")))
+        serde_json::to_writer(body, value).map_err(|e| ApiError::internal(format!("cannot encode the list: {e}")))
     };
     write(&mut body, &head)?;
     body.pop(); // the closing brace of `head`
@@ -294,9 +270,7 @@ fn parse_body(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
         ))
     })?;
     if !obj.is_object() {
-        return Err(ApiError::bad_request(
-            "the body of the request must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
     }
     if let Some(kind) = obj.get("kind").and_then(Value::as_str)
         && kind != rt.kind
@@ -343,8 +317,8 @@ fn create(ctx: &Ctx, target: &Target, body: &[u8]) -> Result<Response, ApiError>
 }
 
 fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
-    let (namespaces, rt) = resource::by_plural("namespaces")
-        .ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
+    let (namespaces, rt) =
+        resource::by_plural("namespaces").ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
     let key = ObjKey {
         namespace: String::new(),
         name: ns.to_string(),
@@ -354,22 +328,14 @@ fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
         Some(n) if meta::is_deleting(&n) => Err(ApiError {
             code: 403,
             reason: "Forbidden",
-            message: format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
+            message: format!("unable to create new content in namespace {ns} because it is being terminated"),
             details: None,
         }),
         Some(_) => Ok(()),
     }
 }
 
-fn replace(
-    ctx: &Ctx,
-    target: &Target,
-    name: &str,
-    status: bool,
-    body: &[u8],
-) -> Result<Response, ApiError> {
+fn replace(ctx: &Ctx, target: &Target, name: &str, status: bool, body: &[u8]) -> Result<Response, ApiError> {
     let rt = target.rt();
     let mut obj = parse_body(rt, body)?;
     place(target, &mut obj)?;
@@ -379,11 +345,7 @@ fn replace(
             meta::name(&obj)
         )));
     }
-    let mode = if status {
-        UpdateMode::Status
-    } else {
-        UpdateMode::Main
-    };
+    let mode = if status { UpdateMode::Status } else { UpdateMode::Main };
     let updated = ctx.store.update(target.resource, obj, mode)?;
     Ok(Json(&*updated).into_response())
 }
@@ -396,40 +358,27 @@ fn patch(
     content_type: &str,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let patch_type = PatchType::from_content_type(content_type)
-        .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    let mode = if status {
-        UpdateMode::Status
-    } else {
-        UpdateMode::Main
-    };
-    let updated = ctx
-        .store
-        .mutate(target.resource, &key(target, name), mode, |obj| {
-            patch::apply(obj, patch_type, body).map_err(|e| {
-                let detail = std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                ApiError::bad_request(format!("{e}: {detail}"))
-            })
-        })?;
+    let patch_type =
+        PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+    let mode = if status { UpdateMode::Status } else { UpdateMode::Main };
+    let updated = ctx.store.mutate(target.resource, &key(target, name), mode, |obj| {
+        patch::apply(obj, patch_type, body).map_err(|e| {
+            let detail = std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            ApiError::bad_request(format!("{e}: {detail}"))
+        })
+    })?;
     Ok(Json(&*updated).into_response())
 }
 
-fn delete(
-    ctx: &Ctx,
-    target: &Target,
-    name: &str,
-    params: &Params,
-    body: &[u8],
-) -> Result<Response, ApiError> {
+fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) -> Result<Response, ApiError> {
     let rt = target.rt();
     let key = key(target, name);
     let options: Value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
     let grace: Option<i64> = match number(params, "gracePeriodSeconds")? {
         Some(g) => Some(g),
@@ -439,9 +388,7 @@ fn delete(
         .store
         .get(target.resource, &key)
         .ok_or_else(|| ApiError::not_found(rt, name))?;
-    if let Some(uid) = options
-        .pointer("/preconditions/uid")
-        .and_then(Value::as_str)
+    if let Some(uid) = options.pointer("/preconditions/uid").and_then(Value::as_str)
         && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
     {
         return Err(ApiError::conflict(rt, name));
@@ -467,22 +414,17 @@ fn delete(
             Some("Succeeded" | "Failed")
         );
     let obj = if rt.plural == "namespaces" {
-        let marked = ctx
-            .store
-            .mutate(target.resource, &key, UpdateMode::Raw, |ns| {
-                if !meta::is_deleting(ns) {
-                    meta::metadata_mut(ns)
-                        .insert("deletionTimestamp".into(), json!(meta::now_timestamp()));
-                }
-                ns["status"] = json!({ "phase": "Terminating" });
-                Ok(())
-            })?;
+        let marked = ctx.store.mutate(target.resource, &key, UpdateMode::Raw, |ns| {
+            if !meta::is_deleting(ns) {
+                meta::metadata_mut(ns).insert("deletionTimestamp".into(), json!(meta::now_timestamp()));
+            }
+            ns["status"] = json!({ "phase": "Terminating" });
+            Ok(())
+        })?;
         spawn_namespace_cleanup(ctx, name.to_string());
         marked
     } else if graceful_pod {
-        let marked = ctx
-            .store
-            .mark_deleting(target.resource, &key, grace.or(Some(30)))?;
+        let marked = ctx.store.mark_deleting(target.resource, &key, grace.or(Some(30)))?;
         spawn_pod_termination(ctx, target.resource, key);
         marked
     } else if meta::has_finalizers(&current) {
@@ -558,15 +500,9 @@ mod tests {
         let t = parse_path("/apis/apps/v1/namespaces/shop/deployments").unwrap();
         assert_eq!((plural(&t), t.name.as_deref()), ("deployments", None));
         let t = parse_path("/api/v1/namespaces/shop").unwrap();
-        assert_eq!(
-            (plural(&t), t.name.as_deref()),
-            ("namespaces", Some("shop"))
-        );
+        assert_eq!((plural(&t), t.name.as_deref()), ("namespaces", Some("shop")));
         let t = parse_path("/api/v1/namespaces/shop/status").unwrap();
-        assert_eq!(
-            (plural(&t), t.subresource.as_deref()),
-            ("namespaces", Some("status"))
-        );
+        assert_eq!((plural(&t), t.subresource.as_deref()), ("namespaces", Some("status")));
         let t = parse_path("/api/v1/nodes/node-1").unwrap();
         assert_eq!((plural(&t), t.name.as_deref()), ("nodes", Some("node-1")));
     }

@@ -65,10 +65,7 @@ fn expired(compacted: Compacted) -> Bytes {
 /// What a filtered watch sends for one change, if anything.
 fn translate<'a>(change: &'a Change, filter: &Filter) -> Option<(EventType, &'a Value)> {
     let now = filter.matches(&change.object);
-    let before = change
-        .previous
-        .as_deref()
-        .is_some_and(|p| filter.matches(p));
+    let before = change.previous.as_deref().is_some_and(|p| filter.matches(p));
     let kind = match (change.kind, before, now) {
         (EventType::Added, _, true) => EventType::Added,
         (EventType::Deleted, _, true) => EventType::Deleted,
@@ -100,15 +97,13 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
     let timeout: Option<u64> = number(&params, "timeoutSeconds")?;
     let bookmarks = flag(&params, "allowWatchBookmarks");
     let send_initial = flag(&params, "sendInitialEvents");
-    let rv = params
-        .get("resourceVersion")
-        .map(String::as_str)
-        .unwrap_or("");
+    let rv = params.get("resourceVersion").map(String::as_str).unwrap_or("");
     let start_rv: Option<u64> = match rv {
         "" | "0" => None,
-        v => Some(v.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resourceVersion for watch: {v:?}"))
-        })?),
+        v => Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion for watch: {v:?}")))?,
+        ),
     };
     let rt = target.rt();
     let guard = ctx.faults.watch_opened(target.resource);
@@ -133,13 +128,7 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
         deadline: timeout.map(|t| Instant::now() + Duration::from_secs(t)),
         tx,
     };
-    tracing::debug!(
-        resource = rt.plural,
-        rv,
-        bookmarks,
-        send_initial,
-        "watch opened"
-    );
+    tracing::debug!(resource = rt.plural, rv, bookmarks, send_initial, "watch opened");
     tokio::spawn(session.run());
     Ok(body(rx, guard))
 }
@@ -154,9 +143,7 @@ fn rx_from(line: Bytes) -> mpsc::Receiver<Bytes> {
 /// The response body: the channel's lines; the open-watch guard lives as long as it.
 fn body(rx: mpsc::Receiver<Bytes>, guard: OpenWatch) -> Body {
     let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv()
-            .await
-            .map(|line| (Ok::<_, Infallible>(line), (rx, guard)))
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), (rx, guard)))
     });
     Body::from_stream(stream)
 }
@@ -193,10 +180,7 @@ impl Session {
                     filter.namespace.as_deref(),
                     None,
                     None,
-                    filter
-                        .selector()
-                        .as_ref()
-                        .map(|f| f as &dyn Fn(&Value) -> bool),
+                    filter.selector().as_ref().map(|f| f as &dyn Fn(&Value) -> bool),
                 );
                 for obj in &page.items {
                     if !self.send(event_line("ADDED", obj)).await {
@@ -229,10 +213,7 @@ impl Session {
                     return;
                 }
                 Ok((changes, rv)) => {
-                    for change in changes
-                        .iter()
-                        .filter(|c| c.resource == self.target.resource)
-                    {
+                    for change in changes.iter().filter(|c| c.resource == self.target.resource) {
                         if let Some((kind, obj)) = translate(change, &self.filter)
                             && !self.send(event_line(kind.as_str(), obj)).await
                         {
@@ -291,8 +272,7 @@ mod tests {
         };
         let web = json!({"metadata": {"name": "x", "namespace": "a", "labels": {"app": "web"}}});
         let db = json!({"metadata": {"name": "x", "namespace": "a", "labels": {"app": "db"}}});
-        let other_ns =
-            json!({"metadata": {"name": "x", "namespace": "b", "labels": {"app": "web"}}});
+        let other_ns = json!({"metadata": {"name": "x", "namespace": "b", "labels": {"app": "web"}}});
         let kind = |c: Change| translate(&c, &filter).map(|(k, _)| k);
         assert_eq!(
             kind(change(EventType::Modified, web.clone(), Some(db.clone()))),
@@ -306,24 +286,15 @@ mod tests {
             kind(change(EventType::Modified, web.clone(), Some(web.clone()))),
             Some(EventType::Modified)
         );
-        assert_eq!(
-            kind(change(EventType::Modified, db.clone(), Some(db))),
-            None
-        );
+        assert_eq!(kind(change(EventType::Modified, db.clone(), Some(db))), None);
         assert_eq!(kind(change(EventType::Added, other_ns, None)), None);
-        assert_eq!(
-            kind(change(EventType::Deleted, web, None)),
-            Some(EventType::Deleted)
-        );
+        assert_eq!(kind(change(EventType::Deleted, web, None)), Some(EventType::Deleted));
     }
 
     #[test]
     fn event_lines_are_newline_terminated_json() {
         let line = event_line("ADDED", &json!({"kind": "Pod"}));
-        assert_eq!(
-            &line[..],
-            b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\"}}\n"
-        );
+        assert_eq!(&line[..], b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\"}}\n");
         let status: Value = serde_json::from_slice(&expired(Compacted {
             requested: 3,
             oldest: 9,
@@ -332,9 +303,6 @@ mod tests {
         assert_eq!(status["type"], "ERROR");
         assert_eq!(status["object"]["code"], 410);
         assert_eq!(status["object"]["reason"], "Expired");
-        assert_eq!(
-            status["object"]["message"],
-            "too old resource version: 3 (9)"
-        );
+        assert_eq!(status["object"]["message"], "too old resource version: 3 (9)");
     }
 }

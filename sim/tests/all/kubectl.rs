@@ -66,16 +66,7 @@ async fn get_pods_in_the_demo_cluster_shows_realistic_pods() {
     let sim = start(SimOptions::default()).await;
     let kubectl = Kubectl::new(&sim);
     let out = kubectl
-        .run(&[
-            "get",
-            "pods",
-            "-n",
-            "shop",
-            "-l",
-            "app=frontend",
-            "-o",
-            "json",
-        ])
+        .run(&["get", "pods", "-n", "shop", "-l", "app=frontend", "-o", "json"])
         .await;
     let list: Value = serde_json::from_str(&out).expect("a JSON list");
     let pods = list["items"].as_array().expect("items");
@@ -151,10 +142,7 @@ async fn create_then_apply_a_pod() {
         .expect("served")
         .expect("exists");
     assert_eq!(pod["spec"]["containers"][0]["image"], "nginx:1.28");
-    assert!(
-        pod["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-            .is_string()
-    );
+    assert!(pod["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
 
     // Applying the same manifest again changes nothing.
     let rv = pod["metadata"]["resourceVersion"].clone();
@@ -170,11 +158,7 @@ async fn create_then_apply_a_pod() {
     let other = kubectl.file("pod3.yaml", &POD.replace("name: hello", "name: applied"));
     let out = kubectl.run(&["apply", "-f", &other]).await;
     assert_eq!(out.trim(), "pod/applied created");
-    assert!(
-        sim.get("pods", Some("default"), "applied")
-            .expect("served")
-            .is_some()
-    );
+    assert!(sim.get("pods", Some("default"), "applied").expect("served").is_some());
 }
 
 #[tokio::test]
@@ -189,30 +173,16 @@ async fn label_and_delete_a_pod() {
         .get("pods", Some("default"), "hello")
         .expect("served")
         .expect("exists");
-    assert_eq!(
-        pod["metadata"]["labels"],
-        json!({ "app": "hello", "tier": "web" })
-    );
+    assert_eq!(pod["metadata"]["labels"], json!({ "app": "hello", "tier": "web" }));
     let selected = kubectl
-        .run(&[
-            "get",
-            "pods",
-            "-l",
-            "tier in (web,db),app!=other",
-            "-o",
-            "name",
-        ])
+        .run(&["get", "pods", "-l", "tier in (web,db),app!=other", "-o", "name"])
         .await;
     assert_eq!(selected.trim(), "pod/hello");
 
     // kubectl waits until the pod is really gone (graceful termination first).
     let out = kubectl.run(&["delete", "pod", "hello"]).await;
     assert!(out.contains("pod \"hello\" deleted"), "{out}");
-    assert!(
-        sim.get("pods", Some("default"), "hello")
-            .expect("served")
-            .is_none()
-    );
+    assert!(sim.get("pods", Some("default"), "hello").expect("served").is_none());
 }
 
 fn running_pod_started(name: &str, started: OffsetDateTime) -> Value {
@@ -232,17 +202,11 @@ fn running_pod_started(name: &str, started: OffsetDateTime) -> Value {
 async fn logs_tail_returns_the_last_lines() {
     let sim = empty_sim().await;
     let started = OffsetDateTime::now_utc() - Duration::from_secs(3600);
-    let pod = sim
-        .apply(running_pod_started("chatty", started))
-        .expect("stored");
+    let pod = sim.apply(running_pod_started("chatty", started)).expect("stored");
     let kubectl = Kubectl::new(&sim);
     let uid = pod["metadata"]["uid"].as_str().expect("a uid");
     let log = ContainerLog::new(SimOptions::default().seed, uid, "app", started_at(&pod));
-    let tail = |now| -> Vec<String> {
-        log.selection(now, Some(5), None)
-            .map(|i| log.line(i))
-            .collect()
-    };
+    let tail = |now| -> Vec<String> { log.selection(now, Some(5), None).map(|i| log.line(i)).collect() };
     let before = tail(OffsetDateTime::now_utc());
     let out = kubectl.run(&["logs", "--tail=5", "chatty"]).await;
     let after = tail(OffsetDateTime::now_utc());
@@ -254,9 +218,7 @@ async fn logs_tail_returns_the_last_lines() {
         "{lines:?} is neither {before:?} nor {after:?}"
     );
 
-    let stamped = kubectl
-        .run(&["logs", "--tail=2", "--timestamps", "chatty"])
-        .await;
+    let stamped = kubectl.run(&["logs", "--tail=2", "--timestamps", "chatty"]).await;
     for line in stamped.lines() {
         let (ts, _) = line.split_once(' ').expect("a timestamp then a space");
         assert_eq!(ts.len(), "2024-01-01T00:00:00.000000000Z".len(), "{line}");
@@ -268,8 +230,7 @@ fn started_at(pod: &Value) -> OffsetDateTime {
     let s = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
         .as_str()
         .expect("startedAt");
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .expect("an RFC 3339 time")
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("an RFC 3339 time")
 }
 
 #[tokio::test]
@@ -310,11 +271,7 @@ async fn helm_lists_the_demo_releases() {
     )
     .await
     .expect("helm runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let releases: Value = serde_json::from_slice(&output.stdout).expect("helm prints JSON");
     let names: BTreeSet<&str> = releases
         .as_array()
@@ -345,12 +302,7 @@ async fn the_demo_cluster_is_the_same_for_a_seed() {
         sim.objects("deployments", None)
             .expect("served")
             .iter()
-            .map(|d| {
-                d["metadata"]["uid"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
+            .map(|d| d["metadata"]["uid"].as_str().unwrap_or_default().to_string())
             .collect()
     };
     assert_eq!(uids(&a), uids(&b));

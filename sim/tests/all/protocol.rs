@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{
-    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use periscope_sim::{Scenario, SimOptions};
 use serde_json::json;
@@ -14,8 +12,7 @@ use serde_json::json;
 use crate::support::{client, empty_sim, start, within};
 
 fn configmap(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "k": "v" } }))
-        .expect("a ConfigMap")
+    serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "k": "v" } })).expect("a ConfigMap")
 }
 
 #[tokio::test]
@@ -87,9 +84,7 @@ async fn bookmarks_and_initial_events_end() {
         .expect("create");
     let params = WatchParams::default().initial_events();
     let mut events = api.watch(&params, "").await.expect("watch").boxed();
-    let added = within("the initial ADDED", events.try_next())
-        .await
-        .expect("decodable");
+    let added = within("the initial ADDED", events.try_next()).await.expect("decodable");
     assert!(matches!(added, Some(WatchEvent::Added(_))), "{added:?}");
     match within("the initial-events-end bookmark", events.try_next())
         .await
@@ -103,10 +98,7 @@ async fn bookmarks_and_initial_events_end() {
                     .map(String::as_str),
                 Some("true")
             );
-            assert_eq!(
-                b.metadata.resource_version,
-                sim.resource_version().to_string()
-            );
+            assert_eq!(b.metadata.resource_version, sim.resource_version().to_string());
         }
         other => panic!("expected a bookmark, got {other:?}"),
     }
@@ -158,48 +150,31 @@ async fn selectors_filter_lists() {
     let api: Api<Pod> = Api::all(client(&sim));
     let all = sim.objects("pods", None).expect("pods");
     let count = |f: &dyn Fn(&serde_json::Value) -> bool| all.iter().filter(|p| f(p)).count();
-    let db = api
-        .list(&ListParams::default().labels("tier=db"))
-        .await
-        .expect("list");
-    assert_eq!(
-        db.items.len(),
-        count(&|p| p["metadata"]["labels"]["tier"] == "db")
-    );
+    let db = api.list(&ListParams::default().labels("tier=db")).await.expect("list");
+    assert_eq!(db.items.len(), count(&|p| p["metadata"]["labels"]["tier"] == "db"));
     let set = api
         .list(&ListParams::default().labels("app in (load-1,load-2),tier!=db"))
         .await
         .expect("list");
     assert_eq!(
         set.items.len(),
-        count(&|p| ["load-1", "load-2"]
-            .contains(&p["metadata"]["labels"]["app"].as_str().unwrap_or_default())
-            && p["metadata"]["labels"]["tier"] != "db")
+        count(
+            &|p| ["load-1", "load-2"].contains(&p["metadata"]["labels"]["app"].as_str().unwrap_or_default())
+                && p["metadata"]["labels"]["tier"] != "db"
+        )
     );
     let on_node = api
         .list(&ListParams::default().fields("spec.nodeName=bench-node-2"))
         .await
         .expect("list");
-    assert_eq!(
-        on_node.items.len(),
-        count(&|p| p["spec"]["nodeName"] == "bench-node-2")
-    );
+    assert_eq!(on_node.items.len(), count(&|p| p["spec"]["nodeName"] == "bench-node-2"));
     let one = api
-        .list(
-            &ListParams::default().fields("metadata.namespace=bench-3,metadata.name=load-3-000003"),
-        )
+        .list(&ListParams::default().fields("metadata.namespace=bench-3,metadata.name=load-3-000003"))
         .await
         .expect("list");
     assert_eq!(one.items.len(), 1);
     let ns: Api<Pod> = Api::namespaced(client(&sim), "bench-3");
-    assert_eq!(
-        ns.list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .len(),
-        30
-    );
+    assert_eq!(ns.list(&ListParams::default()).await.expect("list").items.len(), 30);
 }
 
 #[tokio::test]
@@ -218,10 +193,7 @@ async fn writes_answer_with_kubernetes_status_errors() {
         .create(&PostParams::default(), &configmap("cm"))
         .await
         .expect_err("duplicate"));
-    assert_eq!(
-        (exists.code, exists.reason.as_str()),
-        (409, "AlreadyExists")
-    );
+    assert_eq!((exists.code, exists.reason.as_str()), (409, "AlreadyExists"));
     let missing = err(api.get("nope").await.expect_err("missing"));
     assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
     let invalid = err(api
@@ -237,10 +209,7 @@ async fn writes_answer_with_kubernetes_status_errors() {
         .replace("cm", &PostParams::default(), &update)
         .await
         .expect("replace");
-    assert_ne!(
-        replaced.metadata.resource_version,
-        created.metadata.resource_version
-    );
+    assert_ne!(replaced.metadata.resource_version, created.metadata.resource_version);
     let stale = err(api
         .replace("cm", &PostParams::default(), &update)
         .await
@@ -273,14 +242,9 @@ async fn writes_answer_with_kubernetes_status_errors() {
         )
         .await
         .expect("strategic patch");
-    assert_eq!(
-        patched.data,
-        Some([("x".to_string(), "y".to_string())].into())
-    );
+    assert_eq!(patched.data, Some([("x".to_string(), "y".to_string())].into()));
 
-    api.delete("cm", &DeleteParams::default())
-        .await
-        .expect("delete");
+    api.delete("cm", &DeleteParams::default()).await.expect("delete");
     assert!(api.get_opt("cm").await.expect("get").is_none());
 }
 
@@ -290,12 +254,8 @@ async fn finalizers_hold_deletion_until_removed() {
     let api: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
     let mut cm = configmap("held");
     cm.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    api.create(&PostParams::default(), &cm)
-        .await
-        .expect("create");
-    api.delete("held", &DeleteParams::default())
-        .await
-        .expect("delete");
+    api.create(&PostParams::default(), &cm).await.expect("create");
+    api.delete("held", &DeleteParams::default()).await.expect("delete");
     let held = api.get("held").await.expect("still there");
     assert!(held.metadata.deletion_timestamp.is_some());
     api.patch(
@@ -309,13 +269,8 @@ async fn finalizers_hold_deletion_until_removed() {
 }
 
 async fn post(client: &Client, path: &str) -> String {
-    let request = http::Request::post(path)
-        .body(Vec::new())
-        .expect("a request");
-    client
-        .request_text(request)
-        .await
-        .expect("the admin endpoint answers")
+    let request = http::Request::post(path).body(Vec::new()).expect("a request");
+    client.request_text(request).await.expect("the admin endpoint answers")
 }
 
 #[tokio::test]
@@ -329,19 +284,10 @@ async fn admin_endpoint_injects_faults_and_counts_watches() {
         Err(kube::Error::Api(status)) => status,
         other => panic!("expected 500, got {other:?}"),
     };
-    assert_eq!(
-        (status.code, status.reason.as_str()),
-        (500, "InternalError")
-    );
-    api.list(&ListParams::default())
-        .await
-        .expect("the fault was used up");
+    assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"));
+    api.list(&ListParams::default()).await.expect("the fault was used up");
 
-    let watch = api
-        .watch(&WatchParams::default(), "0")
-        .await
-        .expect("watch")
-        .boxed();
+    let watch = api.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
     let counts = client
         .request_text(
             http::Request::get("/sim/admin/watches")
@@ -363,15 +309,8 @@ async fn admin_endpoint_injects_faults_and_counts_watches() {
     .await;
 
     post(&client, "/sim/admin/watches/expire?count=1").await;
-    let mut events = api
-        .watch(&WatchParams::default(), "0")
-        .await
-        .expect("watch")
-        .boxed();
-    match within("the injected 410", events.try_next())
-        .await
-        .expect("decodable")
-    {
+    let mut events = api.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
+    match within("the injected 410", events.try_next()).await.expect("decodable") {
         Some(WatchEvent::Error(status)) => assert_eq!(status.code, 410),
         other => panic!("expected 410, got {other:?}"),
     }

@@ -95,10 +95,7 @@ impl Kubectl {
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig"))
-            .arg(format!(
-                "--cache-dir={}",
-                self.dir.path().join("cache").display()
-            ))
+            .arg(format!("--cache-dir={}", self.dir.path().join("cache").display()))
             .args(args)
             .kill_on_drop(true);
         cmd
@@ -113,12 +110,9 @@ impl Kubectl {
 
     /// Runs kubectl to completion and returns stdout; fails the test on a non-zero exit.
     pub async fn run(&self, args: &[&str]) -> String {
-        let output: Output = within(
-            &format!("kubectl {}", args.join(" ")),
-            self.command(args).output(),
-        )
-        .await
-        .expect("kubectl runs");
+        let output: Output = within(&format!("kubectl {}", args.join(" ")), self.command(args).output())
+            .await
+            .expect("kubectl runs");
         assert!(
             output.status.success(),
             "kubectl {} failed: {}\n{}",

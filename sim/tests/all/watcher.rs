@@ -27,10 +27,7 @@ fn sim_state(sim: &Sim) -> BTreeMap<String, String> {
         .iter()
         .map(|o| {
             (
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
                 o["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or_default()
@@ -74,8 +71,7 @@ where
 
 /// Writes that happen while a fault is active: one create, one update, one delete.
 fn churn(sim: &Sim, round: usize) {
-    sim.apply(configmap(&format!("round-{round}"), "new"))
-        .expect("create");
+    sim.apply(configmap(&format!("round-{round}"), "new")).expect("create");
     sim.apply(configmap("stable", &format!("round-{round}")))
         .expect("update");
     if round > 0 {
@@ -88,8 +84,7 @@ fn churn(sim: &Sim, round: usize) {
 async fn watcher_recovers_from_every_fault() {
     let sim = empty_sim().await;
     for i in 0..5 {
-        sim.apply(configmap(&format!("seed-{i}"), "x"))
-            .expect("seed");
+        sim.apply(configmap(&format!("seed-{i}"), "x")).expect("seed");
     }
     sim.apply(configmap("stable", "start")).expect("seed");
     let api: Api<ConfigMap> = Api::namespaced(client(&sim), NS);
@@ -104,8 +99,7 @@ async fn watcher_recovers_from_every_fault() {
     converge("plain changes", &sim, &store, &mut stream).await;
 
     // Dropped watch connections: the watcher resumes from its last version.
-    sim.drop_watches(Some("configmaps"))
-        .expect("known resource");
+    sim.drop_watches(Some("configmaps")).expect("known resource");
     churn(&sim, 1);
     converge("changes after dropped watches", &sim, &store, &mut stream).await;
 
@@ -141,11 +135,7 @@ async fn watcher_recovers_from_every_fault() {
     sim.pause();
     sim.drop_watches(None).expect("all resources");
     churn(&sim, 6);
-    assert_ne!(
-        reflected(&store),
-        sim_state(&sim),
-        "nothing is delivered while paused"
-    );
+    assert_ne!(reflected(&store), sim_state(&sim), "nothing is delivered while paused");
     sim.unpause();
     converge("changes after a pause", &sim, &store, &mut stream).await;
 }
@@ -154,8 +144,7 @@ async fn watcher_recovers_from_every_fault() {
 async fn watcher_with_streaming_lists_reaches_the_same_state() {
     let sim = empty_sim().await;
     for i in 0..30 {
-        sim.apply(configmap(&format!("cm-{i:02}"), "x"))
-            .expect("seed");
+        sim.apply(configmap(&format!("cm-{i:02}"), "x")).expect("seed");
     }
     let api: Api<ConfigMap> = Api::namespaced(client(&sim), NS);
     let (store, writer) = reflector::store();
