@@ -6,13 +6,16 @@
 //! feed the [`hub`]'s upstreams, which map objects through [`plugin`]s and fan frames
 //! out to the [`http`] transports. [`serve`] builds it all from a [`config::Config`].
 
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;
 pub mod kinds;
+pub mod limits;
 pub mod logs;
+pub mod metrics;
 pub mod plugin;
 pub mod serve;
 pub mod snapshot;

@@ -8,12 +8,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, Authenticator};
 use crate::cluster::{Cluster, Clusters};
 use crate::config::{ClusterSource, Config, Origin};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubOptions};
 use crate::kinds::{self, ExprError, Registry};
-use crate::plugin::{self, PluginRuntime, RuntimeOptions};
+use crate::limits::Streams;
+use crate::metrics::Metrics;
+use crate::plugin::{self, CallObserver, PluginRuntime, RuntimeOptions};
 
 /// The name of the embedded demo cluster served when none is configured.
 pub const DEMO_CLUSTER: &str = "demo";
@@ -41,6 +44,9 @@ pub enum StartError {
         #[source]
         error: ExprError,
     },
+    /// Authentication could not be set up (a configuration problem).
+    #[error(transparent)]
+    Auth(#[from] auth::SetupError),
     /// A cluster's client could not be built.
     #[error("cluster {name:?}: cannot build a client ({what})")]
     Cluster {
@@ -78,7 +84,7 @@ pub enum StartError {
 impl StartError {
     /// True for errors an operator fixes in the configuration (exit 64).
     pub fn is_config(&self) -> bool {
-        matches!(self, StartError::Streams { .. })
+        matches!(self, StartError::Streams { .. } | StartError::Auth(_))
     }
 }
 
@@ -102,7 +108,21 @@ impl std::fmt::Debug for App {
 impl App {
     /// Loads plugins, resolves the enabled kinds, connects clusters and binds.
     pub async fn build(config: Config) -> Result<App, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let auth = Authenticator::new(&config.auth)?;
+        if auth.is_disabled() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "AUTHENTICATION IS OFF (auth.mode = \"none\") and periscope listens beyond loopback: \
+                 anyone who can reach it reads your clusters as an admin; set auth.mode = \"jwt\""
+            );
+        }
+        auth.watch_revocations();
+        let observer = metrics.clone();
         let runtime_options = RuntimeOptions {
+            call_observer: Some(CallObserver(Arc::new(move |kind, elapsed, fault| {
+                observer.plugin_call(kind, elapsed, fault);
+            }))),
             call_deadline: config.plugins.call_deadline,
             memory_cap: usize::try_from(config.plugins.memory_cap).unwrap_or(usize::MAX),
             cache_dir: config.plugins.cache_dir.clone().or_else(plugin::cache::default_dir),
@@ -140,6 +160,7 @@ impl App {
                 queue: config.watch.queue,
                 ring: config.watch.ring,
             },
+            metrics.clone(),
         );
         let listener = TcpListener::bind(config.listen)
             .await
@@ -152,6 +173,10 @@ impl App {
             enabled: Arc::new(enabled),
             heartbeat: config.watch.heartbeat,
             list_timeout: Duration::from_secs(30),
+            max_stream_duration: config.watch.max_stream_duration,
+            auth,
+            streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
+            metrics,
             shutdown: CancellationToken::new(),
         };
         Ok(App {

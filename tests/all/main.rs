@@ -12,3 +12,5 @@ mod plugin_runtime;
 mod registry;
 /// SSE streams and polling over real HTTP against the sim.
 mod sse;
+/// Authentication, per-user caps, stream lifetime, /debug/streams and /metrics.
+mod auth;

@@ -91,6 +91,8 @@ pub mod served {
         pub base: String,
         /// The hub (upstream keys).
         pub hub: Arc<Hub>,
+        /// Active streams and per-actor counts.
+        pub streams: Arc<periscope::limits::Streams>,
         shutdown: CancellationToken,
         task: tokio::task::JoinHandle<()>,
     }
@@ -120,6 +122,7 @@ pub mod served {
         let app = App::build(config).await.expect("periscope starts");
         let base = format!("http://{}", app.local_addr());
         let hub = app.state().hub.clone();
+        let streams = app.state().streams.clone();
         let shutdown = app.shutdown_token();
         let task = tokio::spawn(async move {
             app.serve().await.expect("periscope serves");
@@ -128,6 +131,7 @@ pub mod served {
             sim,
             base,
             hub,
+            streams,
             shutdown,
             task,
         }
@@ -164,9 +168,22 @@ pub mod served {
     impl SseClient {
         /// Opens a stream, with a `Last-Event-ID` header when given.
         pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
+            SseClient::connect_with(url, last_event_id, None).await
+        }
+
+        /// Opens a stream with a bearer token.
+        pub async fn connect_as(url: &str, token: &str) -> SseClient {
+            SseClient::connect_with(url, None, Some(token)).await
+        }
+
+        /// Opens a stream with an optional `Last-Event-ID` and bearer token.
+        pub async fn connect_with(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> SseClient {
             let mut request = reqwest::Client::new().get(url);
             if let Some(id) = last_event_id {
                 request = request.header("Last-Event-ID", id);
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
             }
             let response = request.send().await.expect("the request is sent");
             let status = response.status();

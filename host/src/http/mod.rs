@@ -8,7 +8,11 @@
 //! | `GET /api/clusters/{cluster}/{kind}` | polling list (every registered kind) |
 //! | `GET /api/clusters/{cluster}/{kind}/watch` | SSE stream (enabled kinds only) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness |
+//! | `GET /debug/streams` | active streams (admins: all; others: their own) |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `GET`, `POST /api/admin/revocations` | revoked subjects (admins) |
 
+mod debug;
 mod rest;
 mod sse;
 
@@ -21,8 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Actor, AuthError, Authenticator};
 use crate::hub::Hub;
 use crate::kinds::Enabled;
+use crate::limits::Streams;
+use crate::metrics::Metrics;
 
 pub use sse::encode as encode_sse;
 
@@ -37,6 +44,14 @@ pub struct AppState {
     pub heartbeat: Duration,
     /// How long a polling request waits for a cold upstream's first list.
     pub list_timeout: Duration,
+    /// Longest life of one stream; zero means no cap.
+    pub max_stream_duration: Duration,
+    /// Token verification and revocations.
+    pub auth: Arc<Authenticator>,
+    /// Per-actor caps and the active-stream registry.
+    pub streams: Arc<Streams>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Cancelled at shutdown: every stream sends `server_shutdown` and ends.
     pub shutdown: CancellationToken,
 }
@@ -58,6 +73,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
+        .route("/debug/streams", get(debug::streams))
+        .route("/metrics", get(debug::metrics))
+        .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -96,4 +114,15 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The actor of a request, or the 401 JSON error.
+fn authenticate(state: &AppState, parts: &axum::http::request::Parts) -> Result<Actor, Response> {
+    state.auth.authenticate(&parts.headers, parts.uri.query()).map_err(|error| {
+        let message = error.to_string();
+        if !matches!(error, AuthError::Missing { .. }) {
+            tracing::info!(reason = %message, "request refused: authentication failed");
+        }
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response()
+    })
 }

@@ -2,23 +2,29 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, plain};
+use super::{ApiError, AppState, authenticate, plain};
+use crate::auth::{Actor, Authenticator};
 use crate::hub::{Frame, FrameKind, Initial, StreamKey, SubscribeError, Subscription};
+use crate::limits::Admission;
+use crate::metrics::Metrics;
 
 const PING: &[u8] = b": ping\n\n";
 const BACKPRESSURE: &[u8] = b"event: backpressure\ndata: {}\n\n";
 const SERVER_SHUTDOWN: &[u8] = b"event: server_shutdown\ndata: {}\n\n";
+const AUTH_EXPIRED: &[u8] = b"event: auth_expired\ndata: {}\n\n";
 
 /// `?namespace=` of watch and list requests; empty means all namespaces.
 #[derive(Debug, Deserialize)]
@@ -57,30 +63,41 @@ pub fn encode(frame: &Frame) -> Bytes {
         .clone()
 }
 
-/// `GET /api/clusters/{cluster}/{kind}/watch`.
+/// `GET /api/clusters/{cluster}/{kind}/watch`: a disabled kind has no route (404);
+/// then authentication (401), the cluster (404 `cluster not found`) and the actor's cap
+/// (429 `too many concurrent watch streams for this user`) are checked before the
+/// stream opens.
 pub(super) async fn watch(
     State(state): State<AppState>,
     Path((cluster, kind)): Path<(String, String)>,
     Query(query): Query<NamespaceQuery>,
-    headers: HeaderMap,
+    parts: Parts,
 ) -> Response {
     if !state.enabled.contains(&kind) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no watch stream for kind {kind:?}"),
-        )
-        .into_response();
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no watch stream for kind {kind:?}")).into_response();
     }
-    let resume_from = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let actor = match authenticate(&state, &parts) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    if state.hub.clusters().get(&cluster).is_none() {
+        return plain(StatusCode::NOT_FOUND, "cluster not found");
+    }
     let key = StreamKey {
         cluster,
         kind,
         namespace: query.namespace(),
     };
+    let admission = match state.streams.admit(&actor, TRANSPORT, &key) {
+        Ok(admission) => admission,
+        Err(error) => {
+            tracing::info!(actor = %actor.subject, cluster = %key.cluster, kind = %key.kind, "{error}");
+            let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "too many concurrent watch streams for this user");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+    };
+    let resume_from = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let subscription = match state.hub.subscribe(key, resume_from.as_deref()) {
         Ok(subscription) => subscription,
         Err(SubscribeError::UnknownCluster) => return plain(StatusCode::NOT_FOUND, "cluster not found"),
@@ -88,90 +105,187 @@ pub(super) async fn watch(
             return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response();
         }
     };
-    tracing::debug!(key = ?subscription.key(), resume = ?resume_from, "sse stream opened");
-    let body = Body::from_stream(stream(subscription, state.heartbeat, state.shutdown.clone()));
+    let key = subscription.key();
+    let span = tracing::info_span!(
+        "stream",
+        stream.id = admission.info.id,
+        transport = TRANSPORT,
+        cluster = %key.cluster,
+        kind = %key.kind,
+        namespace = key.namespace_label(),
+        actor = %actor.subject,
+        close_reason = tracing::field::Empty,
+    );
+    span.in_scope(|| tracing::info!(resume = resume_from.is_some(), "stream opened"));
+    let lifetime = (!state.max_stream_duration.is_zero()).then(|| tokio::time::Instant::now() + state.max_stream_duration);
+    let body = Body::from_stream(stream(Stream::new(subscription, admission, actor, lifetime, &state, span)));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
 
-/// The state of one SSE body.
+/// The transport name in metrics, logs and `/debug/streams`.
+const TRANSPORT: &str = "sse";
+
+/// The state of one SSE body. Dropping it (the client went away, or the stream ended)
+/// leaves the hub, releases the actor's slot and logs the close reason.
 struct Stream {
     pending: VecDeque<Bytes>,
     subscription: Subscription,
+    admission: Admission,
+    actor: Actor,
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
     heartbeat: tokio::time::Interval,
+    lifetime: Option<tokio::time::Instant>,
     shutdown: CancellationToken,
+    span: tracing::Span,
     done: bool,
+    close_reason: &'static str,
 }
 
-/// The frames of a stream: the initial frames, then live frames, pings every
-/// `heartbeat`, and a final `backpressure`, `server_shutdown` or `error` frame when
-/// the stream ends for one of those reasons. Dropping it (client gone) leaves the hub.
-fn stream(
-    subscription: Subscription,
-    heartbeat: Duration,
-    shutdown: CancellationToken,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
-    let mut pending = VecDeque::new();
-    let mut done = false;
-    match &subscription.initial {
-        Initial::Snapshot(frame) => pending.push_back(encode(frame)),
-        Initial::Resume(frames) => pending.extend(frames.iter().map(|f| encode(f))),
-        Initial::Pending => {}
-        Initial::Failed(frame) => {
-            pending.push_back(encode(frame));
-            done = true;
+impl Stream {
+    fn new(
+        subscription: Subscription,
+        admission: Admission,
+        actor: Actor,
+        lifetime: Option<tokio::time::Instant>,
+        state: &AppState,
+        span: tracing::Span,
+    ) -> Stream {
+        let mut stream = Stream {
+            pending: VecDeque::new(),
+            subscription,
+            admission,
+            actor,
+            auth: state.auth.clone(),
+            metrics: state.metrics.clone(),
+            heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat),
+            lifetime,
+            shutdown: state.shutdown.clone(),
+            span,
+            done: false,
+            close_reason: "client_gone",
+        };
+        match &stream.subscription.initial {
+            Initial::Snapshot(frame) => stream.pending.push_back(encode(frame)),
+            Initial::Resume(frames) => stream.pending.extend(frames.iter().map(|f| encode(f))),
+            Initial::Pending => {}
+            Initial::Failed(frame) => {
+                stream.pending.push_back(encode(frame));
+                stream.finish("error");
+            }
         }
+        stream
     }
-    let state = Stream {
-        pending,
-        subscription,
-        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
-        shutdown,
-        done,
-    };
-    futures::stream::unfold(state, |mut state| async move {
-        if let Some(bytes) = state.pending.pop_front() {
-            return Some((Ok(bytes), state));
+
+    fn finish(&mut self, reason: &'static str) {
+        self.done = true;
+        self.close_reason = reason;
+    }
+
+    /// `auth_expired` is due: the token expired or its subject was revoked.
+    fn auth_ended(&self) -> bool {
+        self.actor.is_expired() || self.auth.is_revoked(&self.actor.subject)
+    }
+
+    /// The next bytes to write, or `None` at the end.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(bytes) = self.pending.pop_front() {
+            return Some(bytes);
         }
-        if state.done {
+        if self.done {
             return None;
         }
+        let expiry = self
+            .actor
+            .expires_at
+            .map(|exp| std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp))
+            .map(|at| at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+            .map(|left| tokio::time::Instant::now() + left);
         let bytes = tokio::select! {
             biased;
-            () = state.shutdown.cancelled() => {
-                state.done = true;
+            () = self.shutdown.cancelled() => {
+                self.finish("shutdown");
                 Bytes::from_static(SERVER_SHUTDOWN)
             }
-            received = state.subscription.frames.recv() => match received {
+            () = sleep_until(expiry) => {
+                self.finish("auth_expired");
+                Bytes::from_static(AUTH_EXPIRED)
+            }
+            () = sleep_until(self.lifetime) => {
+                self.close_reason = "lifetime";
+                return None;
+            }
+            received = self.subscription.frames.recv() => match received {
+                _ if self.auth_ended() => {
+                    self.finish("auth_expired");
+                    Bytes::from_static(AUTH_EXPIRED)
+                }
                 Ok(frame) => {
-                    state.done = frame.kind == FrameKind::Error;
+                    if frame.kind == FrameKind::Error {
+                        self.finish("error");
+                    }
+                    self.admission.info.queue_depth.store(self.subscription.frames.len(), Ordering::Relaxed);
                     encode(&frame)
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(key = ?state.subscription.key(), missed, "subscriber lagged, closing with backpressure");
-                    state.done = true;
+                    self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
+                    self.metrics.backpressure_close(TRANSPORT, &self.admission.info.kind);
+                    self.finish("backpressure");
                     Bytes::from_static(BACKPRESSURE)
                 }
-                Err(RecvError::Closed) => return None,
+                Err(RecvError::Closed) => {
+                    self.close_reason = "upstream_closed";
+                    return None;
+                }
             },
-            _ = state.heartbeat.tick() => Bytes::from_static(PING),
+            _ = self.heartbeat.tick() => {
+                if self.auth_ended() {
+                    self.finish("auth_expired");
+                    Bytes::from_static(AUTH_EXPIRED)
+                } else {
+                    Bytes::from_static(PING)
+                }
+            }
         };
+        self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
+        self.metrics.event_delivered(TRANSPORT, &self.admission.info.kind);
+        Some(bytes)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.span.record("close_reason", self.close_reason);
+        let sent = self.admission.info.events_sent.load(Ordering::Relaxed);
+        self.span.in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The body: initial frames, live frames, pings, and a final frame when the stream ends
+/// for a reason the client must know.
+fn stream(state: Stream) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold(state, |mut state| async move {
+        let bytes = state.next().await?;
         Some((Ok(bytes), state))
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]

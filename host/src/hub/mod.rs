@@ -37,6 +37,7 @@ pub use upstream::Initial;
 
 use crate::cluster::Clusters;
 use crate::kinds::Registry;
+use crate::metrics::Metrics;
 use upstream::Upstream;
 
 /// Which objects a stream carries.
@@ -119,6 +120,7 @@ pub struct Hub {
     clusters: Clusters,
     registry: Arc<Registry>,
     options: HubOptions,
+    metrics: Arc<Metrics>,
     upstreams: Mutex<HashMap<StreamKey, Entry>>,
 }
 
@@ -177,11 +179,12 @@ impl Drop for SubscriberGuard {
 
 impl Hub {
     /// A hub over `clusters`, mapping with the plugins of `registry`.
-    pub fn new(clusters: Clusters, registry: Arc<Registry>, options: HubOptions) -> Arc<Hub> {
+    pub fn new(clusters: Clusters, registry: Arc<Registry>, options: HubOptions, metrics: Arc<Metrics>) -> Arc<Hub> {
         Arc::new(Hub {
             clusters,
             registry,
             options,
+            metrics,
             upstreams: Mutex::new(HashMap::new()),
         })
     }
@@ -217,7 +220,13 @@ impl Hub {
         let upstream = match upstreams.get(&key) {
             Some(entry) => entry.upstream.clone(),
             None => {
-                let upstream = Arc::new(Upstream::new(key.clone(), plugin.clone(), self.options.clone()));
+                let upstream = Arc::new(Upstream::new(
+                    key.clone(),
+                    plugin.clone(),
+                    self.options.clone(),
+                    self.metrics.clone(),
+                ));
+                self.metrics.upstream_changed(&key.cluster, &key.kind, 1);
                 let task = tokio::spawn(upstream.clone().run(cluster.client.clone()));
                 tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream started");
                 upstreams.insert(
@@ -288,6 +297,7 @@ impl Hub {
             .is_some_and(|entry| entry.upstream.subscribers.load(Ordering::Acquire) == 0);
         if idle && let Some(entry) = upstreams.remove(key) {
             entry.task.abort();
+            self.metrics.upstream_changed(&key.cluster, &key.kind, -1);
             tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream stopped after linger");
         }
     }

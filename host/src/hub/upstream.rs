@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
 use super::{HubOptions, StreamKey};
+use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::snapshot;
 
@@ -38,6 +39,7 @@ pub(super) struct Upstream {
     pub(super) key: StreamKey,
     plugin: Arc<Plugin>,
     options: HubOptions,
+    metrics: Arc<Metrics>,
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Frame>>,
     /// Live subscriptions; the upstream stops after the linger once this is zero.
@@ -78,12 +80,13 @@ pub enum Initial {
 }
 
 impl Upstream {
-    pub(super) fn new(key: StreamKey, plugin: Arc<Plugin>, options: HubOptions) -> Upstream {
+    pub(super) fn new(key: StreamKey, plugin: Arc<Plugin>, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
         let (tx, _) = broadcast::channel(options.queue.max(1));
         Upstream {
             key,
             plugin,
             options,
+            metrics,
             state: Mutex::new(State::default()),
             tx,
             subscribers: AtomicUsize::new(0),
@@ -159,6 +162,7 @@ impl Upstream {
     }
 
     fn publish_relist(&self) {
+        self.metrics.relisted(&self.key.cluster, &self.key.kind);
         let state = self.lock();
         self.send(&state, Arc::new(Frame::relist()));
     }

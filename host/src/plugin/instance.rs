@@ -297,7 +297,12 @@ impl Plugin {
             Err(error) => return Err(self.fault(self.classify(error, false))),
         };
         instance.store.set_epoch_deadline(self.deadline_ticks());
-        match f(&instance.bindings, &mut instance.store) {
+        let started = Instant::now();
+        let result = f(&instance.bindings, &mut instance.store);
+        if let Some(observer) = &self.options.call_observer {
+            (observer.0)(&self.info.token, started.elapsed(), result.is_err());
+        }
+        match result {
             Ok(value) => {
                 self.consecutive_faults.store(0, Ordering::Relaxed);
                 self.release(instance);

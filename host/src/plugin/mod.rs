@@ -48,6 +48,17 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Import prefixes no plugin may have: plugins get no filesystem, network or HTTP.
 const FORBIDDEN_IMPORTS: &[&str] = &["wasi:filesystem/", "wasi:sockets/", "wasi:http/"];
 
+/// Called after every plugin call with the kind token, the call's duration and whether
+/// it was a plugin fault; how metrics see plugins without this module knowing them.
+#[derive(Clone)]
+pub struct CallObserver(pub Arc<dyn Fn(&str, Duration, bool) + Send + Sync>);
+
+impl std::fmt::Debug for CallObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallObserver")
+    }
+}
+
 /// Tunables of the runtime; the defaults suit production.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -67,6 +78,8 @@ pub struct RuntimeOptions {
     pub quarantine_for: Duration,
     /// Where compiled components are cached; `None` compiles at every start.
     pub cache_dir: Option<PathBuf>,
+    /// Told about every call (metrics).
+    pub call_observer: Option<CallObserver>,
 }
 
 impl Default for RuntimeOptions {
@@ -80,6 +93,7 @@ impl Default for RuntimeOptions {
             quarantine_after: 5,
             quarantine_for: Duration::from_secs(30),
             cache_dir: cache::default_dir(),
+            call_observer: None,
         }
     }
 }

@@ -1,0 +1,429 @@
+//! Authentication: who is asking. Modes `none` (development: every request is the
+//! admin actor `anonymous`) and `jwt` (a signed token, verified with `jsonwebtoken`).
+//!
+//! A token is read from `Authorization: Bearer`, else from the configured cookie
+//! (browsers' `EventSource` cannot set headers), else — only when enabled — from the
+//! `access_token` query parameter. Verification pins the algorithms to the configured
+//! list (`none` is never accepted) and picks keys by algorithm family, so an HS256 token
+//! is never checked against an RSA public key; `exp` and `sub` are required, `nbf`,
+//! `iss` and `aud` are checked when present or configured, with a small leeway.
+//!
+//! The actor is the `sub` claim; groups come from the configured claim; admins are
+//! members of the configured admin group. Revoked subjects (a file re-read when it
+//! changes, plus the admin endpoint) are refused and end their open streams.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::config::{AuthConfig, AuthMode};
+
+/// The subject of unauthenticated requests in mode `none`.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Who a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The token's `sub` (or `anonymous`).
+    pub subject: String,
+    /// Groups from the configured claim.
+    pub groups: Vec<String>,
+    /// Member of the admin group (always true for `anonymous` in mode `none`).
+    pub admin: bool,
+    /// When the token expires (`exp`), as seconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+}
+
+impl Actor {
+    /// The development actor of mode `none`.
+    pub fn anonymous() -> Actor {
+        Actor {
+            subject: ANONYMOUS.to_string(),
+            groups: Vec::new(),
+            admin: true,
+            expires_at: None,
+        }
+    }
+
+    /// True once the token's expiry (plus no leeway) has passed.
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|exp| unix_now() >= exp)
+    }
+}
+
+/// Why a request is not authenticated; the message is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token in the header, cookie or (when enabled) query.
+    #[error("no token: send Authorization: Bearer <token> or the {cookie} cookie")]
+    Missing {
+        /// The cookie name.
+        cookie: String,
+    },
+    /// The token did not verify.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The subject is revoked.
+    #[error("the subject of this token is revoked")]
+    Revoked,
+}
+
+/// Why authentication could not be set up (exit 64: a configuration problem).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A key file could not be read.
+    #[error("auth: cannot read {path} (from {key})")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The config key naming it.
+        key: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file does not hold a usable key.
+    #[error("auth: {path} (from {key}) is not a usable key: {reason}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// The config key naming it.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// An algorithm name is not known.
+    #[error("auth: unknown algorithm {0:?} in auth.algorithms")]
+    Algorithm(String),
+}
+
+/// A verification key and the family of algorithms it serves.
+struct Key {
+    key: DecodingKey,
+    kid: Option<String>,
+    family: jsonwebtoken::AlgorithmFamily,
+}
+
+/// Verifies requests' tokens and tracks revoked subjects.
+pub struct Authenticator {
+    mode: AuthMode,
+    keys: Vec<Key>,
+    algorithms: Vec<Algorithm>,
+    validation: Validation,
+    cookie: String,
+    query_token: bool,
+    groups_claim: String,
+    admin_group: Option<String>,
+    revoked: RwLock<HashSet<String>>,
+    revocation_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("mode", &self.mode)
+            .field("algorithms", &self.algorithms)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Reads the keys named by the configuration.
+    pub fn new(config: &AuthConfig) -> Result<Arc<Authenticator>, SetupError> {
+        let algorithms = config
+            .algorithms
+            .iter()
+            .map(|name| name.parse::<Algorithm>().map_err(|_| SetupError::Algorithm(name.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = Vec::new();
+        if matches!(config.mode, AuthMode::Jwt) {
+            if let Some(path) = &config.secret_file {
+                let secret = read(path, "auth.secret_file")?;
+                let secret = trim_newline(&secret);
+                if secret.len() < 32 {
+                    return Err(SetupError::BadKey {
+                        path: path.clone(),
+                        key: "auth.secret_file",
+                        reason: format!("an HMAC secret needs at least 32 bytes, this one has {}", secret.len()),
+                    });
+                }
+                keys.push(Key {
+                    key: DecodingKey::from_secret(secret),
+                    kid: None,
+                    family: jsonwebtoken::AlgorithmFamily::Hmac,
+                });
+            }
+            for path in &config.public_key_files {
+                keys.push(public_key(path)?);
+            }
+            if let Some(path) = &config.jwks_file {
+                let bad = |reason: String| SetupError::BadKey {
+                    path: path.clone(),
+                    key: "auth.jwks_file",
+                    reason,
+                };
+                let set: JwkSet = serde_json::from_slice(&read(path, "auth.jwks_file")?).map_err(|e| bad(e.to_string()))?;
+                for jwk in &set.keys {
+                    let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
+                    let family = match &jwk.algorithm {
+                        jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => jsonwebtoken::AlgorithmFamily::Rsa,
+                        jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => jsonwebtoken::AlgorithmFamily::Ec,
+                        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => jsonwebtoken::AlgorithmFamily::Ed,
+                        jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => jsonwebtoken::AlgorithmFamily::Hmac,
+                    };
+                    keys.push(Key {
+                        key,
+                        kid: jwk.common.key_id.clone(),
+                        family,
+                    });
+                }
+            }
+        }
+        let mut validation = Validation::new(algorithms.first().copied().unwrap_or(Algorithm::RS256));
+        validation.algorithms.clone_from(&algorithms);
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &config.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &config.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let authenticator = Authenticator {
+            mode: config.mode.clone(),
+            keys,
+            algorithms,
+            validation,
+            cookie: config.cookie.clone(),
+            query_token: config.query_token,
+            groups_claim: config.groups_claim.clone(),
+            admin_group: config.admin_group.clone(),
+            revoked: RwLock::new(HashSet::new()),
+            revocation_file: config.revocation_file.clone(),
+        };
+        authenticator.reload_revocations();
+        Ok(Arc::new(authenticator))
+    }
+
+    /// True in mode `none`.
+    pub fn is_disabled(&self) -> bool {
+        matches!(self.mode, AuthMode::None)
+    }
+
+    /// The actor of a request, from its headers and query string.
+    pub fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Actor, AuthError> {
+        if self.is_disabled() {
+            return Ok(Actor::anonymous());
+        }
+        let token = self.token(headers, query).ok_or_else(|| AuthError::Missing {
+            cookie: self.cookie.clone(),
+        })?;
+        let actor = self.verify(&token)?;
+        if self.is_revoked(&actor.subject) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(actor)
+    }
+
+    /// Verifies a token (also used by transports that receive it in a message).
+    pub fn verify(&self, token: &str) -> Result<Actor, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let family = header.alg.family();
+        let candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.family == family)
+            .filter(|k| header.kid.is_none() || k.kid.is_none() || k.kid == header.kid);
+        let mut last = AuthError::Invalid(format!("no key for algorithm {:?}", header.alg));
+        for key in candidates {
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation) {
+                Ok(data) => return Ok(self.actor(&data.claims)),
+                Err(error) => last = AuthError::Invalid(describe(&error)),
+            }
+        }
+        Err(last)
+    }
+
+    fn actor(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Actor {
+        let groups: Vec<String> = match claims.get(&self.groups_claim) {
+            Some(serde_json::Value::Array(items)) => items.iter().filter_map(|g| g.as_str().map(str::to_string)).collect(),
+            Some(serde_json::Value::String(group)) => vec![group.clone()],
+            _ => Vec::new(),
+        };
+        let admin = self.admin_group.as_ref().is_some_and(|admin| groups.contains(admin));
+        Actor {
+            subject: claims.get("sub").and_then(|s| s.as_str()).unwrap_or_default().to_string(),
+            groups,
+            admin,
+            expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
+        }
+    }
+
+    fn token(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_string());
+        let cookie = || {
+            headers
+                .get_all(axum::http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(name, _)| *name == self.cookie)
+                .map(|(_, value)| value.trim_matches('"').to_string())
+        };
+        let from_query = || {
+            self.query_token
+                .then(|| query)
+                .flatten()
+                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "access_token").map(|(_, v)| v))
+        };
+        bearer.or_else(cookie).or_else(from_query).filter(|t| !t.is_empty())
+    }
+
+    /// True when `subject` is revoked.
+    pub fn is_revoked(&self, subject: &str) -> bool {
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains(subject)
+    }
+
+    /// Revokes `subject` until restart (the admin endpoint).
+    pub fn revoke(&self, subject: &str) {
+        tracing::warn!(actor = %subject, "subject revoked");
+        self.revoked.write().unwrap_or_else(|p| p.into_inner()).insert(subject.to_string());
+    }
+
+    /// Revoked subjects, sorted.
+    pub fn revoked(&self) -> Vec<String> {
+        let mut subjects: Vec<String> = self.revoked.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        subjects.sort();
+        subjects
+    }
+
+    /// Re-reads the revocation file (subjects one per line; `#` comments), adding what
+    /// it lists to the revoked set.
+    pub fn reload_revocations(&self) {
+        let Some(path) = &self.revocation_file else {
+            return;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let listed = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+                let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+                for subject in listed {
+                    if revoked.insert(subject.to_string()) {
+                        tracing::warn!(actor = %subject, file = %path.display(), "subject revoked");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(file = %path.display(), %error, "cannot read the revocation file"),
+        }
+    }
+
+    /// Watches the revocation file, re-reading it whenever its modification time
+    /// changes (checked every second).
+    pub fn watch_revocations(self: &Arc<Self>) {
+        let Some(path) = self.revocation_file.clone() else {
+            return;
+        };
+        let authenticator = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen = modified(&path);
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(authenticator) = authenticator.upgrade() else {
+                    return;
+                };
+                let now = modified(&path);
+                if now != seen {
+                    seen = now;
+                    authenticator.reload_revocations();
+                }
+            }
+        });
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|source| SetupError::Read {
+        path: path.to_path_buf(),
+        key,
+        source,
+    })
+}
+
+fn trim_newline(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+/// An RSA or EC public key from a PEM file.
+fn public_key(path: &Path) -> Result<Key, SetupError> {
+    let pem = read(path, "auth.public_key_files")?;
+    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+        return Ok(Key {
+            key,
+            kid: None,
+            family: jsonwebtoken::AlgorithmFamily::Rsa,
+        });
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+        return Ok(Key {
+            key,
+            kid: None,
+            family: jsonwebtoken::AlgorithmFamily::Ec,
+        });
+    }
+    if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
+        return Ok(Key {
+            key,
+            kid: None,
+            family: jsonwebtoken::AlgorithmFamily::Ed,
+        });
+    }
+    Err(SetupError::BadKey {
+        path: path.to_path_buf(),
+        key: "auth.public_key_files",
+        reason: "not a PEM RSA, EC or Ed25519 public key".into(),
+    })
+}
+
+/// A short, stable reason for a verification failure.
+fn describe(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "token expired".into(),
+        ErrorKind::ImmatureSignature => "token not yet valid (nbf)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer".into(),
+        ErrorKind::InvalidAudience => "wrong audience".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::InvalidAlgorithm => "algorithm not accepted".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim:?}"),
+        _ => error.to_string(),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,68 @@
+//! Operator endpoints: `/debug/streams`, `/metrics` and the revocation list.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, authenticate};
+
+/// `GET /debug/streams`: a JSON array of active streams. Admins see every stream,
+/// other users only their own; unauthenticated requests get 401.
+pub(super) async fn streams(State(state): State<AppState>, parts: Parts) -> Response {
+    let actor = match authenticate(&state, &parts) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    Json(state.streams.visible_to(&actor)).into_response()
+}
+
+/// `GET /metrics`: OpenMetrics text.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /api/admin/revocations`: revoked subjects (admins only).
+pub(super) async fn revocations(State(state): State<AppState>, parts: Parts) -> Response {
+    match admin(&state, &parts) {
+        Ok(()) => Json(serde_json::json!({ "revoked": state.auth.revoked() })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The body of `POST /api/admin/revocations`.
+#[derive(Debug, Deserialize)]
+pub(super) struct Revoke {
+    subject: String,
+}
+
+/// `POST /api/admin/revocations` `{"subject": "…"}`: revokes a subject until restart;
+/// its open streams end with `auth_expired` at their next frame or heartbeat.
+pub(super) async fn revoke(State(state): State<AppState>, parts: Parts, body: axum::body::Bytes) -> Response {
+    if let Err(response) = admin(&state, &parts) {
+        return response;
+    }
+    let Ok(Revoke { subject }) = serde_json::from_slice::<Revoke>(&body) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "expected {\"subject\": \"<sub claim>\"}").into_response();
+    };
+    if subject.is_empty() {
+        return ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "subject is empty").into_response();
+    }
+    state.auth.revoke(&subject);
+    (StatusCode::OK, Json(serde_json::json!({ "revoked": subject }))).into_response()
+}
+
+fn admin(state: &AppState, parts: &Parts) -> Result<(), Response> {
+    let actor = authenticate(state, parts)?;
+    if actor.admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admins only (auth.admin_group)").into_response())
+    }
+}

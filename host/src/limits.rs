@@ -1,0 +1,166 @@
+//! Admission of streams: the per-actor cap shared by every transport, and the registry
+//! of active streams that `/debug/streams` shows.
+//!
+//! A stream is admitted before it opens and holds an [`Admission`] for its whole life;
+//! dropping the admission (however the stream ends: client gone, error, shutdown,
+//! lifetime cap, revocation) releases the actor's slot, so counts cannot leak.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::auth::Actor;
+use crate::hub::StreamKey;
+use crate::metrics::Metrics;
+
+/// The cap was reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stream limit reached: user {actor} has {open} open streams (watch.per_user_limit = {limit})")]
+pub struct LimitError {
+    /// The actor.
+    pub actor: String,
+    /// Streams open now.
+    pub open: u32,
+    /// The configured cap.
+    pub limit: u32,
+}
+
+/// One active stream, as `/debug/streams` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    /// Process-unique id.
+    pub id: u64,
+    /// The actor's subject.
+    pub actor: String,
+    /// `sse` or `graphql-ws`.
+    pub transport: &'static str,
+    /// Cluster name.
+    pub cluster: String,
+    /// Kind token.
+    pub kind: String,
+    /// Namespace, or `null` for all.
+    pub namespace: Option<String>,
+    /// RFC 3339 UTC.
+    pub opened_at: String,
+    /// Frames written to the client.
+    pub events_sent: AtomicU64,
+    /// Frames waiting for this stream in the hub's queue.
+    pub queue_depth: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Inner {
+    per_actor: HashMap<String, u32>,
+    active: BTreeMap<u64, Arc<StreamInfo>>,
+}
+
+/// Per-actor caps and the registry of active streams.
+pub struct Streams {
+    limit: u32,
+    next_id: AtomicU64,
+    inner: Mutex<Inner>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
+/// A stream's slot; dropping it releases the slot and unregisters the stream.
+#[derive(Debug)]
+pub struct Admission {
+    /// The stream's registry entry (counters are updated through it).
+    pub info: Arc<StreamInfo>,
+    streams: Arc<Streams>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut inner = self.streams.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.active.remove(&self.info.id);
+        if let Some(count) = inner.per_actor.get_mut(&self.info.actor) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.per_actor.remove(&self.info.actor);
+            }
+        }
+        self.streams.metrics.stream_closed(self.info.transport, &self.info.kind);
+    }
+}
+
+impl Streams {
+    /// A registry with `limit` streams per actor (0: unlimited).
+    pub fn new(limit: u32, metrics: Arc<Metrics>) -> Arc<Streams> {
+        Arc::new(Streams {
+            limit,
+            next_id: AtomicU64::new(1),
+            inner: Mutex::new(Inner::default()),
+            metrics,
+        })
+    }
+
+    /// Admits a stream of `actor` on `key`, or refuses it at the cap.
+    pub fn admit(self: &Arc<Self>, actor: &Actor, transport: &'static str, key: &StreamKey) -> Result<Admission, LimitError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let open = inner.per_actor.get(&actor.subject).copied().unwrap_or(0);
+        if self.limit > 0 && open >= self.limit {
+            self.metrics.rate_limited(transport);
+            return Err(LimitError {
+                actor: actor.subject.clone(),
+                open,
+                limit: self.limit,
+            });
+        }
+        let info = Arc::new(StreamInfo {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            actor: actor.subject.clone(),
+            transport,
+            cluster: key.cluster.clone(),
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            opened_at: now_rfc3339(),
+            events_sent: AtomicU64::new(0),
+            queue_depth: AtomicUsize::new(0),
+        });
+        *inner.per_actor.entry(actor.subject.clone()).or_default() += 1;
+        inner.active.insert(info.id, info.clone());
+        self.metrics.stream_opened(transport, &key.kind);
+        Ok(Admission {
+            info,
+            streams: self.clone(),
+        })
+    }
+
+    /// Open streams of `subject`.
+    pub fn open_for(&self, subject: &str) -> u32 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.per_actor.get(subject).copied().unwrap_or(0)
+    }
+
+    /// Open streams of every actor.
+    pub fn open_total(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).active.len()
+    }
+
+    /// The streams `viewer` may see: all for admins, their own otherwise.
+    pub fn visible_to(&self, viewer: &Actor) -> Vec<Arc<StreamInfo>> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .active
+            .values()
+            .filter(|s| viewer.admin || s.actor == viewer.subject)
+            .cloned()
+            .collect()
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,192 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text) with `prometheus-client`.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `periscope_streams_active` | transport, kind |
+//! | `periscope_upstream_watches` | cluster, kind |
+//! | `periscope_events_delivered_total` | transport, kind |
+//! | `periscope_relists_total` | cluster, kind |
+//! | `periscope_backpressure_closes_total` | transport, kind |
+//! | `periscope_rate_limited_total` | transport |
+//! | `periscope_plugin_calls_total`, `periscope_plugin_faults_total` | kind |
+//! | `periscope_plugin_call_duration_seconds` (histogram) | kind |
+//! | `periscope_build_info` | version, commit |
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportKind {
+    transport: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterKind {
+    cluster: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Transport {
+    transport: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Build {
+    version: String,
+    commit: String,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    streams_active: Family<TransportKind, Gauge>,
+    upstream_watches: Family<ClusterKind, Gauge>,
+    events_delivered: Family<TransportKind, Counter>,
+    relists: Family<ClusterKind, Counter>,
+    backpressure: Family<TransportKind, Counter>,
+    rate_limited: Family<Transport, Counter>,
+    plugin_calls: Family<Kind, Counter>,
+    plugin_faults: Family<Kind, Counter>,
+    plugin_latency: Family<Kind, Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("periscope");
+        let streams_active = Family::<TransportKind, Gauge>::default();
+        registry.register("streams_active", "Open client streams", streams_active.clone());
+        let upstream_watches = Family::<ClusterKind, Gauge>::default();
+        registry.register("upstream_watches", "Running upstream list-then-watch loops", upstream_watches.clone());
+        let events_delivered = Family::<TransportKind, Counter>::default();
+        registry.register("events_delivered", "Frames written to clients", events_delivered.clone());
+        let relists = Family::<ClusterKind, Counter>::default();
+        registry.register("relists", "Relists after 410 Expired", relists.clone());
+        let backpressure = Family::<TransportKind, Counter>::default();
+        registry.register("backpressure_closes", "Streams closed because the client fell behind", backpressure.clone());
+        let rate_limited = Family::<Transport, Counter>::default();
+        registry.register("rate_limited", "Streams refused at the per-user cap", rate_limited.clone());
+        let plugin_calls = Family::<Kind, Counter>::default();
+        registry.register("plugin_calls", "Plugin calls (a batch chunk counts once)", plugin_calls.clone());
+        let plugin_faults = Family::<Kind, Counter>::default();
+        registry.register("plugin_faults", "Plugin calls that trapped, timed out or misbehaved", plugin_faults.clone());
+        let plugin_latency =
+            Family::<Kind, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_005, 4.0, 10)));
+        registry.register("plugin_call_duration_seconds", "Plugin call latency", plugin_latency.clone());
+        let build = Family::<Build, Gauge>::default();
+        build
+            .get_or_create(&Build {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                commit: option_env!("PERISCOPE_COMMIT").unwrap_or("unknown").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "Build information", build);
+        Metrics {
+            registry,
+            streams_active,
+            upstream_watches,
+            events_delivered,
+            relists,
+            backpressure,
+            rate_limited,
+            plugin_calls,
+            plugin_faults,
+            plugin_latency,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    fn tk(transport: &str, kind: &str) -> TransportKind {
+        TransportKind {
+            transport: transport.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    fn ck(cluster: &str, kind: &str) -> ClusterKind {
+        ClusterKind {
+            cluster: cluster.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    /// A client stream opened.
+    pub fn stream_opened(&self, transport: &str, kind: &str) {
+        self.streams_active.get_or_create(&Self::tk(transport, kind)).inc();
+    }
+
+    /// A client stream closed.
+    pub fn stream_closed(&self, transport: &str, kind: &str) {
+        self.streams_active.get_or_create(&Self::tk(transport, kind)).dec();
+    }
+
+    /// A frame was written to a client.
+    pub fn event_delivered(&self, transport: &str, kind: &str) {
+        self.events_delivered.get_or_create(&Self::tk(transport, kind)).inc();
+    }
+
+    /// A stream was closed for falling behind.
+    pub fn backpressure_close(&self, transport: &str, kind: &str) {
+        self.backpressure.get_or_create(&Self::tk(transport, kind)).inc();
+    }
+
+    /// A stream was refused at the per-user cap.
+    pub fn rate_limited(&self, transport: &str) {
+        self.rate_limited
+            .get_or_create(&Transport {
+                transport: transport.to_string(),
+            })
+            .inc();
+    }
+
+    /// An upstream started (`+1`) or stopped (`-1`).
+    pub fn upstream_changed(&self, cluster: &str, kind: &str, delta: i64) {
+        self.upstream_watches.get_or_create(&Self::ck(cluster, kind)).inc_by(delta);
+    }
+
+    /// An upstream relisted after 410.
+    pub fn relisted(&self, cluster: &str, kind: &str) {
+        self.relists.get_or_create(&Self::ck(cluster, kind)).inc();
+    }
+
+    /// A plugin call finished (the runtime's call observer).
+    pub fn plugin_call(&self, kind: &str, elapsed: Duration, fault: bool) {
+        let label = Kind { kind: kind.to_string() };
+        self.plugin_calls.get_or_create(&label).inc();
+        if fault {
+            self.plugin_faults.get_or_create(&label).inc();
+        }
+        self.plugin_latency.get_or_create(&label).observe(elapsed.as_secs_f64());
+    }
+}
