@@ -967,6 +967,14 @@ fn jwt_without_keys_says_which_to_set() {
          (PERISCOPE_AUTH_SECRET_FILE) for HS256/HS384/HS512, or public_key_files (PERISCOPE_AUTH_PUBLIC_KEY_FILES) \
          or jwks_file (PERISCOPE_AUTH_JWKS_FILE) for the RS*, PS*, ES* and EdDSA algorithms"
     );
+    // An empty list names no key.
+    let line = env_problem(&[(ENV_AUTH_MODE, "jwt"), (ENV_AUTH_PUBLIC_KEY_FILES, "")]);
+    assert!(
+        line.starts_with("auth.mode = \"jwt\" (from PERISCOPE_AUTH_MODE): needs a key to verify tokens; "),
+        "{line}"
+    );
+    let (line, _) = file_problem("[auth]\nmode = \"jwt\"\npublic_key_files = []\n");
+    assert!(line.contains("needs a key to verify tokens"), "{line}");
 }
 
 #[test]

@@ -284,7 +284,6 @@ impl Layers<'_> {
         // Presence, valid or not: an invalid key setting is reported once, as itself,
         // not again as "missing".
         let has_secret = self.origin(&raw.secret_file, ENV_AUTH_SECRET_FILE);
-        let has_public_keys = self.origin(&raw.public_key_files, ENV_AUTH_PUBLIC_KEY_FILES).is_some();
         let has_jwks = self.origin(&raw.jwks_file, ENV_AUTH_JWKS_FILE).is_some();
         // The algorithms as written, for problems about them as a whole.
         let algorithms_written = self
@@ -302,21 +301,25 @@ impl Layers<'_> {
         );
         let algorithms_valid = self.problems.len() == problems_before;
         let mode = self.setting("auth.mode", raw.mode, ENV_AUTH_MODE, AuthMode::None, auth_mode);
+        let problems_before = self.problems.len();
+        let public_key_files = self
+            .setting(
+                "auth.public_key_files",
+                raw.public_key_files,
+                ENV_AUTH_PUBLIC_KEY_FILES,
+                Vec::new(),
+                paths,
+            )
+            .value;
+        // An empty list (`[]`, or the variable set to "") names no key.
+        let has_public_keys = !public_key_files.is_empty() || self.problems.len() > problems_before;
         let config = AuthConfig {
             mode: mode.value,
             issuer: self.optional("auth.issuer", raw.issuer, ENV_AUTH_ISSUER, non_empty),
             audience: self.optional("auth.audience", raw.audience, ENV_AUTH_AUDIENCE, non_empty),
             algorithms: algorithms.value.clone(),
             secret_file: self.optional("auth.secret_file", raw.secret_file, ENV_AUTH_SECRET_FILE, path),
-            public_key_files: self
-                .setting(
-                    "auth.public_key_files",
-                    raw.public_key_files,
-                    ENV_AUTH_PUBLIC_KEY_FILES,
-                    Vec::new(),
-                    paths,
-                )
-                .value,
+            public_key_files: public_key_files.clone(),
             jwks_file: self.optional("auth.jwks_file", raw.jwks_file, ENV_AUTH_JWKS_FILE, path),
             leeway: self
                 .setting(
