@@ -2,7 +2,8 @@
 //! [`EnvSource`] they are read through, and warnings for unknown names.
 //!
 //! Variables are named `PERISCOPE_<SECTION>_<KEY>` after the TOML key they override
-//! (`[watch] per_user_limit` → `PERISCOPE_WATCH_PER_USER_LIMIT`). The set is fixed and
+//! (`[watch] per_user_limit` → `PERISCOPE_WATCH_PER_USER_LIMIT`). List settings such as
+//! `[auth] algorithms` take a comma-separated value. The set is fixed and
 //! listed in [`ALL`], so an underscore inside a key name is never ambiguous and a typo
 //! can be caught ([`unknown_env_warnings`]). Lists such as `[[clusters]]` have no
 //! variable: they are TOML-only.
@@ -41,6 +42,32 @@ pub const ENV_PLUGINS_MEMORY_CAP_MIB: &str = "PERISCOPE_PLUGINS_MEMORY_CAP_MIB";
 pub const ENV_LOG: &str = "PERISCOPE_LOG";
 /// `[log] format`.
 pub const ENV_LOG_FORMAT: &str = "PERISCOPE_LOG_FORMAT";
+/// `[auth] mode`.
+pub const ENV_AUTH_MODE: &str = "PERISCOPE_AUTH_MODE";
+/// `[auth] issuer`.
+pub const ENV_AUTH_ISSUER: &str = "PERISCOPE_AUTH_ISSUER";
+/// `[auth] audience`.
+pub const ENV_AUTH_AUDIENCE: &str = "PERISCOPE_AUTH_AUDIENCE";
+/// `[auth] algorithms`.
+pub const ENV_AUTH_ALGORITHMS: &str = "PERISCOPE_AUTH_ALGORITHMS";
+/// `[auth] secret_file`.
+pub const ENV_AUTH_SECRET_FILE: &str = "PERISCOPE_AUTH_SECRET_FILE";
+/// `[auth] public_key_files`.
+pub const ENV_AUTH_PUBLIC_KEY_FILES: &str = "PERISCOPE_AUTH_PUBLIC_KEY_FILES";
+/// `[auth] jwks_file`.
+pub const ENV_AUTH_JWKS_FILE: &str = "PERISCOPE_AUTH_JWKS_FILE";
+/// `[auth] leeway`.
+pub const ENV_AUTH_LEEWAY: &str = "PERISCOPE_AUTH_LEEWAY";
+/// `[auth] cookie`.
+pub const ENV_AUTH_COOKIE: &str = "PERISCOPE_AUTH_COOKIE";
+/// `[auth] query_token`.
+pub const ENV_AUTH_QUERY_TOKEN: &str = "PERISCOPE_AUTH_QUERY_TOKEN";
+/// `[auth] groups_claim`.
+pub const ENV_AUTH_GROUPS_CLAIM: &str = "PERISCOPE_AUTH_GROUPS_CLAIM";
+/// `[auth] admin_group`.
+pub const ENV_AUTH_ADMIN_GROUP: &str = "PERISCOPE_AUTH_ADMIN_GROUP";
+/// `[auth] revocation_file`.
+pub const ENV_AUTH_REVOCATION_FILE: &str = "PERISCOPE_AUTH_REVOCATION_FILE";
 
 /// Every variable periscope's configuration reads, [`ENV_CONFIG`] included.
 pub const ALL: &[&str] = &[
@@ -60,6 +87,19 @@ pub const ALL: &[&str] = &[
     ENV_PLUGINS_MEMORY_CAP_MIB,
     ENV_LOG,
     ENV_LOG_FORMAT,
+    ENV_AUTH_MODE,
+    ENV_AUTH_ISSUER,
+    ENV_AUTH_AUDIENCE,
+    ENV_AUTH_ALGORITHMS,
+    ENV_AUTH_SECRET_FILE,
+    ENV_AUTH_PUBLIC_KEY_FILES,
+    ENV_AUTH_JWKS_FILE,
+    ENV_AUTH_LEEWAY,
+    ENV_AUTH_COOKIE,
+    ENV_AUTH_QUERY_TOKEN,
+    ENV_AUTH_GROUPS_CLAIM,
+    ENV_AUTH_ADMIN_GROUP,
+    ENV_AUTH_REVOCATION_FILE,
 ];
 
 /// `PERISCOPE_*` variables read by tests and scripts, not by the service. A developer's

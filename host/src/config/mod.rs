@@ -4,7 +4,7 @@
 //! Loading happens in two stages, like ripgrep's low and high arguments:
 //!
 //! 1. **Raw** (`raw.rs`): the file as written, one `Raw*` struct per section
-//!    (`[server]`, `[[clusters]]`, `[watch]`, `[plugins]`, `[log]`) with
+//!    (`[server]`, `[[clusters]]`, `[watch]`, `[plugins]`, `[log]`, `[auth]`) with
 //!    `deny_unknown_fields`, every setting still an untyped TOML value.
 //! 2. **Validated** (`validate.rs`): each setting is taken from its variable if set,
 //!    else from the file, else its default, then checked. Every setting is checked
@@ -12,13 +12,15 @@
 //!    the value, where it came from and how to fix it ([`ConfigError`]).
 //!
 //! Variables are read through [`EnvSource`], so tests pass a map and never mutate the
-//! process environment. Lists (`[[clusters]]`) are TOML-only. The module knows no
+//! process environment. `[[clusters]]` is TOML-only; list settings such as
+//! `[auth] algorithms` take a TOML array or a comma-separated variable. The module knows no
 //! sockets, kube or wasmtime: it hands plain values to the code that builds those.
 //! `docs/operators/configuration.md` documents every key; a test keeps it complete.
 //!
-//! There are no secrets in the configuration yet. When one is added, read it from a
-//! file named in the configuration and give its type a `Debug` that redacts it: the
-//! derived `Debug` of [`Config`] must stay safe to log.
+//! The configuration holds no secrets, only the paths of files that do (`[auth]
+//! secret_file` and friends, read by the auth module), so the derived `Debug` of
+//! [`Config`] is safe to log. Keep it so: a secret added later is read from a file
+//! named in the configuration, or its type gets a `Debug` that redacts it.
 //!
 //! ```no_run
 //! use periscope::config::{self, ProcessEnv};
@@ -46,10 +48,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::{
-    ALL, ENV_CONFIG, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE,
-    ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER,
-    ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_RING, ENV_WATCH_STREAMS,
-    EnvSource, ProcessEnv, env_vars, unknown_env_warnings,
+    ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE, ENV_AUTH_GROUPS_CLAIM,
+    ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PUBLIC_KEY_FILES,
+    ENV_AUTH_QUERY_TOKEN, ENV_AUTH_REVOCATION_FILE, ENV_AUTH_SECRET_FILE, ENV_CONFIG, ENV_LISTEN, ENV_LOG,
+    ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB,
+    ENV_SHUTDOWN_GRACE, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT,
+    ENV_WATCH_QUEUE, ENV_WATCH_RING, ENV_WATCH_STREAMS, EnvSource, ProcessEnv, env_vars, unknown_env_warnings,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
@@ -100,6 +104,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// How requests are authenticated.
+    pub auth: AuthConfig,
     /// How long open streams get to finish on shutdown (`[server] shutdown_grace`,
     /// default 10s).
     pub shutdown_grace: Duration,
@@ -191,6 +197,56 @@ pub enum LogFormat {
     /// One JSON object per line (`json`).
     Json,
 }
+
+/// `[auth]`: how requests are authenticated.
+///
+/// Only paths are stored: the auth module reads the key files, so `Debug` shows no
+/// secret. With [`AuthMode::None`] the other settings are accepted and ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// How requests are authenticated (default [`AuthMode::None`]).
+    pub mode: AuthMode,
+    /// When set, a token's `iss` claim must equal it.
+    pub issuer: Option<String>,
+    /// When set, a token's `aud` claim must contain it.
+    pub audience: Option<String>,
+    /// Accepted signing algorithms, as written in JWT headers (case-sensitive); each
+    /// one of [`JWT_ALGORITHMS`], never `none` (default `["RS256"]`).
+    pub algorithms: Vec<String>,
+    /// The file whose contents are the HMAC secret of the `HS*` algorithms.
+    pub secret_file: Option<PathBuf>,
+    /// PEM RSA or EC public keys for the `RS*`, `PS*`, `ES*` and `EdDSA` algorithms.
+    pub public_key_files: Vec<PathBuf>,
+    /// A JSON Web Key Set file.
+    pub jwks_file: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`/`nbf` (default 30s, at most 5m).
+    pub leeway: Duration,
+    /// Cookie a token may be sent in (default `periscope_token`); a valid RFC 6265
+    /// cookie name.
+    pub cookie: String,
+    /// Whether a token is also accepted as `?access_token=` (default false).
+    pub query_token: bool,
+    /// The claim that lists a user's groups (default `groups`).
+    pub groups_claim: String,
+    /// Members of this group are administrators.
+    pub admin_group: Option<String>,
+    /// One revoked subject per line; the auth module re-reads it when it changes.
+    pub revocation_file: Option<PathBuf>,
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request is anonymous and allowed (`none`).
+    None,
+    /// Requests carry a JSON Web Token, verified with the configured keys (`jwt`).
+    Jwt,
+}
+
+/// The signing algorithms `[auth] algorithms` accepts, as written in JWT headers.
+pub const JWT_ALGORITHMS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 /// Loads the TOML file at `file` (if any; the caller takes it from `--config` or
 /// [`ENV_CONFIG`]), overlays the `PERISCOPE_*` variables from `env` and validates

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub watch: Option<RawWatch>,
     pub plugins: Option<RawPlugins>,
     pub log: Option<RawLog>,
+    pub auth: Option<RawAuth>,
 }
 
 /// `[server]`.
@@ -105,17 +106,55 @@ impl RawLog {
     const FIELDS: &[&str] = &["filter", "format"];
 }
 
+/// `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub mode: Option<Value>,
+    pub issuer: Option<Value>,
+    pub audience: Option<Value>,
+    pub algorithms: Option<Value>,
+    pub secret_file: Option<Value>,
+    pub public_key_files: Option<Value>,
+    pub jwks_file: Option<Value>,
+    pub leeway: Option<Value>,
+    pub cookie: Option<Value>,
+    pub query_token: Option<Value>,
+    pub groups_claim: Option<Value>,
+    pub admin_group: Option<Value>,
+    pub revocation_file: Option<Value>,
+}
+
+impl RawAuth {
+    const FIELDS: &[&str] = &[
+        "mode",
+        "issuer",
+        "audience",
+        "algorithms",
+        "secret_file",
+        "public_key_files",
+        "jwks_file",
+        "leeway",
+        "cookie",
+        "query_token",
+        "groups_claim",
+        "admin_group",
+        "revocation_file",
+    ];
+}
+
 /// The plain tables: section name and its keys. `clusters` is an array of tables.
 const TABLES: &[(&str, &[&str])] = &[
     ("server", RawServer::FIELDS),
     ("watch", RawWatch::FIELDS),
     ("plugins", RawPlugins::FIELDS),
     ("log", RawLog::FIELDS),
+    ("auth", RawAuth::FIELDS),
 ];
 
 const CLUSTERS: &str = "clusters";
 
-const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins] and [log]";
+const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins], [log] and [auth]";
 
 /// Reads and parses `path`; problems are appended, and what could not be read is left
 /// at its default so the rest can still be validated.
@@ -268,7 +307,7 @@ fn unknown_key(place: &str, key: &str, fields: &[&str]) -> String {
 }
 
 /// The candidate most like `name`, if close enough to be a typo.
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|candidate| (strsim::normalized_damerau_levenshtein(name, candidate), candidate))
         .filter(|(score, _)| *score >= 0.6)
@@ -277,7 +316,8 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 }
 
 /// A value as the operator would recognise it: strings without quotes (the problem
-/// list quotes them), other scalars as written, and tables and arrays abridged.
+/// list quotes them), other scalars as written, lists of scalars comma-separated, and
+/// tables and nested arrays abridged.
 pub(super) fn render(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -285,6 +325,14 @@ pub(super) fn render(value: &Value) -> String {
         Value::Float(f) => f.to_string(),
         Value::Boolean(b) => b.to_string(),
         Value::Datetime(d) => d.to_string(),
+        // A list of plain values reads as its variable would be written: "RS256, HS256".
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|item| !matches!(item, Value::Array(_) | Value::Table(_))) =>
+        {
+            items.iter().map(render).collect::<Vec<_>>().join(", ")
+        }
         Value::Array(_) => "[...]".to_string(),
         Value::Table(_) => "{...}".to_string(),
     }
@@ -324,6 +372,7 @@ mod tests {
         assert!(raw.watch.unwrap().max_stream_duration.is_some());
         assert!(raw.plugins.unwrap().memory_cap_mib.is_some());
         assert!(raw.log.unwrap().format.is_some());
+        assert!(raw.auth.unwrap().revocation_file.is_some());
         assert!(raw.clusters.unwrap()[0].sim.is_some());
     }
 

@@ -78,6 +78,21 @@ fn defaults_apply_without_file_or_env() {
                 filter: "warn,periscope=info".to_string(),
                 format: LogFormat::Plain,
             },
+            auth: AuthConfig {
+                mode: AuthMode::None,
+                issuer: None,
+                audience: None,
+                algorithms: vec!["RS256".to_string()],
+                secret_file: None,
+                public_key_files: vec![],
+                jwks_file: None,
+                leeway: Duration::from_secs(30),
+                cookie: "periscope_token".to_string(),
+                query_token: false,
+                groups_claim: "groups".to_string(),
+                admin_group: None,
+                revocation_file: None,
+            },
             shutdown_grace: Duration::from_secs(10),
         }
     );
@@ -578,7 +593,7 @@ fn unknown_keys_are_problems_with_suggestions() {
         line,
         format!(
             "wach = \"{{...}}\" (from {path}): unknown section; did you mean watch? (the sections are [server], \
-             [[clusters]], [watch], [plugins] and [log])"
+             [[clusters]], [watch], [plugins], [log] and [auth])"
         )
     );
     let (line, path) = file_problem("listen = \"0.0.0.0:8080\"\n");
@@ -751,6 +766,19 @@ fn the_docs_list_every_variable_and_key() {
         "[plugins] memory_cap_mib",
         "[log] filter",
         "[log] format",
+        "[auth] mode",
+        "[auth] issuer",
+        "[auth] audience",
+        "[auth] algorithms",
+        "[auth] secret_file",
+        "[auth] public_key_files",
+        "[auth] jwks_file",
+        "[auth] leeway",
+        "[auth] cookie",
+        "[auth] query_token",
+        "[auth] groups_claim",
+        "[auth] admin_group",
+        "[auth] revocation_file",
     ] {
         assert!(
             DOCS.contains(&format!("`{key}`")),
@@ -766,4 +794,323 @@ fn the_docs_example_is_valid() {
     let (_file, result) = load_text(&DOCS[start..end], &[]);
     let config = result.unwrap();
     assert_eq!(config.clusters.len(), 2);
+}
+
+// === [auth] ===
+
+const FULL_AUTH: &str = r#"
+[auth]
+mode = "jwt"
+issuer = "https://login.example.com/"
+audience = "periscope"
+algorithms = ["HS256", "RS256", "EdDSA"]
+secret_file = "/etc/periscope/hmac.secret"
+public_key_files = ["/etc/periscope/a.pem", "/etc/periscope/b.pem"]
+jwks_file = "/etc/periscope/jwks.json"
+leeway = "1m"
+cookie = "__Host-periscope"
+query_token = true
+groups_claim = "roles"
+admin_group = "periscope-admins"
+revocation_file = "/var/lib/periscope/revoked"
+"#;
+
+#[test]
+fn a_full_auth_section_sets_every_key() {
+    let (_file, result) = load_text(FULL_AUTH, &[]);
+    assert_eq!(
+        result.unwrap().auth,
+        AuthConfig {
+            mode: AuthMode::Jwt,
+            issuer: Some("https://login.example.com/".to_string()),
+            audience: Some("periscope".to_string()),
+            algorithms: vec!["HS256".to_string(), "RS256".to_string(), "EdDSA".to_string()],
+            secret_file: Some("/etc/periscope/hmac.secret".into()),
+            public_key_files: vec!["/etc/periscope/a.pem".into(), "/etc/periscope/b.pem".into()],
+            jwks_file: Some("/etc/periscope/jwks.json".into()),
+            leeway: Duration::from_secs(60),
+            cookie: "__Host-periscope".to_string(),
+            query_token: true,
+            groups_claim: "roles".to_string(),
+            admin_group: Some("periscope-admins".to_string()),
+            revocation_file: Some("/var/lib/periscope/revoked".into()),
+        }
+    );
+}
+
+#[test]
+fn env_overrides_the_auth_section() {
+    let (_file, result) = load_text(
+        FULL_AUTH,
+        &[
+            (ENV_AUTH_MODE, "none"),
+            (ENV_AUTH_ISSUER, "https://other.example.com/"),
+            (ENV_AUTH_AUDIENCE, "api"),
+            (ENV_AUTH_ALGORITHMS, "ES256, PS512,RS384,"),
+            (ENV_AUTH_SECRET_FILE, "/env/secret"),
+            (ENV_AUTH_PUBLIC_KEY_FILES, "/env/a.pem, /env/b.pem"),
+            (ENV_AUTH_JWKS_FILE, "/env/jwks.json"),
+            (ENV_AUTH_LEEWAY, "0s"),
+            (ENV_AUTH_COOKIE, "token"),
+            (ENV_AUTH_QUERY_TOKEN, "false"),
+            (ENV_AUTH_GROUPS_CLAIM, "teams"),
+            (ENV_AUTH_ADMIN_GROUP, "ops"),
+            (ENV_AUTH_REVOCATION_FILE, "/env/revoked"),
+        ],
+    );
+    assert_eq!(
+        result.unwrap().auth,
+        AuthConfig {
+            mode: AuthMode::None,
+            issuer: Some("https://other.example.com/".to_string()),
+            audience: Some("api".to_string()),
+            algorithms: vec!["ES256".to_string(), "PS512".to_string(), "RS384".to_string()],
+            secret_file: Some("/env/secret".into()),
+            public_key_files: vec!["/env/a.pem".into(), "/env/b.pem".into()],
+            jwks_file: Some("/env/jwks.json".into()),
+            leeway: Duration::ZERO,
+            cookie: "token".to_string(),
+            query_token: false,
+            groups_claim: "teams".to_string(),
+            admin_group: Some("ops".to_string()),
+            revocation_file: Some("/env/revoked".into()),
+        }
+    );
+    let config = load_env(&[
+        (ENV_AUTH_MODE, "jwt"),
+        (ENV_AUTH_ALGORITHMS, "HS512"),
+        (ENV_AUTH_SECRET_FILE, "/run/secrets/hmac"),
+        (ENV_AUTH_QUERY_TOKEN, "true"),
+    ])
+    .unwrap();
+    assert_eq!(config.auth.mode, AuthMode::Jwt);
+    assert_eq!(config.auth.algorithms, vec!["HS512".to_string()]);
+    assert!(config.auth.query_token);
+}
+
+/// With mode "none" nothing is verified, so key settings that would not fit are
+/// accepted and ignored.
+#[test]
+fn mode_none_ignores_the_key_settings() {
+    let config = load_env(&[(ENV_AUTH_ALGORITHMS, "HS256"), (ENV_AUTH_JWKS_FILE, "/j.json")]).unwrap();
+    assert_eq!(config.auth.mode, AuthMode::None);
+    let (_file, result) = load_text("[auth]\nmode = \"none\"\nsecret_file = \"/s\"\n", &[]);
+    assert_eq!(result.unwrap().auth.secret_file, Some("/s".into()));
+}
+
+#[test]
+fn auth_mode_is_none_or_jwt() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_MODE, "oidc")]),
+        "auth.mode = \"oidc\" (from PERISCOPE_AUTH_MODE): must be \"none\" (no authentication) or \"jwt\" (JSON Web \
+         Tokens)"
+    );
+}
+
+#[test]
+fn the_none_algorithm_is_refused() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_ALGORITHMS, "RS256,none")]),
+        "auth.algorithms = \"RS256,none\" (from PERISCOPE_AUTH_ALGORITHMS): \"none\" is refused: a token with alg \
+         \"none\" carries no signature, so anyone could forge one; list signing algorithms such as \"RS256\" or \
+         \"HS256\""
+    );
+    let (line, path) = file_problem("[auth]\nalgorithms = [\"none\"]\n");
+    assert!(
+        line.starts_with(&format!(
+            "auth.algorithms = \"none\" (from {path}): \"none\" is refused: "
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unknown_algorithm_gets_the_closest_one() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_ALGORITHMS, "RS257")]),
+        "auth.algorithms = \"RS257\" (from PERISCOPE_AUTH_ALGORITHMS): \"RS257\" is not a JWT algorithm; did you \
+         mean \"RS256\"? (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+    );
+    let (line, path) = file_problem("[auth]\nalgorithms = [\"RS256\", \"rs512\"]\n");
+    assert_eq!(
+        line,
+        format!(
+            "auth.algorithms = \"RS256, rs512\" (from {path}): \"rs512\" is not a JWT algorithm; names are \
+             case-sensitive, as in JWT headers: write \"RS512\""
+        )
+    );
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_ALGORITHMS, "XYZZY")]),
+        "auth.algorithms = \"XYZZY\" (from PERISCOPE_AUTH_ALGORITHMS): \"XYZZY\" is not a JWT algorithm; use HS256, \
+         HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+    );
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_ALGORITHMS, " , ")]),
+        "auth.algorithms = \" , \" (from PERISCOPE_AUTH_ALGORITHMS): must name at least one signing algorithm, such \
+         as \"RS256\" (the default)"
+    );
+    let (line, path) = file_problem("[auth]\nalgorithms = \"RS256\"\npublic_key_files = [1]\n");
+    assert_eq!(
+        line,
+        format!(
+            "auth.public_key_files = \"1\" (from {path}): must be a list of strings such as [\"a\", \"b\"] (a \
+             variable holds \"a,b\")"
+        )
+    );
+}
+
+#[test]
+fn jwt_without_keys_says_which_to_set() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_MODE, "jwt")]),
+        "auth.mode = \"jwt\" (from PERISCOPE_AUTH_MODE): needs a key to verify tokens; set secret_file \
+         (PERISCOPE_AUTH_SECRET_FILE) for HS256/HS384/HS512, or public_key_files (PERISCOPE_AUTH_PUBLIC_KEY_FILES) \
+         or jwks_file (PERISCOPE_AUTH_JWKS_FILE) for the RS*, PS*, ES* and EdDSA algorithms"
+    );
+    // An empty list names no key.
+    let line = env_problem(&[(ENV_AUTH_MODE, "jwt"), (ENV_AUTH_PUBLIC_KEY_FILES, "")]);
+    assert!(
+        line.starts_with("auth.mode = \"jwt\" (from PERISCOPE_AUTH_MODE): needs a key to verify tokens; "),
+        "{line}"
+    );
+    let (line, _) = file_problem("[auth]\nmode = \"jwt\"\npublic_key_files = []\n");
+    assert!(line.contains("needs a key to verify tokens"), "{line}");
+}
+
+#[test]
+fn an_hs_algorithm_needs_secret_file() {
+    let (line, path) =
+        file_problem("[auth]\nmode = \"jwt\"\nalgorithms = [\"HS256\", \"RS256\"]\njwks_file = \"/j.json\"\n");
+    assert_eq!(
+        line,
+        format!(
+            "auth.algorithms = \"HS256, RS256\" (from {path}): HS256 needs secret_file (PERISCOPE_AUTH_SECRET_FILE), \
+             the file holding the HMAC secret; set it, or remove the HS algorithms"
+        )
+    );
+}
+
+#[test]
+fn a_public_key_algorithm_needs_public_keys_or_jwks() {
+    assert_eq!(
+        env_problem(&[
+            (ENV_AUTH_MODE, "jwt"),
+            (ENV_AUTH_ALGORITHMS, "HS256,RS256,ES384"),
+            (ENV_AUTH_SECRET_FILE, "/s"),
+        ]),
+        "auth.algorithms = \"HS256,RS256,ES384\" (from PERISCOPE_AUTH_ALGORITHMS): RS256, ES384 need \
+         public_key_files (PERISCOPE_AUTH_PUBLIC_KEY_FILES) or jwks_file (PERISCOPE_AUTH_JWKS_FILE) to verify \
+         signatures; set one, or use HS256 with secret_file"
+    );
+}
+
+/// The classic HS/RS confusion: a secret, and the default RS256.
+#[test]
+fn a_secret_without_an_hs_algorithm_is_a_problem() {
+    let (file, result) = load_text("[auth]\nmode = \"jwt\"\nsecret_file = \"/etc/periscope/secret\"\n", &[]);
+    let path = file.path().display();
+    assert_eq!(
+        problems(result),
+        vec![
+            format!(
+                "auth.algorithms = \"RS256\" (from default): RS256 needs public_key_files \
+                 (PERISCOPE_AUTH_PUBLIC_KEY_FILES) or jwks_file (PERISCOPE_AUTH_JWKS_FILE) to verify signatures; set \
+                 one, or use HS256 with secret_file"
+            ),
+            format!(
+                "auth.secret_file = \"/etc/periscope/secret\" (from {path}): is never used: algorithms (RS256) has no \
+                 HS algorithm; an HMAC secret next to public-key algorithms hints at HS/RS confusion. Add HS256 to \
+                 algorithms if tokens are signed with this secret, or remove secret_file"
+            ),
+        ]
+    );
+    let line = env_problem(&[
+        (ENV_AUTH_MODE, "jwt"),
+        (ENV_AUTH_SECRET_FILE, "/s"),
+        (ENV_AUTH_PUBLIC_KEY_FILES, "/k.pem"),
+    ]);
+    assert!(
+        line.starts_with("auth.secret_file = \"/s\" (from PERISCOPE_AUTH_SECRET_FILE): is never used: "),
+        "{line}"
+    );
+}
+
+/// An invalid key setting is reported as itself, not again as missing.
+#[test]
+fn an_invalid_key_path_is_reported_once() {
+    assert_eq!(
+        env_problem(&[
+            (ENV_AUTH_MODE, "jwt"),
+            (ENV_AUTH_ALGORITHMS, "HS256"),
+            (ENV_AUTH_SECRET_FILE, ""),
+        ]),
+        "auth.secret_file = \"\" (from PERISCOPE_AUTH_SECRET_FILE): is empty; set a path, or leave the setting out \
+         to use the default"
+    );
+    let (line, path) = file_problem("[auth]\nmode = \"jwt\"\npublic_key_files = [\"/a.pem\", \"\"]\n");
+    assert_eq!(
+        line,
+        format!("auth.public_key_files = \"/a.pem, \" (from {path}): has an empty path; remove it, or set a path")
+    );
+}
+
+#[test]
+fn leeway_is_at_most_five_minutes() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_LEEWAY, "10m")]),
+        "auth.leeway = \"10m\" (from PERISCOPE_AUTH_LEEWAY): must be at most 5m; leeway only absorbs clock skew \
+         between the token issuer and periscope (default 30s)"
+    );
+    assert_eq!(
+        load_env(&[(ENV_AUTH_LEEWAY, "5m")]).unwrap().auth.leeway,
+        Duration::from_secs(300)
+    );
+}
+
+#[test]
+fn the_cookie_must_be_a_cookie_name() {
+    for bad in ["my cookie", "", "a;b", "tök"] {
+        assert_eq!(
+            env_problem(&[(ENV_AUTH_COOKIE, bad)]),
+            format!(
+                "auth.cookie = {bad:?} (from PERISCOPE_AUTH_COOKIE): must be a cookie name: letters, digits and \
+                 !#$%&'*+-.^_`|~, without spaces or ()<>@,;:\\\"/[]?={{}} (default \"periscope_token\")"
+            )
+        );
+    }
+}
+
+#[test]
+fn query_token_is_true_or_false() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_QUERY_TOKEN, "yes")]),
+        "auth.query_token = \"yes\" (from PERISCOPE_AUTH_QUERY_TOKEN): must be true or false (whether a token is \
+         also accepted as ?access_token= in the URL; default false)"
+    );
+    let (_file, result) = load_text("[auth]\nquery_token = true\n", &[]);
+    assert!(result.unwrap().auth.query_token);
+}
+
+#[test]
+fn empty_auth_strings_are_problems() {
+    assert_eq!(
+        env_problem(&[(ENV_AUTH_GROUPS_CLAIM, "")]),
+        "auth.groups_claim = \"\" (from PERISCOPE_AUTH_GROUPS_CLAIM): is empty; set a value, or leave the key out"
+    );
+}
+
+/// Every ```toml block of the Authentication section loads.
+#[test]
+fn the_docs_auth_examples_are_valid() {
+    let section = &DOCS[DOCS
+        .find("## Authentication")
+        .expect("the docs have an Authentication section")..];
+    let mut modes = Vec::new();
+    for block in section.split("```toml\n").skip(1) {
+        let text = &block[..block.find("```").unwrap()];
+        let (_file, result) = load_text(text, &[]);
+        let config = result.unwrap_or_else(|e| panic!("{e}\n{text}"));
+        modes.push(config.auth.algorithms);
+    }
+    assert_eq!(modes, vec![vec!["HS256".to_string()], vec!["RS256".to_string()]]);
 }

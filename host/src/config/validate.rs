@@ -13,16 +13,19 @@ use std::time::Duration;
 use toml::Value;
 
 use super::env::*;
-use super::raw::{RawCluster, RawConfig, render};
+use super::raw::{RawAuth, RawCluster, RawConfig, closest, render};
 use super::{
-    ClusterConfig, ClusterSource, Config, EnvSource, LogConfig, LogFormat, Origin, PluginsConfig, Problem,
-    SIM_SCENARIOS, Sourced, WatchConfig,
+    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, JWT_ALGORITHMS, LogConfig, LogFormat,
+    Origin, PluginsConfig, Problem, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 const MIB: u64 = 1 << 20;
 
 /// A 32-bit WebAssembly memory cannot grow past 4 GiB, so a larger cap means nothing.
 const MAX_MEMORY_CAP_MIB: u64 = 4096;
+
+/// Leeway only absorbs clock skew; more would let expired tokens live on.
+const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
 
 const NOT_A_STRING: &str = "must be a string; put the value in quotes";
 
@@ -44,6 +47,7 @@ pub(super) fn validate(
     let watch = raw.watch.unwrap_or_default();
     let plugins = raw.plugins.unwrap_or_default();
     let log = raw.log.unwrap_or_default();
+    let auth = raw.auth.unwrap_or_default();
 
     let listen = layers.setting(
         "server.listen",
@@ -168,12 +172,15 @@ pub(super) fn validate(
             .value,
     };
 
+    let auth = layers.auth(auth);
+
     Config {
         listen: listen.value,
         clusters,
         watch,
         plugins,
         log,
+        auth,
         shutdown_grace: shutdown_grace.value,
     }
 }
@@ -261,6 +268,174 @@ impl Layers<'_> {
             origin,
             message,
         });
+    }
+
+    /// Where a setting's value comes from, or `None` when it is not set; valid or not.
+    fn origin(&self, file_value: &Option<Value>, var: &'static str) -> Option<Origin> {
+        if self.env.get(var).is_some() {
+            Some(Origin::Env(var))
+        } else {
+            file_value.as_ref().map(|_| self.file_origin.clone())
+        }
+    }
+
+    /// `[auth]`: every setting, then (in `jwt` mode) that the algorithms have keys.
+    fn auth(&mut self, raw: RawAuth) -> AuthConfig {
+        // Presence, valid or not: an invalid key setting is reported once, as itself,
+        // not again as "missing".
+        let has_secret = self.origin(&raw.secret_file, ENV_AUTH_SECRET_FILE);
+        let has_jwks = self.origin(&raw.jwks_file, ENV_AUTH_JWKS_FILE).is_some();
+        // The algorithms as written, for problems about them as a whole.
+        let algorithms_written = self
+            .env
+            .get(ENV_AUTH_ALGORITHMS)
+            .or_else(|| raw.algorithms.as_ref().map(render))
+            .unwrap_or_else(|| "RS256".to_string());
+        let problems_before = self.problems.len();
+        let algorithms = self.setting(
+            "auth.algorithms",
+            raw.algorithms,
+            ENV_AUTH_ALGORITHMS,
+            vec!["RS256".to_string()],
+            algorithms,
+        );
+        let algorithms_valid = self.problems.len() == problems_before;
+        let mode = self.setting("auth.mode", raw.mode, ENV_AUTH_MODE, AuthMode::None, auth_mode);
+        let problems_before = self.problems.len();
+        let public_key_files = self
+            .setting(
+                "auth.public_key_files",
+                raw.public_key_files,
+                ENV_AUTH_PUBLIC_KEY_FILES,
+                Vec::new(),
+                paths,
+            )
+            .value;
+        // An empty list (`[]`, or the variable set to "") names no key.
+        let has_public_keys = !public_key_files.is_empty() || self.problems.len() > problems_before;
+        let config = AuthConfig {
+            mode: mode.value,
+            issuer: self.optional("auth.issuer", raw.issuer, ENV_AUTH_ISSUER, non_empty),
+            audience: self.optional("auth.audience", raw.audience, ENV_AUTH_AUDIENCE, non_empty),
+            algorithms: algorithms.value.clone(),
+            secret_file: self.optional("auth.secret_file", raw.secret_file, ENV_AUTH_SECRET_FILE, path),
+            public_key_files: public_key_files.clone(),
+            jwks_file: self.optional("auth.jwks_file", raw.jwks_file, ENV_AUTH_JWKS_FILE, path),
+            leeway: self
+                .setting(
+                    "auth.leeway",
+                    raw.leeway,
+                    ENV_AUTH_LEEWAY,
+                    Duration::from_secs(30),
+                    leeway,
+                )
+                .value,
+            cookie: self
+                .setting(
+                    "auth.cookie",
+                    raw.cookie,
+                    ENV_AUTH_COOKIE,
+                    "periscope_token".to_string(),
+                    cookie_name,
+                )
+                .value,
+            query_token: self
+                .setting("auth.query_token", raw.query_token, ENV_AUTH_QUERY_TOKEN, false, |v| {
+                    flag(
+                        v,
+                        "whether a token is also accepted as ?access_token= in the URL; default false",
+                    )
+                })
+                .value,
+            groups_claim: self
+                .setting(
+                    "auth.groups_claim",
+                    raw.groups_claim,
+                    ENV_AUTH_GROUPS_CLAIM,
+                    "groups".to_string(),
+                    non_empty,
+                )
+                .value,
+            admin_group: self.optional("auth.admin_group", raw.admin_group, ENV_AUTH_ADMIN_GROUP, non_empty),
+            revocation_file: self.optional(
+                "auth.revocation_file",
+                raw.revocation_file,
+                ENV_AUTH_REVOCATION_FILE,
+                path,
+            ),
+        };
+        // With mode = "none" the key settings are ignored, so they cannot be wrong.
+        if config.mode != AuthMode::Jwt {
+            return config;
+        }
+        if has_secret.is_none() && !has_public_keys && !has_jwks {
+            self.problem(
+                "auth.mode".to_string(),
+                "jwt".to_string(),
+                mode.origin,
+                format!(
+                    "needs a key to verify tokens; set secret_file ({ENV_AUTH_SECRET_FILE}) for HS256/HS384/HS512, \
+                     or public_key_files ({ENV_AUTH_PUBLIC_KEY_FILES}) or jwks_file ({ENV_AUTH_JWKS_FILE}) for the \
+                     RS*, PS*, ES* and EdDSA algorithms"
+                ),
+            );
+            return config;
+        }
+        if !algorithms_valid {
+            return config;
+        }
+        let listed = config.algorithms.join(", ");
+        let (hmac, asymmetric): (Vec<&str>, Vec<&str>) = config
+            .algorithms
+            .iter()
+            .map(String::as_str)
+            .partition(|a| a.starts_with("HS"));
+        if !hmac.is_empty() && has_secret.is_none() {
+            self.problem(
+                "auth.algorithms".to_string(),
+                algorithms_written.clone(),
+                algorithms.origin.clone(),
+                format!(
+                    "{} {} secret_file ({ENV_AUTH_SECRET_FILE}), the file holding the HMAC secret; set it, or \
+                     remove the HS algorithms",
+                    hmac.join(", "),
+                    if hmac.len() == 1 { "needs" } else { "need" },
+                ),
+            );
+        }
+        if !asymmetric.is_empty() && !has_public_keys && !has_jwks {
+            self.problem(
+                "auth.algorithms".to_string(),
+                algorithms_written.clone(),
+                algorithms.origin.clone(),
+                format!(
+                    "{} {} public_key_files ({ENV_AUTH_PUBLIC_KEY_FILES}) or jwks_file ({ENV_AUTH_JWKS_FILE}) to \
+                     verify signatures; set one, or use HS256 with secret_file",
+                    asymmetric.join(", "),
+                    if asymmetric.len() == 1 { "needs" } else { "need" },
+                ),
+            );
+        }
+        if let Some(origin) = has_secret
+            && hmac.is_empty()
+        {
+            let value = config
+                .secret_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            self.problem(
+                "auth.secret_file".to_string(),
+                value,
+                origin,
+                format!(
+                    "is never used: algorithms ({listed}) has no HS algorithm; an HMAC secret next to public-key \
+                     algorithms hints at HS/RS confusion. Add HS256 to algorithms if tokens are signed with this \
+                     secret, or remove secret_file"
+                ),
+            );
+        }
+        config
     }
 
     /// Validates every cluster, then that names are unique.
@@ -525,4 +700,110 @@ fn scenario(value: &Value) -> Result<String, String> {
         return Err(format!("is not a simulated scenario; use {}", known.join(" or ")));
     }
     Ok(name)
+}
+
+fn auth_mode(value: &Value) -> Result<AuthMode, String> {
+    match string(value)?.as_str() {
+        "none" => Ok(AuthMode::None),
+        "jwt" => Ok(AuthMode::Jwt),
+        _ => Err("must be \"none\" (no authentication) or \"jwt\" (JSON Web Tokens)".to_string()),
+    }
+}
+
+/// A list: a TOML array of strings, or a comma-separated string (what a variable
+/// holds). Entries are trimmed; empty entries of a string are dropped.
+fn list(value: &Value) -> Result<Vec<String>, String> {
+    const RULE: &str = "must be a list of strings such as [\"a\", \"b\"] (a variable holds \"a,b\")";
+    match value {
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.trim().to_string()),
+                _ => Err(RULE.to_string()),
+            })
+            .collect(),
+        _ => Err(RULE.to_string()),
+    }
+}
+
+fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
+    let items = list(value)?;
+    if items.iter().any(String::is_empty) {
+        return Err("has an empty path; remove it, or set a path".to_string());
+    }
+    Ok(items.into_iter().map(PathBuf::from).collect())
+}
+
+fn algorithms(value: &Value) -> Result<Vec<String>, String> {
+    let items = list(value)?;
+    if items.is_empty() {
+        return Err("must name at least one signing algorithm, such as \"RS256\" (the default)".to_string());
+    }
+    for item in &items {
+        if item.eq_ignore_ascii_case("none") {
+            return Err(
+                "\"none\" is refused: a token with alg \"none\" carries no signature, so anyone could forge one; \
+                 list signing algorithms such as \"RS256\" or \"HS256\""
+                    .to_string(),
+            );
+        }
+        if JWT_ALGORITHMS.contains(&item.as_str()) {
+            continue;
+        }
+        let accepted = JWT_ALGORITHMS.join(", ");
+        if let Some(known) = JWT_ALGORITHMS.iter().find(|known| known.eq_ignore_ascii_case(item)) {
+            return Err(format!(
+                "{item:?} is not a JWT algorithm; names are case-sensitive, as in JWT headers: write \"{known}\""
+            ));
+        }
+        return Err(match closest(item, JWT_ALGORITHMS.iter().copied()) {
+            Some(known) => format!("{item:?} is not a JWT algorithm; did you mean \"{known}\"? (use {accepted})"),
+            None => format!("{item:?} is not a JWT algorithm; use {accepted}"),
+        });
+    }
+    Ok(items)
+}
+
+fn leeway(value: &Value) -> Result<Duration, String> {
+    let leeway = duration(value)?;
+    if leeway > MAX_LEEWAY {
+        return Err(
+            "must be at most 5m; leeway only absorbs clock skew between the token issuer and periscope \
+             (default 30s)"
+                .to_string(),
+        );
+    }
+    Ok(leeway)
+}
+
+/// A cookie name: an RFC 6265 token (visible ASCII except separators).
+fn cookie_name(value: &Value) -> Result<String, String> {
+    let name = string(value)?;
+    let token = name
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    if name.is_empty() || !token {
+        return Err(
+            "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~, without spaces or ()<>@,;:\\\"/[]?={} \
+             (default \"periscope_token\")"
+                .to_string(),
+        );
+    }
+    Ok(name)
+}
+
+/// `true` or `false`, as a TOML boolean or a string (what a variable holds).
+fn flag(value: &Value, what: &str) -> Result<bool, String> {
+    match value {
+        Value::Boolean(b) => Ok(*b),
+        Value::String(s) if s == "true" => Ok(true),
+        Value::String(s) if s == "false" => Ok(false),
+        _ => Err(format!("must be true or false ({what})")),
+    }
 }
