@@ -139,7 +139,10 @@ impl Authenticator {
         let algorithms = config
             .algorithms
             .iter()
-            .map(|name| name.parse::<Algorithm>().map_err(|_| SetupError::Algorithm(name.clone())))
+            .map(|name| {
+                name.parse::<Algorithm>()
+                    .map_err(|_| SetupError::Algorithm(name.clone()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut keys = Vec::new();
         if matches!(config.mode, AuthMode::Jwt) {
@@ -168,7 +171,8 @@ impl Authenticator {
                     key: "auth.jwks_file",
                     reason,
                 };
-                let set: JwkSet = serde_json::from_slice(&read(path, "auth.jwks_file")?).map_err(|e| bad(e.to_string()))?;
+                let set: JwkSet =
+                    serde_json::from_slice(&read(path, "auth.jwks_file")?).map_err(|e| bad(e.to_string()))?;
                 for jwk in &set.keys {
                     let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
                     let family = match &jwk.algorithm {
@@ -199,7 +203,7 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         let authenticator = Authenticator {
-            mode: config.mode.clone(),
+            mode: config.mode,
             keys,
             algorithms,
             validation,
@@ -238,7 +242,10 @@ impl Authenticator {
     pub fn verify(&self, token: &str) -> Result<Actor, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if !self.algorithms.contains(&header.alg) {
-            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
         let mut validation = self.validation.clone();
         validation.algorithms = vec![header.alg];
@@ -260,13 +267,19 @@ impl Authenticator {
 
     fn actor(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Actor {
         let groups: Vec<String> = match claims.get(&self.groups_claim) {
-            Some(serde_json::Value::Array(items)) => items.iter().filter_map(|g| g.as_str().map(str::to_string)).collect(),
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
+            }
             Some(serde_json::Value::String(group)) => vec![group.clone()],
             _ => Vec::new(),
         };
         let admin = self.admin_group.as_ref().is_some_and(|admin| groups.contains(admin));
         Actor {
-            subject: claims.get("sub").and_then(|s| s.as_str()).unwrap_or_default().to_string(),
+            subject: claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_string(),
             groups,
             admin,
             expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
@@ -291,7 +304,7 @@ impl Authenticator {
         };
         let from_query = || {
             self.query_token
-                .then(|| query)
+                .then_some(query)
                 .flatten()
                 .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
                 .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "access_token").map(|(_, v)| v))
@@ -307,12 +320,21 @@ impl Authenticator {
     /// Revokes `subject` until restart (the admin endpoint).
     pub fn revoke(&self, subject: &str) {
         tracing::warn!(actor = %subject, "subject revoked");
-        self.revoked.write().unwrap_or_else(|p| p.into_inner()).insert(subject.to_string());
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(subject.to_string());
     }
 
     /// Revoked subjects, sorted.
     pub fn revoked(&self) -> Vec<String> {
-        let mut subjects: Vec<String> = self.revoked.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        let mut subjects: Vec<String> = self
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         subjects.sort();
         subjects
     }
@@ -325,7 +347,10 @@ impl Authenticator {
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let listed = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+                let listed = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'));
                 let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
                 for subject in listed {
                     if revoked.insert(subject.to_string()) {
@@ -374,7 +399,10 @@ fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, SetupError> {
 }
 
 fn trim_newline(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &bytes[..end]
 }
 

@@ -67,7 +67,9 @@ pub struct Streams {
 
 impl std::fmt::Debug for Streams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streams").field("limit", &self.limit).finish_non_exhaustive()
+        f.debug_struct("Streams")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,7 +107,12 @@ impl Streams {
     }
 
     /// Admits a stream of `actor` on `key`, or refuses it at the cap.
-    pub fn admit(self: &Arc<Self>, actor: &Actor, transport: &'static str, key: &StreamKey) -> Result<Admission, LimitError> {
+    pub fn admit(
+        self: &Arc<Self>,
+        actor: &Actor,
+        transport: &'static str,
+        key: &StreamKey,
+    ) -> Result<Admission, LimitError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let open = inner.per_actor.get(&actor.subject).copied().unwrap_or(0);
         if self.limit > 0 && open >= self.limit {

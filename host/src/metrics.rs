@@ -82,22 +82,50 @@ impl Metrics {
         let streams_active = Family::<TransportKind, Gauge>::default();
         registry.register("streams_active", "Open client streams", streams_active.clone());
         let upstream_watches = Family::<ClusterKind, Gauge>::default();
-        registry.register("upstream_watches", "Running upstream list-then-watch loops", upstream_watches.clone());
+        registry.register(
+            "upstream_watches",
+            "Running upstream list-then-watch loops",
+            upstream_watches.clone(),
+        );
         let events_delivered = Family::<TransportKind, Counter>::default();
-        registry.register("events_delivered", "Frames written to clients", events_delivered.clone());
+        registry.register(
+            "events_delivered",
+            "Frames written to clients",
+            events_delivered.clone(),
+        );
         let relists = Family::<ClusterKind, Counter>::default();
         registry.register("relists", "Relists after 410 Expired", relists.clone());
         let backpressure = Family::<TransportKind, Counter>::default();
-        registry.register("backpressure_closes", "Streams closed because the client fell behind", backpressure.clone());
+        registry.register(
+            "backpressure_closes",
+            "Streams closed because the client fell behind",
+            backpressure.clone(),
+        );
         let rate_limited = Family::<Transport, Counter>::default();
-        registry.register("rate_limited", "Streams refused at the per-user cap", rate_limited.clone());
+        registry.register(
+            "rate_limited",
+            "Streams refused at the per-user cap",
+            rate_limited.clone(),
+        );
         let plugin_calls = Family::<Kind, Counter>::default();
-        registry.register("plugin_calls", "Plugin calls (a batch chunk counts once)", plugin_calls.clone());
+        registry.register(
+            "plugin_calls",
+            "Plugin calls (a batch chunk counts once)",
+            plugin_calls.clone(),
+        );
         let plugin_faults = Family::<Kind, Counter>::default();
-        registry.register("plugin_faults", "Plugin calls that trapped, timed out or misbehaved", plugin_faults.clone());
+        registry.register(
+            "plugin_faults",
+            "Plugin calls that trapped, timed out or misbehaved",
+            plugin_faults.clone(),
+        );
         let plugin_latency =
             Family::<Kind, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_005, 4.0, 10)));
-        registry.register("plugin_call_duration_seconds", "Plugin call latency", plugin_latency.clone());
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Plugin call latency",
+            plugin_latency.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -172,7 +200,9 @@ impl Metrics {
 
     /// An upstream started (`+1`) or stopped (`-1`).
     pub fn upstream_changed(&self, cluster: &str, kind: &str, delta: i64) {
-        self.upstream_watches.get_or_create(&Self::ck(cluster, kind)).inc_by(delta);
+        self.upstream_watches
+            .get_or_create(&Self::ck(cluster, kind))
+            .inc_by(delta);
     }
 
     /// An upstream relisted after 410.

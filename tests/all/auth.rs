@@ -22,12 +22,22 @@ fn claims(sub: &str) -> Value {
 }
 
 fn hs256(claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn rs256_with(claims: &Value, key: &str) -> String {
     let pem = std::fs::read(keys().join(key)).unwrap();
-    jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
 }
 
 fn rs256(claims: &Value) -> String {
@@ -104,13 +114,21 @@ async fn bad_tokens_get_401_with_a_json_reason_and_never_a_stream() {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
-    let alg_none = format!("{}.{}.", b64(&json!({ "alg": "none", "typ": "JWT" })), b64(&claims("alice")));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({ "alg": "none", "typ": "JWT" })),
+        b64(&claims("alice"))
+    );
     let cases = [
         ("expired", hs256(&expired), "token expired"),
         ("not yet valid", hs256(&immature), "not yet valid"),
         ("wrong issuer", rs256(&wrong_issuer), "wrong issuer"),
         ("wrong audience", rs256(&wrong_audience), "wrong audience"),
-        ("bad signature", rs256_with(&claims("alice"), "rsa-other.pem"), "bad signature"),
+        (
+            "bad signature",
+            rs256_with(&claims("alice"), "rsa-other.pem"),
+            "bad signature",
+        ),
         ("alg none", alg_none, "invalid token"),
         ("HS256 signed with the RS256 public key", confused, "bad signature"),
         ("malformed header", "not-a-jwt".to_string(), "invalid token"),
@@ -134,7 +152,10 @@ async fn the_cookie_carries_the_token_for_eventsource() {
     let (served, _dir) = serve_jwt(&[]).await;
     let response = reqwest::Client::new()
         .get(served.url("pods/watch"))
-        .header("Cookie", format!("theme=dark; periscope_token={}", hs256(&claims("alice"))))
+        .header(
+            "Cookie",
+            format!("theme=dark; periscope_token={}", hs256(&claims("alice"))),
+        )
         .send()
         .await
         .unwrap();
@@ -152,10 +173,18 @@ async fn the_fourth_stream_of_one_actor_gets_429_while_another_actor_opens() {
         client.expect("snapshot").await;
         open.push(client);
     }
-    let response = reqwest::Client::new().get(served.url("pods/watch")).bearer_auth(&alice).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(served.url("pods/watch"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "5");
-    assert_eq!(response.text().await.unwrap(), "too many concurrent watch streams for this user");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "too many concurrent watch streams for this user"
+    );
 
     let mut bob = SseClient::connect_as(&served.url("pods/watch"), &hs256(&claims("bob"))).await;
     assert_eq!(bob.status, 200);
@@ -164,7 +193,10 @@ async fn the_fourth_stream_of_one_actor_gets_429_while_another_actor_opens() {
     drop(open.pop());
     let deadline = tokio::time::Instant::now() + patience();
     while served.streams.open_for("alice") != 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the closed stream's slot was not released");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's slot was not released"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut again = SseClient::connect_as(&served.url("pods/watch"), &alice).await;
@@ -198,7 +230,11 @@ async fn limit_zero_disables_the_cap_and_counts_return_to_zero() {
     drop(clients);
     let deadline = tokio::time::Instant::now() + patience();
     while served.streams.open_total() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "{} streams still counted", served.streams.open_total());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} streams still counted",
+            served.streams.open_total()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(served.streams.open_for("anonymous"), 0);
@@ -270,7 +306,10 @@ async fn the_lifetime_cap_ends_streams_and_they_resume_without_a_snapshot() {
     let served = serve(&[("PERISCOPE_WATCH_MAX_STREAM_DURATION", "1s")]).await;
     let mut client = SseClient::connect(&served.url("pods/watch"), None).await;
     let snapshot = client.expect("snapshot").await;
-    assert!(client.next().await.is_none(), "the stream ends silently at its lifetime");
+    assert!(
+        client.next().await.is_none(),
+        "the stream ends silently at its lifetime"
+    );
     served.sim.apply(periscope_tests::served::pod("shop", "later")).unwrap();
     let mut resumed = SseClient::connect(&served.url("pods/watch"), Some(&snapshot.id)).await;
     assert_eq!(resumed.expect_json("added").await["object"]["name"], "later");
@@ -317,7 +356,12 @@ async fn debug_streams_shows_admins_everything_and_users_their_own() {
 async fn metrics_parse_as_prometheus_text_and_move() {
     let served = serve(&[("PERISCOPE_WATCH_PER_USER_LIMIT", "1")]).await;
     let scrape = || async {
-        let text = reqwest::get(format!("{}/metrics", served.base)).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(format!("{}/metrics", served.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("the exposition parses");
         let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
@@ -327,7 +371,9 @@ async fn metrics_parse_as_prometheus_text_and_move() {
                 .filter(|s| s.metric == name)
                 .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
                 .map(|s| match s.value {
-                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
                     _ => 0.0,
                 })
                 .sum()
@@ -352,7 +398,10 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     let after = scrape().await;
     assert_eq!(after.0, 1.0, "one active pods stream");
     assert_eq!(after.1, 1.0, "one pods upstream");
-    assert!(after.2 >= before.2 + 2.0, "events delivered moved: {before:?} -> {after:?}");
+    assert!(
+        after.2 >= before.2 + 2.0,
+        "events delivered moved: {before:?} -> {after:?}"
+    );
     assert_eq!(after.3, before.3 + 1.0, "one 429");
     assert!(after.4 > before.4, "plugin calls moved");
     served.shutdown().await;

@@ -4,6 +4,8 @@
 // Helpers of tests, too: a failed unwrap is a failed test with its location.
 #![allow(clippy::unwrap_used)]
 
+/// Authentication, per-user caps, stream lifetime, /debug/streams and /metrics.
+mod auth;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// The plugin runtime against hostile components, the version check and the cache.
@@ -12,5 +14,3 @@ mod plugin_runtime;
 mod registry;
 /// SSE streams and polling over real HTTP against the sim.
 mod sse;
-/// Authentication, per-user caps, stream lifetime, /debug/streams and /metrics.
-mod auth;

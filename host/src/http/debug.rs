@@ -14,15 +14,25 @@ use super::{ApiError, AppState, authenticate};
 pub(super) async fn streams(State(state): State<AppState>, parts: Parts) -> Response {
     let actor = match authenticate(&state, &parts) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
-    Json(state.streams.visible_to(&actor)).into_response()
+    let streams = state.streams.visible_to(&actor);
+    Json(
+        streams
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&crate::limits::StreamInfo>>(),
+    )
+    .into_response()
 }
 
 /// `GET /metrics`: OpenMetrics text.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
@@ -32,7 +42,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 pub(super) async fn revocations(State(state): State<AppState>, parts: Parts) -> Response {
     match admin(&state, &parts) {
         Ok(()) => Json(serde_json::json!({ "revoked": state.auth.revoked() })).into_response(),
-        Err(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
@@ -45,11 +55,16 @@ pub(super) struct Revoke {
 /// `POST /api/admin/revocations` `{"subject": "…"}`: revokes a subject until restart;
 /// its open streams end with `auth_expired` at their next frame or heartbeat.
 pub(super) async fn revoke(State(state): State<AppState>, parts: Parts, body: axum::body::Bytes) -> Response {
-    if let Err(response) = admin(&state, &parts) {
-        return response;
+    if let Err(error) = admin(&state, &parts) {
+        return error.into_response();
     }
     let Ok(Revoke { subject }) = serde_json::from_slice::<Revoke>(&body) else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "expected {\"subject\": \"<sub claim>\"}").into_response();
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"subject\": \"<sub claim>\"}",
+        )
+        .into_response();
     };
     if subject.is_empty() {
         return ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "subject is empty").into_response();
@@ -58,11 +73,15 @@ pub(super) async fn revoke(State(state): State<AppState>, parts: Parts, body: ax
     (StatusCode::OK, Json(serde_json::json!({ "revoked": subject }))).into_response()
 }
 
-fn admin(state: &AppState, parts: &Parts) -> Result<(), Response> {
+fn admin(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
     let actor = authenticate(state, parts)?;
     if actor.admin {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admins only (auth.admin_group)").into_response())
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "admins only (auth.admin_group)",
+        ))
     }
 }

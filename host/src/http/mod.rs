@@ -117,12 +117,15 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 }
 
 /// The actor of a request, or the 401 JSON error.
-fn authenticate(state: &AppState, parts: &axum::http::request::Parts) -> Result<Actor, Response> {
-    state.auth.authenticate(&parts.headers, parts.uri.query()).map_err(|error| {
-        let message = error.to_string();
-        if !matches!(error, AuthError::Missing { .. }) {
-            tracing::info!(reason = %message, "request refused: authentication failed");
-        }
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response()
-    })
+fn authenticate(state: &AppState, parts: &axum::http::request::Parts) -> Result<Actor, ApiError> {
+    state
+        .auth
+        .authenticate(&parts.headers, parts.uri.query())
+        .map_err(|error| {
+            let message = error.to_string();
+            if !matches!(error, AuthError::Missing { .. }) {
+                tracing::info!(reason = %message, "request refused: authentication failed");
+            }
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        })
 }

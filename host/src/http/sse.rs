@@ -74,11 +74,16 @@ pub(super) async fn watch(
     parts: Parts,
 ) -> Response {
     if !state.enabled.contains(&kind) {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no watch stream for kind {kind:?}")).into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no watch stream for kind {kind:?}"),
+        )
+        .into_response();
     }
     let actor = match authenticate(&state, &parts) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     if state.hub.clusters().get(&cluster).is_none() {
         return plain(StatusCode::NOT_FOUND, "cluster not found");
@@ -92,12 +97,21 @@ pub(super) async fn watch(
         Ok(admission) => admission,
         Err(error) => {
             tracing::info!(actor = %actor.subject, cluster = %key.cluster, kind = %key.kind, "{error}");
-            let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "too many concurrent watch streams for this user");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            let mut response = plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many concurrent watch streams for this user",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return response;
         }
     };
-    let resume_from = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let resume_from = parts
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let subscription = match state.hub.subscribe(key, resume_from.as_deref()) {
         Ok(subscription) => subscription,
         Err(SubscribeError::UnknownCluster) => return plain(StatusCode::NOT_FOUND, "cluster not found"),
@@ -117,12 +131,23 @@ pub(super) async fn watch(
         close_reason = tracing::field::Empty,
     );
     span.in_scope(|| tracing::info!(resume = resume_from.is_some(), "stream opened"));
-    let lifetime = (!state.max_stream_duration.is_zero()).then(|| tokio::time::Instant::now() + state.max_stream_duration);
-    let body = Body::from_stream(stream(Stream::new(subscription, admission, actor, lifetime, &state, span)));
+    let lifetime =
+        (!state.max_stream_duration.is_zero()).then(|| tokio::time::Instant::now() + state.max_stream_duration);
+    let body = Body::from_stream(stream(Stream::new(
+        subscription,
+        admission,
+        actor,
+        lifetime,
+        &state,
+        span,
+    )));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
@@ -263,7 +288,8 @@ impl Drop for Stream {
     fn drop(&mut self) {
         self.span.record("close_reason", self.close_reason);
         let sent = self.admission.info.events_sent.load(Ordering::Relaxed);
-        self.span.in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
+        self.span
+            .in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
     }
 }
 

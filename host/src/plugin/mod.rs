@@ -51,7 +51,10 @@ const FORBIDDEN_IMPORTS: &[&str] = &["wasi:filesystem/", "wasi:sockets/", "wasi:
 /// Called after every plugin call with the kind token, the call's duration and whether
 /// it was a plugin fault; how metrics see plugins without this module knowing them.
 #[derive(Clone)]
-pub struct CallObserver(pub Arc<dyn Fn(&str, Duration, bool) + Send + Sync>);
+pub struct CallObserver(pub Arc<ObserveCall>);
+
+/// The observer's signature: kind token, call duration, whether it was a fault.
+pub type ObserveCall = dyn Fn(&str, Duration, bool) + Send + Sync;
 
 impl std::fmt::Debug for CallObserver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
