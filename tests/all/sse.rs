@@ -238,7 +238,11 @@ async fn polling_and_streaming_return_identical_dtos() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_subscribers_share_one_upstream_watch_which_stops_after_the_linger() {
-    let served = serve(&[("PERISCOPE_WATCH_LINGER", "1s"), ("PERISCOPE_WATCH_PER_USER_LIMIT", "0")]).await;
+    let served = serve(&[
+        ("PERISCOPE_WATCH_LINGER", "1s"),
+        ("PERISCOPE_WATCH_PER_USER_LIMIT", "0"),
+    ])
+    .await;
     let mut clients = Vec::new();
     for _ in 0..200 {
         clients.push(SseClient::connect(&served.url("pods/watch"), None).await);

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::sse::NamespaceQuery;
 use super::{ApiError, AppState, plain};
-use crate::hub::{ListError, StreamKey, SubscribeError};
+use crate::hub::{ListError, StreamKey, SubscribeError, write_json_array};
 
 /// `GET /api/features` (spec section 5).
 pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -61,14 +61,9 @@ pub(super) async fn list(
             let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + key.len() + 8);
             body.push(b'{');
             body.extend_from_slice(key.as_bytes());
-            body.extend_from_slice(b":[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(item);
-            }
-            body.extend_from_slice(b"]}\n");
+            body.push(b':');
+            write_json_array(&mut body, &items);
+            body.extend_from_slice(b"}\n");
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(ListError::Subscribe(SubscribeError::UnknownCluster)) => plain(StatusCode::NOT_FOUND, "cluster not found"),

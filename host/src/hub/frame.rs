@@ -77,14 +77,9 @@ impl Frame {
         let mut data = Vec::with_capacity(size);
         data.extend_from_slice(b"{\"resourceVersion\":");
         data.extend_from_slice(rv.as_bytes());
-        data.extend_from_slice(b",\"items\":[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                data.push(b',');
-            }
-            data.extend_from_slice(item);
-        }
-        data.extend_from_slice(b"]}");
+        data.extend_from_slice(b",\"items\":");
+        write_json_array(&mut data, items);
+        data.push(b'}');
         Frame::new(FrameKind::Snapshot, resource_version, data.into())
     }
 
@@ -102,6 +97,18 @@ impl Frame {
         let data = serde_json::to_vec(&serde_json::json!({ "message": message })).expect("JSON values serialize");
         Frame::new(FrameKind::Error, String::new(), data.into())
     }
+}
+
+/// Appends `[item,item,…]` to `out`; items are JSON values already.
+pub fn write_json_array(out: &mut Vec<u8>, items: &[Bytes]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
 }
 
 #[cfg(test)]

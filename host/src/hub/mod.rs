@@ -32,7 +32,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-pub use frame::{Frame, FrameKind};
+pub use frame::{Frame, FrameKind, write_json_array};
 pub use upstream::Initial;
 
 use crate::cluster::Clusters;

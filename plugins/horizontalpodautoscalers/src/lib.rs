@@ -4,7 +4,7 @@
 //! `minReplicas` falls back to 1 when absent, and `ready` reflects only the
 //! `AbleToScale` condition (`ScalingActive` is irrelevant).
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The horizontalpodautoscalers mapper.
@@ -52,15 +52,6 @@ struct HpaStatus {
     conditions: Vec<Condition>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Condition {
-    #[serde(rename = "type", deserialize_with = "nullable")]
-    kind: String,
-    #[serde(deserialize_with = "nullable")]
-    status: String,
-}
-
 /// The HPA summary DTO, keys in wire order.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,11 +88,7 @@ impl Mapper for HorizontalPodAutoscalers {
 
     fn map(hpa: HorizontalPodAutoscaler, _ctx: &Context) -> Result<HpaDto, MapError> {
         let target = &hpa.spec.scale_target_ref;
-        let ready = hpa
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.kind == "AbleToScale" && c.status == "True");
+        let ready = Condition::is_true(&hpa.status.conditions, "AbleToScale");
         Ok(HpaDto {
             target: format!("{}/{}", target.kind, target.name),
             name: hpa.metadata.name,

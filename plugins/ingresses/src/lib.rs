@@ -5,7 +5,9 @@
 //! `address` prefers the first load-balancer ingress's `hostname` over its `ip` (the
 //! reverse of Service).
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{
+    Context, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+};
 use serde::{Deserialize, Serialize};
 
 /// The ingresses mapper.
@@ -53,22 +55,6 @@ struct IngressTls {
 struct IngressStatus {
     #[serde(deserialize_with = "nullable")]
     load_balancer: LoadBalancerStatus,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LoadBalancerStatus {
-    #[serde(deserialize_with = "nullable")]
-    ingress: Vec<LoadBalancerIngress>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LoadBalancerIngress {
-    #[serde(deserialize_with = "nullable")]
-    ip: String,
-    #[serde(deserialize_with = "nullable")]
-    hostname: String,
 }
 
 /// The Ingress summary DTO, keys in wire order.

@@ -4,7 +4,7 @@
 //! `suspend`, `failed`, `active`) and [`format_duration`] (kubectl-like, truncated to
 //! whole units, with an em dash for a job that has not started).
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::{Deserialize, Serialize};
 
 /// The jobs mapper.
@@ -43,15 +43,6 @@ struct JobStatus {
     active: i32,
     start_time: Timestamp,
     completion_time: Timestamp,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Condition {
-    #[serde(rename = "type", deserialize_with = "nullable")]
-    kind: String,
-    #[serde(deserialize_with = "nullable")]
-    status: String,
 }
 
 /// The Job summary DTO, keys in wire order.

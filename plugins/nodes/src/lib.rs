@@ -4,7 +4,9 @@
 //! kubectl-style `status` from the Ready condition, `roles` from the
 //! `node-role.kubernetes.io/*` labels, and human-readable CPU and memory capacities.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable, quantity};
+use periscope_plugin_sdk::{
+    Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable, quantity,
+};
 use serde::{Deserialize, Serialize};
 
 /// Labels whose key starts with this name a role; the remainder is the role.
@@ -46,15 +48,6 @@ struct NodeStatus {
     capacity: Capacity,
     #[serde(deserialize_with = "nullable")]
     node_info: NodeInfo,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Condition {
-    #[serde(rename = "type", deserialize_with = "nullable")]
-    kind: String,
-    #[serde(deserialize_with = "nullable")]
-    status: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,7 +3,7 @@
 //! The interesting part is [`display_status`], a kubectl-style STATUS column frozen at
 //! the older kubectl behaviour Periscope reproduces.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -48,15 +48,6 @@ struct PodStatus {
     container_statuses: Vec<ContainerStatus>,
     #[serde(deserialize_with = "nullable")]
     init_container_statuses: Vec<ContainerStatus>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Condition {
-    #[serde(rename = "type", deserialize_with = "nullable")]
-    kind: String,
-    #[serde(deserialize_with = "nullable")]
-    status: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,10 +196,7 @@ fn display_status(pod: &Pod) -> String {
             }
         }
         if reason == "Completed" && has_running {
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.kind == "Ready" && c.status == "True");
+            let ready = Condition::is_true(&status.conditions, "Ready");
             reason = if ready { "Running" } else { "NotReady" }.to_string();
         }
     }

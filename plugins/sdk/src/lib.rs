@@ -24,6 +24,7 @@ extern crate self as periscope_plugin_sdk;
 
 mod meta;
 pub mod quantity;
+mod status;
 mod timestamp;
 mod values;
 
@@ -33,6 +34,7 @@ pub mod glue;
 pub mod golden;
 
 pub use meta::{Meta, OwnerReference};
+pub use status::{Condition, LoadBalancerIngress, LoadBalancerStatus};
 pub use timestamp::Timestamp;
 pub use values::{IntOrString, label_selector, nullable};
 

@@ -5,7 +5,7 @@
 //! preferring its `ip` over its `hostname` (the reverse of Ingress).
 
 use periscope_plugin_sdk::{
-    Context, IntOrString, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+    Context, IntOrString, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
 };
 use serde::{Deserialize, Serialize};
 
@@ -54,22 +54,6 @@ struct ServicePort {
 struct ServiceStatus {
     #[serde(deserialize_with = "nullable")]
     load_balancer: LoadBalancerStatus,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LoadBalancerStatus {
-    #[serde(deserialize_with = "nullable")]
-    ingress: Vec<LoadBalancerIngress>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LoadBalancerIngress {
-    #[serde(deserialize_with = "nullable")]
-    ip: String,
-    #[serde(deserialize_with = "nullable")]
-    hostname: String,
 }
 
 /// The Service summary DTO, keys in wire order.
