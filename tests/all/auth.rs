@@ -406,3 +406,20 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     assert!(after.4 > before.4, "plugin calls moved");
     served.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_token_is_accepted_only_when_enabled() {
+    let token = hs256(&claims("alice"));
+    let (off, _dir) = serve_jwt(&[]).await;
+    let response = reqwest::get(format!("{}?access_token={token}", off.url("pods/watch")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    off.shutdown().await;
+    let (on, _dir) = serve_jwt(&[("PERISCOPE_AUTH_QUERY_TOKEN", "true")]).await;
+    let response = reqwest::get(format!("{}?access_token={token}", on.url("pods/watch")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    on.shutdown().await;
+}
