@@ -206,6 +206,11 @@ impl Sim {
         };
         let app = server::router(ctx);
         let stop = shutdown.clone();
+        // Watch events are small writes: TCP_NODELAY keeps Nagle's algorithm from
+        // holding them back for a delayed ACK (up to 40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

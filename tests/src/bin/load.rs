@@ -333,7 +333,12 @@ impl Host {
         let config = dir.join("periscope.toml");
         std::fs::write(
             &config,
-            format!("[[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{sim_url}\"\n"),
+            // One client plays every user here, so the per-user cap is off; the run is
+            // shorter than any lifetime cap worth measuring, so that is off too.
+            format!(
+                "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
+                 [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{sim_url}\"\n"
+            ),
         )
         .context("cannot write the host configuration")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
