@@ -57,6 +57,10 @@ fn bench(c: &mut Criterion) {
     single.bench_function("wasm", |b| {
         b.iter(|| plugin.to_dto(black_box(&one), now()).expect("maps"))
     });
+    // The fixed cost of a call: an empty object maps to an all-defaults DTO.
+    single.bench_function("wasm-empty-object", |b| {
+        b.iter(|| plugin.to_dto(black_box("{}"), now()).expect("maps"))
+    });
     single.finish();
 
     let mut batch = c.benchmark_group("pods/batch");
