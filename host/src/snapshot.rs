@@ -13,10 +13,16 @@ pub fn apply<T>(policy: Option<&SnapshotPolicy>, items: Vec<T>, dto: impl Fn(&T)
     let Some(policy) = policy else {
         return items;
     };
-    let mut keyed: Vec<(Option<OffsetDateTime>, T)> = items
+    let keyed = items
         .into_iter()
         .map(|item| (sort_key(dto(&item), &policy.sort_field), item))
         .collect();
+    apply_keyed(policy, keyed)
+}
+
+/// Like [`apply`], for items whose sort keys were computed beforehand (the hub keeps
+/// each DTO's key beside it, so a snapshot never re-parses its DTOs).
+pub fn apply_keyed<T>(policy: &SnapshotPolicy, mut keyed: Vec<(Option<OffsetDateTime>, T)>) -> Vec<T> {
     keyed.sort_by(|(a, _), (b, _)| match (a, b) {
         (Some(a), Some(b)) if policy.descending => b.cmp(a),
         (Some(a), Some(b)) => a.cmp(b),
@@ -31,7 +37,7 @@ pub fn apply<T>(policy: Option<&SnapshotPolicy>, items: Vec<T>, dto: impl Fn(&T)
 }
 
 /// The timestamp in top-level key `field` of a DTO; `None` for absent or zero.
-fn sort_key(dto: &str, field: &str) -> Option<OffsetDateTime> {
+pub fn sort_key(dto: &str, field: &str) -> Option<OffsetDateTime> {
     let value: serde_json::Value = serde_json::from_str(dto).ok()?;
     let at = OffsetDateTime::parse(value.get(field)?.as_str()?, &Rfc3339).ok()?;
     (at.year() > 1).then_some(at)

@@ -327,3 +327,36 @@ async fn a_stalled_reader_gets_backpressure_while_another_keeps_receiving() {
     );
     served.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_snapshot_is_newest_first_after_changes() {
+    let served = serve(&[]).await;
+    let event = |name: &str, last: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "name": name, "namespace": "shop" },
+            "involvedObject": { "kind": "Pod", "name": name, "namespace": "shop" },
+            "reason": "Test", "message": name, "type": "Normal",
+            "lastTimestamp": last,
+        })
+    };
+    served.sim.apply(event("b", "2026-05-01T10:00:00Z")).unwrap();
+    served.sim.apply(event("a", "2026-05-01T12:00:00Z")).unwrap();
+    let mut first = SseClient::connect(&served.url("events/watch"), None).await;
+    let snapshot = first.expect_json("snapshot").await;
+    let order = |s: &Value| {
+        s["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["message"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(&snapshot), ["a", "b"]);
+    served.sim.apply(event("c", "2026-05-01T11:00:00Z")).unwrap();
+    first.expect("added").await;
+    // A new subscriber's snapshot is rebuilt from the stored sort keys.
+    let mut second = SseClient::connect(&served.url("events/watch"), None).await;
+    assert_eq!(order(&second.expect_json("snapshot").await), ["a", "c", "b"]);
+    served.shutdown().await;
+}

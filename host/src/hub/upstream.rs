@@ -29,9 +29,25 @@ const WATCH_TIMEOUT_SECS: u32 = 290;
 /// `(namespace, name)`: the identity of an object within a kind.
 type ObjectKey = (String, String);
 
-/// A stored DTO and the resourceVersion it came from.
+/// A stored DTO and, for kinds with a snapshot order, its sort key (computed once,
+/// when the DTO arrives).
 struct Stored {
     dto: Bytes,
+    sort_key: Option<time::OffsetDateTime>,
+}
+
+impl Stored {
+    fn new(dto: String, plugin: &Plugin) -> Stored {
+        let sort_key = plugin
+            .info()
+            .snapshot
+            .as_ref()
+            .and_then(|policy| snapshot::sort_key(&dto, &policy.sort_field));
+        Stored {
+            dto: dto.into(),
+            sort_key,
+        }
+    }
 }
 
 /// What subscribers of a key share.
@@ -126,10 +142,13 @@ impl Upstream {
     }
 
     fn ordered_items(&self, state: &State) -> Vec<Bytes> {
-        let items: Vec<Bytes> = state.objects.values().map(|s| s.dto.clone()).collect();
-        snapshot::apply(self.plugin.info().snapshot.as_ref(), items, |dto| {
-            std::str::from_utf8(dto).unwrap_or_default()
-        })
+        match &self.plugin.info().snapshot {
+            None => state.objects.values().map(|s| s.dto.clone()).collect(),
+            Some(policy) => {
+                let keyed = state.objects.values().map(|s| (s.sort_key, s.dto.clone())).collect();
+                snapshot::apply_keyed(policy, keyed)
+            }
+        }
     }
 
     fn snapshot(&self, state: &mut State) -> Arc<Frame> {
@@ -180,13 +199,13 @@ impl Upstream {
         self.send(&state, frame);
     }
 
-    fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, dto: Bytes) {
-        let frame = Arc::new(Frame::delta(kind, resource_version, &dto));
+    fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, stored: Stored) {
+        let frame = Arc::new(Frame::delta(kind, resource_version, &stored.dto));
         let mut state = self.lock();
         if kind == FrameKind::Deleted {
             state.objects.remove(&key);
         } else {
-            state.objects.insert(key, Stored { dto });
+            state.objects.insert(key, stored);
         }
         state.snapshot = None;
         if state.ring.len() >= self.options.ring.max(1)
@@ -311,7 +330,7 @@ impl Upstream {
             for (object_key, result) in keys.into_iter().zip(results) {
                 match result {
                     Ok(dto) => {
-                        mapped.insert(object_key, Stored { dto: dto.into() });
+                        mapped.insert(object_key, Stored::new(dto, &plugin));
                     }
                     Err(error) => tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed"),
                 }
@@ -328,11 +347,13 @@ impl Upstream {
         let rv = object.metadata.resource_version.clone().unwrap_or_default();
         let result = tokio::task::spawn_blocking(move || {
             let json = object_json(object, &plugin.info().fields);
-            plugin.to_dto(&json, time::OffsetDateTime::now_utc())
+            plugin
+                .to_dto(&json, time::OffsetDateTime::now_utc())
+                .map(|dto| Stored::new(dto, &plugin))
         })
         .await;
         match result {
-            Ok(Ok(dto)) => self.apply_delta(kind, object_key, rv, dto.into()),
+            Ok(Ok(stored)) => self.apply_delta(kind, object_key, rv, stored),
             Ok(Err(error)) => {
                 tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed")
             }
