@@ -423,3 +423,40 @@ async fn the_query_token_is_accepted_only_when_enabled() {
     assert_eq!(response.status(), 200);
     on.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn es256_keys_and_a_jwks_file_verify_tokens() {
+    let ec_public = keys().join("ec.pub.pem");
+    let jwks = keys().join("jwks.json");
+    let served = serve(&[
+        ("PERISCOPE_AUTH_MODE", "jwt"),
+        ("PERISCOPE_AUTH_ALGORITHMS", "ES256,RS256"),
+        ("PERISCOPE_AUTH_PUBLIC_KEY_FILES", ec_public.to_str().unwrap()),
+        ("PERISCOPE_AUTH_JWKS_FILE", jwks.to_str().unwrap()),
+        ("PERISCOPE_AUTH_ISSUER", ISSUER),
+        ("PERISCOPE_AUTH_AUDIENCE", AUDIENCE),
+    ])
+    .await;
+    let ec_pem = std::fs::read(keys().join("ec.pem")).unwrap();
+    let es256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims("eve"),
+        &EncodingKey::from_ec_pem(&ec_pem).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status_and_body(&served, Some(&es256)).await.0, 200);
+
+    let rsa_pem = std::fs::read(keys().join("rsa.pem")).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-rsa".into());
+    let from_jwks =
+        jsonwebtoken::encode(&header, &claims("jo"), &EncodingKey::from_rsa_pem(&rsa_pem).unwrap()).unwrap();
+    assert_eq!(status_and_body(&served, Some(&from_jwks)).await.0, 200);
+
+    header.kid = Some("unknown-key".into());
+    let wrong_kid =
+        jsonwebtoken::encode(&header, &claims("jo"), &EncodingKey::from_rsa_pem(&rsa_pem).unwrap()).unwrap();
+    let (status, body) = status_and_body(&served, Some(&wrong_kid)).await;
+    assert_eq!(status, 401, "{body}");
+    served.shutdown().await;
+}
