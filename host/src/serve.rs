@@ -35,7 +35,7 @@ pub enum StartError {
     #[error(transparent)]
     Registry(#[from] kinds::Error),
     /// `watch.streams` does not parse (a configuration error).
-    #[error("invalid configuration: watch.streams = {value:?} (from {origin}): {error}")]
+    #[error("invalid configuration: watch.streams = {value:?} (from {origin})")]
     Streams {
         /// The expression.
         value: String,

@@ -256,3 +256,45 @@ fn serve_with_no_cluster_streams_the_demo_cluster() {
         "{events:?}"
     );
 }
+
+#[test]
+fn serve_with_a_bad_kinds_expression_exits_64_naming_the_variable() {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
+    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+        .env("PERISCOPE_WATCH_STREAMS", "pods,podz")
+        .env_remove("PERISCOPE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let message = stderr(&output);
+    assert!(
+        message.contains(
+            "error: invalid configuration: watch.streams = \"pods,podz\" (from PERISCOPE_WATCH_STREAMS): \
+             unknown kind \"podz\"; did you mean \"pods\"?"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("unknown kind").count(),
+        1,
+        "the cause is printed once: {message}"
+    );
+}
+
+#[test]
+fn serve_with_a_malformed_limit_exits_64_before_loading_anything() {
+    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["serve"])
+        .env("PERISCOPE_WATCH_PER_USER_LIMIT", "sixty")
+        .env_remove("PERISCOPE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let message = stderr(&output);
+    assert!(
+        message.contains("watch.per_user_limit = \"sixty\" (from PERISCOPE_WATCH_PER_USER_LIMIT)"),
+        "{message}"
+    );
+}
