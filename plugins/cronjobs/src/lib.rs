@@ -87,12 +87,4 @@ impl Mapper for CronJobs {
 
 export_mapper!(CronJobs);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::CronJobs>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(CronJobs);

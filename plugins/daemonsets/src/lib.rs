@@ -85,12 +85,4 @@ impl Mapper for DaemonSets {
 
 export_mapper!(DaemonSets);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::DaemonSets>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(DaemonSets);

@@ -132,12 +132,4 @@ impl Mapper for EndpointSlices {
 
 export_mapper!(EndpointSlices);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::EndpointSlices>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(EndpointSlices);

@@ -105,12 +105,4 @@ impl Mapper for HorizontalPodAutoscalers {
 
 export_mapper!(HorizontalPodAutoscalers);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::HorizontalPodAutoscalers>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(HorizontalPodAutoscalers);

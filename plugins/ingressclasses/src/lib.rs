@@ -73,12 +73,4 @@ impl Mapper for IngressClasses {
 
 export_mapper!(IngressClasses);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::IngressClasses>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(IngressClasses);

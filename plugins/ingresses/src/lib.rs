@@ -133,12 +133,4 @@ fn hosts(spec: &IngressSpec) -> Vec<String> {
 
 export_mapper!(Ingresses);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::Ingresses>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(Ingresses);

@@ -66,12 +66,4 @@ impl Mapper for Namespaces {
 
 export_mapper!(Namespaces);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::Namespaces>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(Namespaces);

@@ -83,12 +83,4 @@ impl Mapper for NetworkPolicies {
 
 export_mapper!(NetworkPolicies);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::NetworkPolicies>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(NetworkPolicies);

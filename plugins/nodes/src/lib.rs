@@ -189,14 +189,11 @@ fn format_memory(bytes: i128) -> String {
 
 export_mapper!(Nodes);
 
+periscope_plugin_sdk::golden_tests!(Nodes);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<Nodes>(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"));
-    }
 
     #[test]
     fn cpu_switches_to_cores_at_one_thousand_millicores() {

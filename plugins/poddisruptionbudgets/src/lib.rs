@@ -98,12 +98,4 @@ impl Mapper for PodDisruptionBudgets {
 
 export_mapper!(PodDisruptionBudgets);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::PodDisruptionBudgets>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(PodDisruptionBudgets);

@@ -92,12 +92,4 @@ impl Mapper for ReplicaSets {
 
 export_mapper!(ReplicaSets);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::ReplicaSets>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(ReplicaSets);

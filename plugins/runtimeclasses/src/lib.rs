@@ -85,12 +85,4 @@ impl Mapper for RuntimeClasses {
 
 export_mapper!(RuntimeClasses);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::RuntimeClasses>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(RuntimeClasses);

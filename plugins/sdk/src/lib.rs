@@ -140,6 +140,27 @@ pub trait Mapper {
     }
 }
 
+/// Adds the test that maps every single-object case in the crate's `golden/`
+/// directory natively and compares it with the expected DTO ([`golden::check`]).
+///
+/// ```ignore
+/// periscope_plugin_sdk::golden_tests!(Pods);
+/// ```
+#[macro_export]
+macro_rules! golden_tests {
+    ($mapper:ident) => {
+        #[cfg(test)]
+        mod golden_tests {
+            #[test]
+            fn golden_cases_match() {
+                $crate::golden::check::<super::$mapper>(
+                    &::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+                );
+            }
+        }
+    };
+}
+
 /// Exports a [`Mapper`] as the component's `periscope:plugin/mapper` interface.
 ///
 /// ```ignore

@@ -145,12 +145,4 @@ impl Mapper for Services {
 
 export_mapper!(Services);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::Services>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(Services);

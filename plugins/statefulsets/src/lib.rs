@@ -88,12 +88,4 @@ impl Mapper for StatefulSets {
 
 export_mapper!(StatefulSets);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::StatefulSets>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(StatefulSets);

@@ -81,12 +81,4 @@ impl Mapper for StorageClasses {
 
 export_mapper!(StorageClasses);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn golden_cases_match() {
-        periscope_plugin_sdk::golden::check::<super::StorageClasses>(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
-        );
-    }
-}
+periscope_plugin_sdk::golden_tests!(StorageClasses);
