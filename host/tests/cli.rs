@@ -298,3 +298,37 @@ fn serve_with_a_malformed_limit_exits_64_before_loading_anything() {
         "{message}"
     );
 }
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    use std::net::TcpListener;
+    // Hold the port so start-up fails right after loading plugins: enough to log.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
+    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["serve", "--listen", &addr])
+        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+        .env("PERISCOPE_LOG_FORMAT", "json")
+        .env("PERISCOPE_LOG", "info")
+        .env_remove("PERISCOPE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    let logs: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let enabled = logs
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("watch streams enabled: pods=true"))
+        })
+        .unwrap_or_else(|| panic!("no start-up line in {text}"));
+    assert_eq!(enabled["level"], "INFO");
+    assert!(text.contains(&format!("error: cannot listen on {addr}")), "{text}");
+}
