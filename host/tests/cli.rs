@@ -332,3 +332,40 @@ fn json_log_format_writes_one_json_object_per_line() {
     assert_eq!(enabled["level"], "INFO");
     assert!(text.contains(&format!("error: cannot listen on {addr}")), "{text}");
 }
+
+#[test]
+fn periscope_sim_prints_its_url_and_serves_the_kubernetes_api() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_periscope"))
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--scenario", "empty"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(
+        first.trim(),
+        format!("simulated cluster listening on http://127.0.0.1:{port}")
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/namespaces HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\"kind\":\"NamespaceList\"") && response.contains("kube-system"),
+        "{response}"
+    );
+}
