@@ -12,13 +12,24 @@ fn periscope(args: &[&str]) -> Output {
     periscope_with_stdin(args, "")
 }
 
+/// The `periscope` binary with `args`, a component cache shared by these tests, and no
+/// configuration or plugin directory inherited from the environment.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_periscope"));
+    command
+        .args(args)
+        .env(
+            "PERISCOPE_PLUGINS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache"),
+        )
+        .env_remove("PERISCOPE_PLUGINS_DIR")
+        .env_remove("PERISCOPE_CONFIG");
+    command
+}
+
 fn periscope_with_stdin(args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(args)
-        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
-        .env_remove("PERISCOPE_PLUGINS_DIR")
+    let mut child = command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -197,11 +208,7 @@ fn serve_with_no_cluster_streams_the_demo_cluster() {
     use std::time::{Duration, Instant};
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
-        .env_remove("PERISCOPE_CONFIG")
+    let mut server = command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -259,12 +266,8 @@ fn serve_with_no_cluster_streams_the_demo_cluster() {
 
 #[test]
 fn serve_with_a_bad_kinds_expression_exits_64_naming_the_variable() {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+    let output = command(&["serve", "--listen", "127.0.0.1:0"])
         .env("PERISCOPE_WATCH_STREAMS", "pods,podz")
-        .env_remove("PERISCOPE_CONFIG")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
@@ -285,10 +288,8 @@ fn serve_with_a_bad_kinds_expression_exits_64_naming_the_variable() {
 
 #[test]
 fn serve_with_a_malformed_limit_exits_64_before_loading_anything() {
-    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["serve"])
+    let output = command(&["serve"])
         .env("PERISCOPE_WATCH_PER_USER_LIMIT", "sixty")
-        .env_remove("PERISCOPE_CONFIG")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
@@ -305,13 +306,9 @@ fn json_log_format_writes_one_json_object_per_line() {
     // Hold the port so start-up fails right after loading plugins: enough to log.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-component-cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["serve", "--listen", &addr])
-        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache)
+    let output = command(&["serve", "--listen", &addr])
         .env("PERISCOPE_LOG_FORMAT", "json")
         .env("PERISCOPE_LOG", "info")
-        .env_remove("PERISCOPE_CONFIG")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -339,8 +336,7 @@ fn periscope_sim_prints_its_url_and_serves_the_kubernetes_api() {
     use std::net::{TcpListener, TcpStream};
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_periscope"))
-        .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--scenario", "empty"])
+    let mut sim = command(&["sim", "--listen", &format!("127.0.0.1:{port}"), "--scenario", "empty"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -960,36 +960,31 @@ impl Demo {
                 revision,
             } => self.helm_settle(ns, release, chart, revision),
             Step::NodeDown => {
-                let now = meta::now_timestamp();
-                if let Some(n) = self.modify("nodes", "", "worker-3", |n| {
-                    n["status"]["conditions"] = node_conditions(false, &now)
-                }) {
-                    self.event(
-                        &n,
-                        "Normal",
-                        "NodeNotReady",
-                        "Node worker-3 status is now: NodeNotReady",
-                        "node-controller",
-                    );
-                }
+                self.set_node_ready(false);
                 let delay = self.w.rng.random_range(10..25);
                 self.at(delay, Step::NodeUp);
             }
             Step::NodeUp => {
-                let now = meta::now_timestamp();
-                if let Some(n) = self.modify("nodes", "", "worker-3", |n| {
-                    n["status"]["conditions"] = node_conditions(true, &now)
-                }) {
-                    self.event(
-                        &n,
-                        "Normal",
-                        "NodeReady",
-                        "Node worker-3 status is now: NodeReady",
-                        "kubelet",
-                    );
-                }
+                self.set_node_ready(true);
                 self.busy.insert("node", false);
             }
+        }
+    }
+
+    /// Flips worker-3's Ready condition and records the event a real cluster would.
+    fn set_node_ready(&mut self, ready: bool) {
+        let now = meta::now_timestamp();
+        let updated = self.modify("nodes", "", "worker-3", |n| {
+            n["status"]["conditions"] = node_conditions(ready, &now)
+        });
+        if let Some(n) = updated {
+            let (reason, source) = if ready {
+                ("NodeReady", "kubelet")
+            } else {
+                ("NodeNotReady", "node-controller")
+            };
+            let message = format!("Node worker-3 status is now: {reason}");
+            self.event(&n, "Normal", reason, &message, source);
         }
     }
 
