@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use jsonwebtoken::jwk::JwkSet;
@@ -48,11 +48,6 @@ impl Actor {
             admin: true,
             expires_at: None,
         }
-    }
-
-    /// True once the token's expiry (plus no leeway) has passed.
-    pub fn is_expired(&self) -> bool {
-        self.expires_at.is_some_and(|exp| unix_now() >= exp)
     }
 }
 
@@ -450,8 +445,4 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim:?}"),
         _ => error.to_string(),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

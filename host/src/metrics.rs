@@ -179,9 +179,10 @@ impl Metrics {
         self.streams_active.get_or_create(&Self::tk(transport, kind)).dec();
     }
 
-    /// A frame was written to a client.
-    pub fn event_delivered(&self, transport: &str, kind: &str) {
-        self.events_delivered.get_or_create(&Self::tk(transport, kind)).inc();
+    /// The delivered-frames counter of one transport and kind; a stream takes it once
+    /// and increments it per frame, so labels are not rebuilt on the hot path.
+    pub fn events_delivered(&self, transport: &str, kind: &str) -> Counter {
+        self.events_delivered.get_or_create(&Self::tk(transport, kind)).clone()
     }
 
     /// A stream was closed for falling behind.

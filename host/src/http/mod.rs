@@ -23,6 +23,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Actor, AuthError, Authenticator};
@@ -78,6 +79,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
+}
+
+/// `?namespace=` of watch and list requests; empty means all namespaces.
+#[derive(Debug, Deserialize)]
+struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+impl NamespaceQuery {
+    fn namespace(self) -> Option<String> {
+        self.namespace.filter(|ns| !ns.is_empty())
+    }
 }
 
 /// A JSON error: `{"error": "<stable code>", "message": "<short text>"}`.

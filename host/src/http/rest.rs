@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::sse::NamespaceQuery;
-use super::{ApiError, AppState, plain};
+use super::{ApiError, AppState, NamespaceQuery, plain};
 use crate::hub::{ListError, StreamKey, SubscribeError, write_json_array};
 
 /// `GET /api/features` (spec section 5).

@@ -11,32 +11,20 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, authenticate, plain};
+use super::{ApiError, AppState, NamespaceQuery, authenticate, plain};
 use crate::auth::{Actor, Authenticator};
 use crate::hub::{Frame, FrameKind, Initial, StreamKey, SubscribeError, Subscription};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
+use prometheus_client::metrics::counter::Counter;
 
 const PING: &[u8] = b": ping\n\n";
 const BACKPRESSURE: &[u8] = b"event: backpressure\ndata: {}\n\n";
 const SERVER_SHUTDOWN: &[u8] = b"event: server_shutdown\ndata: {}\n\n";
 const AUTH_EXPIRED: &[u8] = b"event: auth_expired\ndata: {}\n\n";
-
-/// `?namespace=` of watch and list requests; empty means all namespaces.
-#[derive(Debug, Deserialize)]
-pub(super) struct NamespaceQuery {
-    namespace: Option<String>,
-}
-
-impl NamespaceQuery {
-    pub(super) fn namespace(self) -> Option<String> {
-        self.namespace.filter(|ns| !ns.is_empty())
-    }
-}
 
 /// The SSE bytes of a frame: `event:`, `id:` (snapshots and deltas with a non-empty
 /// resourceVersion only) and one `data:` line. Cached in the frame, so every
@@ -165,8 +153,11 @@ struct Stream {
     actor: Actor,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
+    delivered: Counter,
     heartbeat: tokio::time::Interval,
     lifetime: Option<tokio::time::Instant>,
+    /// When the actor's token expires: the stream then ends with `auth_expired`.
+    expiry: Option<tokio::time::Instant>,
     shutdown: CancellationToken,
     span: tracing::Span,
     done: bool,
@@ -182,6 +173,8 @@ impl Stream {
         state: &AppState,
         span: tracing::Span,
     ) -> Stream {
+        let delivered = state.metrics.events_delivered(TRANSPORT, &admission.info.kind);
+        let expiry = actor.expires_at.map(expiry_instant);
         let mut stream = Stream {
             pending: VecDeque::new(),
             subscription,
@@ -189,6 +182,8 @@ impl Stream {
             actor,
             auth: state.auth.clone(),
             metrics: state.metrics.clone(),
+            delivered,
+            expiry,
             heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat),
             lifetime,
             shutdown: state.shutdown.clone(),
@@ -213,9 +208,9 @@ impl Stream {
         self.close_reason = reason;
     }
 
-    /// `auth_expired` is due: the token expired or its subject was revoked.
-    fn auth_ended(&self) -> bool {
-        self.actor.is_expired() || self.auth.is_revoked(&self.actor.subject)
+    /// The actor was revoked since the stream opened (expiry has its own timer).
+    fn revoked(&self) -> bool {
+        self.auth.is_revoked(&self.actor.subject)
     }
 
     /// The next bytes to write, or `None` at the end.
@@ -226,19 +221,13 @@ impl Stream {
         if self.done {
             return None;
         }
-        let expiry = self
-            .actor
-            .expires_at
-            .map(|exp| std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp))
-            .map(|at| at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
-            .map(|left| tokio::time::Instant::now() + left);
         let bytes = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => {
                 self.finish("shutdown");
                 Bytes::from_static(SERVER_SHUTDOWN)
             }
-            () = sleep_until(expiry) => {
+            () = sleep_until(self.expiry) => {
                 self.finish("auth_expired");
                 Bytes::from_static(AUTH_EXPIRED)
             }
@@ -247,7 +236,7 @@ impl Stream {
                 return None;
             }
             received = self.subscription.frames.recv() => match received {
-                _ if self.auth_ended() => {
+                _ if self.revoked() => {
                     self.finish("auth_expired");
                     Bytes::from_static(AUTH_EXPIRED)
                 }
@@ -270,7 +259,7 @@ impl Stream {
                 }
             },
             _ = self.heartbeat.tick() => {
-                if self.auth_ended() {
+                if self.revoked() {
                     self.finish("auth_expired");
                     Bytes::from_static(AUTH_EXPIRED)
                 } else {
@@ -279,7 +268,7 @@ impl Stream {
             }
         };
         self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
-        self.metrics.event_delivered(TRANSPORT, &self.admission.info.kind);
+        self.delivered.inc();
         Some(bytes)
     }
 }
@@ -291,6 +280,13 @@ impl Drop for Stream {
         self.span
             .in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
     }
+}
+
+/// The monotonic instant of a Unix expiry time (now, if it has passed).
+fn expiry_instant(exp: u64) -> tokio::time::Instant {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp);
+    let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    tokio::time::Instant::now() + left
 }
 
 /// Sleeps until `at`, or forever without one.
