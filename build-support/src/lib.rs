@@ -53,10 +53,11 @@ pub fn build_and_embed(workspace: &Path, guests: &[Guest], watch: &[PathBuf], co
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let target_dir = guest_target_dir(&out_dir);
     if !guests.is_empty() {
+        ensure_wasm_target(&target_dir);
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace)
-            .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
+            .args(["build", "--profile", "plugin", "--target", WASM_TARGET])
             .env("CARGO_TARGET_DIR", &target_dir)
             // Flags meant for the host build (coverage, sanitizers) must not reach the guests.
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -81,7 +82,8 @@ pub fn build_and_embed(workspace: &Path, guests: &[Guest], watch: &[PathBuf], co
     );
     for guest in guests {
         let artifact = target_dir
-            .join("wasm32-wasip2/plugin")
+            .join(WASM_TARGET)
+            .join("plugin")
             .join(format!("{}.wasm", guest.package.replace('-', "_")));
         assert!(
             artifact.is_file(),
@@ -99,6 +101,58 @@ pub fn build_and_embed(workspace: &Path, guests: &[Guest], watch: &[PathBuf], co
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join(out_file), code).unwrap_or_else(|e| panic!("cannot write {out_file} in OUT_DIR: {e}"));
+}
+
+/// The target the guests are built for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Installs the wasm target with rustup when the active toolchain lacks it.
+///
+/// rustup adds `rust-toolchain.toml`'s targets only when it installs the toolchain, not
+/// to one already present, so a fresh clone on a machine with Rust would otherwise stop
+/// here with "can't find crate for `std`". Build scripts of one build run in parallel
+/// (host and test fixtures), so the check-and-install holds a file lock.
+fn ensure_wasm_target(target_dir: &Path) {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let has_target = || {
+        let out = Command::new(&rustc)
+            .args(["--print", "target-libdir", "--target", WASM_TARGET])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run rustc to find the {WASM_TARGET} libraries: {e}"));
+        out.status.success() && Path::new(String::from_utf8_lossy(&out.stdout).trim()).is_dir()
+    };
+    if has_target() {
+        return;
+    }
+    std::fs::create_dir_all(target_dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", target_dir.display()));
+    let lock_path = target_dir.join("rustup-target.lock");
+    let lock =
+        std::fs::File::create(&lock_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    if has_target() {
+        return;
+    }
+    println!(
+        "cargo:warning=the toolchain lacks the {WASM_TARGET} target; installing it with `rustup target add {WASM_TARGET}`"
+    );
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", WASM_TARGET]);
+    // Inside cargo, rustup names the active toolchain; add the target to that one.
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        cmd.arg("--toolchain").arg(toolchain);
+    }
+    match cmd.status() {
+        Ok(status) if status.success() && has_target() => {}
+        Ok(status) => panic!(
+            "`rustup target add {WASM_TARGET}` failed ({status}); the plugins are built for that target. \
+             Run it yourself and look at its output"
+        ),
+        Err(e) => panic!(
+            "the toolchain lacks the {WASM_TARGET} target and rustup cannot be run ({e}); \
+             install the target for this toolchain (with rustup: `rustup target add {WASM_TARGET}`)"
+        ),
+    }
 }
 
 /// A target directory for guest builds that is shared by every profile of the outer

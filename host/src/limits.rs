@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -49,6 +49,24 @@ pub struct StreamInfo {
     pub events_sent: AtomicU64,
     /// Frames waiting for this stream in the hub's queue.
     pub queue_depth: AtomicUsize,
+    /// Objects its upstream left out because their plugin failed (set once the
+    /// stream has subscribed).
+    #[serde(serialize_with = "serialize_left_out")]
+    pub objects_left_out: OnceLock<Arc<AtomicU64>>,
+}
+
+impl StreamInfo {
+    /// Links the stream to its upstream's left-out counter.
+    pub fn set_left_out(&self, counter: Arc<AtomicU64>) {
+        let _ = self.objects_left_out.set(counter);
+    }
+}
+
+fn serialize_left_out<S: serde::Serializer>(
+    value: &OnceLock<Arc<AtomicU64>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(value.get().map_or(0, |c| c.load(Ordering::Relaxed)))
 }
 
 #[derive(Default)]
@@ -133,6 +151,7 @@ impl Streams {
             opened_at: now_rfc3339(),
             events_sent: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
+            objects_left_out: OnceLock::new(),
         });
         *inner.per_actor.entry(actor.subject.clone()).or_default() += 1;
         inner.active.insert(info.id, info.clone());

@@ -61,6 +61,15 @@ pub struct Metrics {
     plugin_calls: Family<Kind, Counter>,
     plugin_faults: Family<Kind, Counter>,
     plugin_latency: Family<Kind, Histogram>,
+    objects_left_out: Family<ClusterKind, Counter>,
+    mapping_failures: Family<ClusterKind, Counter>,
+    rbac_denied: Family<ClusterKind, Counter>,
+    upstreams_refused: Family<Scope, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Scope {
+    scope: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,6 +135,30 @@ impl Metrics {
             "Plugin call latency",
             plugin_latency.clone(),
         );
+        let objects_left_out = Family::<ClusterKind, Counter>::default();
+        registry.register(
+            "objects_left_out",
+            "Objects or changes left out because their plugin failed on them",
+            objects_left_out.clone(),
+        );
+        let mapping_failures = Family::<ClusterKind, Counter>::default();
+        registry.register(
+            "mapping_failures",
+            "Lists or changes whose mapping task panicked, was cancelled, or whose plugin failed on every object",
+            mapping_failures.clone(),
+        );
+        let rbac_denied = Family::<ClusterKind, Counter>::default();
+        registry.register(
+            "rbac_denied",
+            "Requests and streams refused or ended by Kubernetes RBAC",
+            rbac_denied.clone(),
+        );
+        let upstreams_refused = Family::<Scope, Counter>::default();
+        registry.register(
+            "upstreams_refused",
+            "New upstream watches refused at watch.upstreams_per_user or watch.upstreams_per_cluster",
+            upstreams_refused.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -145,6 +178,10 @@ impl Metrics {
             plugin_calls,
             plugin_faults,
             plugin_latency,
+            objects_left_out,
+            mapping_failures,
+            rbac_denied,
+            upstreams_refused,
         }
     }
 
@@ -209,6 +246,32 @@ impl Metrics {
     /// An upstream relisted after 410.
     pub fn relisted(&self, cluster: &str, kind: &str) {
         self.relists.get_or_create(&Self::ck(cluster, kind)).inc();
+    }
+
+    /// `count` objects or changes were left out because their plugin failed on them.
+    pub fn objects_left_out(&self, cluster: &str, kind: &str, count: u64) {
+        self.objects_left_out
+            .get_or_create(&Self::ck(cluster, kind))
+            .inc_by(count);
+    }
+
+    /// A mapping task failed as a whole (published as `error`, never as data).
+    pub fn mapping_failed(&self, cluster: &str, kind: &str) {
+        self.mapping_failures.get_or_create(&Self::ck(cluster, kind)).inc();
+    }
+
+    /// RBAC refused a request or ended a stream.
+    pub fn rbac_denied(&self, cluster: &str, kind: &str) {
+        self.rbac_denied.get_or_create(&Self::ck(cluster, kind)).inc();
+    }
+
+    /// A new upstream was refused at a cap (`user` or `cluster`).
+    pub fn upstream_refused(&self, scope: &str) {
+        self.upstreams_refused
+            .get_or_create(&Scope {
+                scope: scope.to_string(),
+            })
+            .inc();
     }
 
     /// A plugin call finished (the runtime's call observer).

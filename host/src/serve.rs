@@ -9,9 +9,10 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::rbac::Authorizer;
 use crate::auth::{self, Authenticator};
 use crate::cluster::{Cluster, Clusters};
-use crate::config::{ClusterSource, Config, Origin};
+use crate::config::{ClusterSource, Config, Origin, RbacMode};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubOptions};
 use crate::kinds::{self, ExprError, Registry};
@@ -119,6 +120,12 @@ impl App {
             );
         }
         auth.watch_revocations();
+        let rbac = !auth.is_disabled() && config.auth.rbac == RbacMode::SubjectAccessReview;
+        if !auth.is_disabled() && !rbac {
+            tracing::warn!(
+                "auth.rbac = \"off\": every authenticated user sees everything the service account can read"
+            );
+        }
         let observer = metrics.clone();
         let runtime_options = RuntimeOptions {
             call_observer: Some(CallObserver(Arc::new(move |kind, elapsed, fault| {
@@ -160,6 +167,8 @@ impl App {
                 linger: config.watch.linger,
                 queue: config.watch.queue,
                 ring: config.watch.ring,
+                upstreams_per_user: config.watch.upstreams_per_user,
+                upstreams_per_cluster: config.watch.upstreams_per_cluster,
             },
             metrics.clone(),
         );
@@ -175,6 +184,8 @@ impl App {
             heartbeat: config.watch.heartbeat,
             list_timeout: Duration::from_secs(30),
             max_stream_duration: config.watch.max_stream_duration,
+            authorizer: Authorizer::new(rbac, config.auth.rbac_ttl),
+            protect_metrics: config.auth.protect_metrics && !auth.is_disabled(),
             auth,
             streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
             metrics,

@@ -17,11 +17,11 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn claims(sub: &str) -> Value {
+pub(crate) fn claims(sub: &str) -> Value {
     json!({ "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 3600, "groups": ["dev"] })
 }
 
-fn hs256(claims: &Value) -> String {
+pub(crate) fn hs256(claims: &Value) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -44,8 +44,17 @@ fn rs256(claims: &Value) -> String {
     rs256_with(claims, "rsa.pem")
 }
 
-/// A served periscope with JWT auth (HS256 and RS256), admins in group `admins`.
-async fn serve_jwt(extra: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
+/// A served periscope with JWT auth (HS256 and RS256), admins in group `admins`, and
+/// Kubernetes RBAC off (these tests are about authentication; `security` tests RBAC).
+pub(crate) async fn serve_jwt(extra: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
+    serve_jwt_scenario(periscope_sim::Scenario::Empty, extra).await
+}
+
+/// [`serve_jwt`] on a sim scenario; `extra` settings win over the defaults.
+pub(crate) async fn serve_jwt_scenario(
+    scenario: periscope_sim::Scenario,
+    extra: &[(&str, &str)],
+) -> (Served, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
@@ -62,10 +71,12 @@ async fn serve_jwt(extra: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
         ("PERISCOPE_AUTH_ADMIN_GROUP", "admins".to_string()),
         ("PERISCOPE_AUTH_LEEWAY", "5s".to_string()),
         ("PERISCOPE_AUTH_REVOCATION_FILE", revocations.display().to_string()),
+        ("PERISCOPE_AUTH_RBAC", "off".to_string()),
     ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    (serve(&env).await, dir)
+    (periscope_tests::served::serve_scenario(scenario, &env).await, dir)
 }
 
 async fn status_and_body(served: &Served, token: Option<&str>) -> (u16, String) {
@@ -435,6 +446,7 @@ async fn es256_keys_and_a_jwks_file_verify_tokens() {
         ("PERISCOPE_AUTH_JWKS_FILE", jwks.to_str().unwrap()),
         ("PERISCOPE_AUTH_ISSUER", ISSUER),
         ("PERISCOPE_AUTH_AUDIENCE", AUDIENCE),
+        ("PERISCOPE_AUTH_RBAC", "off"),
     ])
     .await;
     let ec_pem = std::fs::read(keys().join("ec.pem")).unwrap();

@@ -12,5 +12,8 @@ mod golden;
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.
 mod registry;
+/// Authentication on every route, Kubernetes RBAC per subscriber, bounded upstreams
+/// and the bad-input matrix.
+mod security;
 /// SSE streams and polling over real HTTP against the sim.
 mod sse;

@@ -30,6 +30,10 @@ pub const ENV_WATCH_QUEUE: &str = "PERISCOPE_WATCH_QUEUE";
 pub const ENV_WATCH_RING: &str = "PERISCOPE_WATCH_RING";
 /// `[watch] max_stream_duration`.
 pub const ENV_WATCH_MAX_STREAM_DURATION: &str = "PERISCOPE_WATCH_MAX_STREAM_DURATION";
+/// `[watch] upstreams_per_user`.
+pub const ENV_WATCH_UPSTREAMS_PER_USER: &str = "PERISCOPE_WATCH_UPSTREAMS_PER_USER";
+/// `[watch] upstreams_per_cluster`.
+pub const ENV_WATCH_UPSTREAMS_PER_CLUSTER: &str = "PERISCOPE_WATCH_UPSTREAMS_PER_CLUSTER";
 /// `[plugins] dir`.
 pub const ENV_PLUGINS_DIR: &str = "PERISCOPE_PLUGINS_DIR";
 /// `[plugins] cache_dir`.
@@ -69,6 +73,15 @@ pub const ENV_AUTH_ADMIN_GROUP: &str = "PERISCOPE_AUTH_ADMIN_GROUP";
 /// `[auth] revocation_file`.
 pub const ENV_AUTH_REVOCATION_FILE: &str = "PERISCOPE_AUTH_REVOCATION_FILE";
 
+/// `[auth] username_claim`.
+pub const ENV_AUTH_USERNAME_CLAIM: &str = "PERISCOPE_AUTH_USERNAME_CLAIM";
+/// `[auth] rbac`.
+pub const ENV_AUTH_RBAC: &str = "PERISCOPE_AUTH_RBAC";
+/// `[auth] rbac_ttl`.
+pub const ENV_AUTH_RBAC_TTL: &str = "PERISCOPE_AUTH_RBAC_TTL";
+/// `[auth] protect_metrics`.
+pub const ENV_AUTH_PROTECT_METRICS: &str = "PERISCOPE_AUTH_PROTECT_METRICS";
+
 /// Every variable periscope's configuration reads, [`ENV_CONFIG`] included.
 pub const ALL: &[&str] = &[
     ENV_CONFIG,
@@ -81,6 +94,8 @@ pub const ALL: &[&str] = &[
     ENV_WATCH_QUEUE,
     ENV_WATCH_RING,
     ENV_WATCH_MAX_STREAM_DURATION,
+    ENV_WATCH_UPSTREAMS_PER_USER,
+    ENV_WATCH_UPSTREAMS_PER_CLUSTER,
     ENV_PLUGINS_DIR,
     ENV_PLUGINS_CACHE_DIR,
     ENV_PLUGINS_CALL_DEADLINE,
@@ -100,6 +115,10 @@ pub const ALL: &[&str] = &[
     ENV_AUTH_GROUPS_CLAIM,
     ENV_AUTH_ADMIN_GROUP,
     ENV_AUTH_REVOCATION_FILE,
+    ENV_AUTH_USERNAME_CLAIM,
+    ENV_AUTH_RBAC,
+    ENV_AUTH_RBAC_TTL,
+    ENV_AUTH_PROTECT_METRICS,
 ];
 
 /// `PERISCOPE_*` variables read by tests and scripts, not by the service. A developer's

@@ -49,11 +49,13 @@ use std::time::Duration;
 
 pub use env::{
     ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE, ENV_AUTH_GROUPS_CLAIM,
-    ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PUBLIC_KEY_FILES,
-    ENV_AUTH_QUERY_TOKEN, ENV_AUTH_REVOCATION_FILE, ENV_AUTH_SECRET_FILE, ENV_CONFIG, ENV_LISTEN, ENV_LOG,
-    ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB,
-    ENV_SHUTDOWN_GRACE, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT,
-    ENV_WATCH_QUEUE, ENV_WATCH_RING, ENV_WATCH_STREAMS, EnvSource, ProcessEnv, env_vars, unknown_env_warnings,
+    ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PROTECT_METRICS,
+    ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL, ENV_AUTH_REVOCATION_FILE,
+    ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT,
+    ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE,
+    ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE,
+    ENV_WATCH_RING, ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, EnvSource,
+    ProcessEnv, env_vars, unknown_env_warnings,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
@@ -162,6 +164,11 @@ pub struct WatchConfig {
     /// Streams are closed after this long, so clients reconnect and spread load
     /// (default 5m); [`Duration::ZERO`] disables the limit.
     pub max_stream_duration: Duration,
+    /// Upstream watches one user's requests may have started and that still run;
+    /// 0 = unlimited (default 16).
+    pub upstreams_per_user: u32,
+    /// Upstream watches per cluster; 0 = unlimited (default 256).
+    pub upstreams_per_cluster: u32,
 }
 
 /// `[plugins]`: kind plugins.
@@ -232,6 +239,26 @@ pub struct AuthConfig {
     pub admin_group: Option<String>,
     /// One revoked subject per line; the auth module re-reads it when it changes.
     pub revocation_file: Option<PathBuf>,
+    /// The claim that names the Kubernetes user (default `sub`).
+    pub username_claim: String,
+    /// How each user's Kubernetes RBAC is applied in `jwt` mode (default
+    /// [`RbacMode::SubjectAccessReview`]).
+    pub rbac: RbacMode,
+    /// How long an RBAC decision is cached and how often open streams re-check it
+    /// (default 30s).
+    pub rbac_ttl: Duration,
+    /// Whether `/metrics` needs a token in `jwt` mode (default false).
+    pub protect_metrics: bool,
+}
+
+/// How the host applies users' Kubernetes RBAC to what the shared watches hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RbacMode {
+    /// Ask the cluster with a `SubjectAccessReview` per user, verb, resource and
+    /// namespace (`subjectaccessreview`).
+    SubjectAccessReview,
+    /// Every authenticated user sees everything the host's service account sees (`off`).
+    Off,
 }
 
 /// How requests are authenticated.

@@ -66,6 +66,8 @@ pub(super) struct RawWatch {
     pub queue: Option<Value>,
     pub ring: Option<Value>,
     pub max_stream_duration: Option<Value>,
+    pub upstreams_per_user: Option<Value>,
+    pub upstreams_per_cluster: Option<Value>,
 }
 
 impl RawWatch {
@@ -77,6 +79,8 @@ impl RawWatch {
         "queue",
         "ring",
         "max_stream_duration",
+        "upstreams_per_user",
+        "upstreams_per_cluster",
     ];
 }
 
@@ -123,6 +127,10 @@ pub(super) struct RawAuth {
     pub groups_claim: Option<Value>,
     pub admin_group: Option<Value>,
     pub revocation_file: Option<Value>,
+    pub username_claim: Option<Value>,
+    pub rbac: Option<Value>,
+    pub rbac_ttl: Option<Value>,
+    pub protect_metrics: Option<Value>,
 }
 
 impl RawAuth {
@@ -140,6 +148,10 @@ impl RawAuth {
         "groups_claim",
         "admin_group",
         "revocation_file",
+        "username_claim",
+        "rbac",
+        "rbac_ttl",
+        "protect_metrics",
     ];
 }
 

@@ -67,6 +67,8 @@ fn defaults_apply_without_file_or_env() {
                 queue: 256,
                 ring: 1024,
                 max_stream_duration: Duration::from_secs(300),
+                upstreams_per_user: 16,
+                upstreams_per_cluster: 256,
             },
             plugins: PluginsConfig {
                 dir: None,
@@ -92,6 +94,10 @@ fn defaults_apply_without_file_or_env() {
                 groups_claim: "groups".to_string(),
                 admin_group: None,
                 revocation_file: None,
+                username_claim: "sub".to_string(),
+                rbac: RbacMode::SubjectAccessReview,
+                rbac_ttl: Duration::from_secs(30),
+                protect_metrics: false,
             },
             shutdown_grace: Duration::from_secs(10),
         }
@@ -195,6 +201,8 @@ fn a_full_file_sets_every_key() {
             queue: 512,
             ring: 2048,
             max_stream_duration: Duration::ZERO,
+            upstreams_per_user: 16,
+            upstreams_per_cluster: 256,
         }
     );
     assert_eq!(
@@ -577,7 +585,7 @@ fn unknown_keys_are_problems_with_suggestions() {
         line,
         format!(
             "watch.stream = \"pods\" (from {path}): unknown key; did you mean streams? ([watch] accepts streams, \
-             per_user_limit, linger, heartbeat, queue, ring, max_stream_duration)"
+             per_user_limit, linger, heartbeat, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster)"
         )
     );
     let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nsim = \"demo\"\nkube_config = \"/k\"\n");
@@ -670,7 +678,7 @@ fn every_problem_is_reported_at_once() {
         error.to_string(),
         format!(
             "invalid configuration (9 problems)
-  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, queue, ring, max_stream_duration
+  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster
   - server.listen = \"nope\" (from PERISCOPE_LISTEN): must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" (host names are not resolved)
   - clusters[0] = \"a\" (from {path}): has no source; set one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
   - clusters[1] = \"a\" (from {path}): sets more than one source (server, sim); keep exactly one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
@@ -760,6 +768,8 @@ fn the_docs_list_every_variable_and_key() {
         "[watch] queue",
         "[watch] ring",
         "[watch] max_stream_duration",
+        "[watch] upstreams_per_user",
+        "[watch] upstreams_per_cluster",
         "[plugins] dir",
         "[plugins] cache_dir",
         "[plugins] call_deadline",
@@ -779,6 +789,10 @@ fn the_docs_list_every_variable_and_key() {
         "[auth] groups_claim",
         "[auth] admin_group",
         "[auth] revocation_file",
+        "[auth] username_claim",
+        "[auth] rbac",
+        "[auth] rbac_ttl",
+        "[auth] protect_metrics",
     ] {
         assert!(
             DOCS.contains(&format!("`{key}`")),
@@ -813,6 +827,10 @@ query_token = true
 groups_claim = "roles"
 admin_group = "periscope-admins"
 revocation_file = "/var/lib/periscope/revoked"
+username_claim = "email"
+rbac = "off"
+rbac_ttl = "10s"
+protect_metrics = true
 "#;
 
 #[test]
@@ -834,6 +852,10 @@ fn a_full_auth_section_sets_every_key() {
             groups_claim: "roles".to_string(),
             admin_group: Some("periscope-admins".to_string()),
             revocation_file: Some("/var/lib/periscope/revoked".into()),
+            username_claim: "email".to_string(),
+            rbac: RbacMode::Off,
+            rbac_ttl: Duration::from_secs(10),
+            protect_metrics: true,
         }
     );
 }
@@ -856,6 +878,10 @@ fn env_overrides_the_auth_section() {
             (ENV_AUTH_GROUPS_CLAIM, "teams"),
             (ENV_AUTH_ADMIN_GROUP, "ops"),
             (ENV_AUTH_REVOCATION_FILE, "/env/revoked"),
+            (ENV_AUTH_USERNAME_CLAIM, "preferred_username"),
+            (ENV_AUTH_RBAC, "subjectaccessreview"),
+            (ENV_AUTH_RBAC_TTL, "5s"),
+            (ENV_AUTH_PROTECT_METRICS, "false"),
         ],
     );
     assert_eq!(
@@ -874,6 +900,10 @@ fn env_overrides_the_auth_section() {
             groups_claim: "teams".to_string(),
             admin_group: Some("ops".to_string()),
             revocation_file: Some("/env/revoked".into()),
+            username_claim: "preferred_username".to_string(),
+            rbac: RbacMode::SubjectAccessReview,
+            rbac_ttl: Duration::from_secs(5),
+            protect_metrics: false,
         }
     );
     let config = load_env(&[

@@ -16,7 +16,7 @@ use super::env::*;
 use super::raw::{RawAuth, RawCluster, RawConfig, closest, render};
 use super::{
     AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, JWT_ALGORITHMS, LogConfig, LogFormat,
-    Origin, PluginsConfig, Problem, SIM_SCENARIOS, Sourced, WatchConfig,
+    Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 const MIB: u64 = 1 << 20;
@@ -122,6 +122,24 @@ pub(super) fn validate(
                 ENV_WATCH_MAX_STREAM_DURATION,
                 Duration::from_secs(5 * 60),
                 duration,
+            )
+            .value,
+        upstreams_per_user: layers
+            .setting(
+                "watch.upstreams_per_user",
+                watch.upstreams_per_user,
+                ENV_WATCH_UPSTREAMS_PER_USER,
+                16,
+                |v| cap(v, "upstream watches one user may start (default 16)"),
+            )
+            .value,
+        upstreams_per_cluster: layers
+            .setting(
+                "watch.upstreams_per_cluster",
+                watch.upstreams_per_cluster,
+                ENV_WATCH_UPSTREAMS_PER_CLUSTER,
+                256,
+                |v| cap(v, "upstream watches per cluster (default 256)"),
             )
             .value,
     };
@@ -363,6 +381,42 @@ impl Layers<'_> {
                 ENV_AUTH_REVOCATION_FILE,
                 path,
             ),
+            username_claim: self
+                .setting(
+                    "auth.username_claim",
+                    raw.username_claim,
+                    ENV_AUTH_USERNAME_CLAIM,
+                    "sub".to_string(),
+                    non_empty,
+                )
+                .value,
+            rbac: self
+                .setting(
+                    "auth.rbac",
+                    raw.rbac,
+                    ENV_AUTH_RBAC,
+                    RbacMode::SubjectAccessReview,
+                    rbac_mode,
+                )
+                .value,
+            rbac_ttl: self
+                .setting(
+                    "auth.rbac_ttl",
+                    raw.rbac_ttl,
+                    ENV_AUTH_RBAC_TTL,
+                    Duration::from_secs(30),
+                    |v| nonzero_duration(v, "RBAC decisions are cached this long (default 30s)"),
+                )
+                .value,
+            protect_metrics: self
+                .setting(
+                    "auth.protect_metrics",
+                    raw.protect_metrics,
+                    ENV_AUTH_PROTECT_METRICS,
+                    false,
+                    |v| flag(v, "whether /metrics needs a token in jwt mode; default false"),
+                )
+                .value,
         };
         // With mode = "none" the key settings are ignored, so they cannot be wrong.
         if config.mode != AuthMode::Jwt {
@@ -708,6 +762,25 @@ fn auth_mode(value: &Value) -> Result<AuthMode, String> {
         "jwt" => Ok(AuthMode::Jwt),
         _ => Err("must be \"none\" (no authentication) or \"jwt\" (JSON Web Tokens)".to_string()),
     }
+}
+
+fn rbac_mode(value: &Value) -> Result<RbacMode, String> {
+    match string(value)?.as_str() {
+        "subjectaccessreview" => Ok(RbacMode::SubjectAccessReview),
+        "off" => Ok(RbacMode::Off),
+        _ => Err(
+            "must be \"subjectaccessreview\" (apply each user's Kubernetes RBAC) or \"off\" (every user sees what \
+             the service account sees)"
+                .to_string(),
+        ),
+    }
+}
+
+/// A cap: a whole number >= 0 that fits a `u32`, where 0 disables it.
+fn cap(value: &Value, what: &str) -> Result<u32, String> {
+    let rule = format!("must be a whole number >= 0 ({what}; 0 disables the cap)");
+    let n = whole(value, 0, u64::from(u32::MAX), &rule)?;
+    u32::try_from(n).map_err(|_| rule)
 }
 
 /// A list: a TOML array of strings, or a comma-separated string (what a variable

@@ -3,19 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, authenticate};
+use super::{ApiError, AppState, Authenticated};
+use crate::auth::Actor;
 
 /// `GET /debug/streams`: a JSON array of active streams. Admins see every stream,
 /// other users only their own; unauthenticated requests get 401.
-pub(super) async fn streams(State(state): State<AppState>, parts: Parts) -> Response {
-    let actor = match authenticate(&state, &parts) {
-        Ok(actor) => actor,
-        Err(error) => return error.into_response(),
-    };
+pub(super) async fn streams(State(state): State<AppState>, Authenticated(actor): Authenticated) -> Response {
     let streams = state.streams.visible_to(&actor);
     Json(
         streams
@@ -39,8 +35,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/admin/revocations`: revoked subjects (admins only).
-pub(super) async fn revocations(State(state): State<AppState>, parts: Parts) -> Response {
-    match admin(&state, &parts) {
+pub(super) async fn revocations(State(state): State<AppState>, Authenticated(actor): Authenticated) -> Response {
+    match admin(&actor) {
         Ok(()) => Json(serde_json::json!({ "revoked": state.auth.revoked() })).into_response(),
         Err(error) => error.into_response(),
     }
@@ -54,8 +50,12 @@ pub(super) struct Revoke {
 
 /// `POST /api/admin/revocations` `{"subject": "…"}`: revokes a subject until restart;
 /// its open streams end with `auth_expired` at their next frame or heartbeat.
-pub(super) async fn revoke(State(state): State<AppState>, parts: Parts, body: axum::body::Bytes) -> Response {
-    if let Err(error) = admin(&state, &parts) {
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(error) = admin(&actor) {
         return error.into_response();
     }
     let Ok(Revoke { subject }) = serde_json::from_slice::<Revoke>(&body) else {
@@ -73,8 +73,7 @@ pub(super) async fn revoke(State(state): State<AppState>, parts: Parts, body: ax
     (StatusCode::OK, Json(serde_json::json!({ "revoked": subject }))).into_response()
 }
 
-fn admin(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
-    let actor = authenticate(state, parts)?;
+fn admin(actor: &Actor) -> Result<(), ApiError> {
     if actor.admin {
         Ok(())
     } else {

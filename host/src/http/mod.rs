@@ -1,6 +1,12 @@
 //! The HTTP API: Periscope's routes (`spec/dtos.md`), health checks, and the JSON error
 //! body every other failure gets.
 //!
+//! Every route that returns cluster data or identity sits behind one authentication
+//! layer applied by the router ([`require_actor`]), so a new route cannot forget it; only
+//! health checks (and `/metrics` unless `auth.protect_metrics`) are public. Path and
+//! query parameters are validated before anything reaches a hub or an apiserver
+//! ([`Scope`]), and every refusal is a JSON body with a stable code.
+//!
 //! | route | what |
 //! |---|---|
 //! | `GET /api/features` | build info and the enabled watch streams |
@@ -20,17 +26,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::rbac::{Access, Authorizer, Resource};
 use crate::auth::{Actor, AuthError, Authenticator};
+use crate::cluster::Cluster;
 use crate::hub::Hub;
+use crate::hub::SubscribeError;
 use crate::kinds::Enabled;
 use crate::limits::Streams;
 use crate::metrics::Metrics;
+use crate::plugin::KindInfo;
 
 pub use sse::encode as encode_sse;
 
@@ -49,6 +61,10 @@ pub struct AppState {
     pub max_stream_duration: Duration,
     /// Token verification and revocations.
     pub auth: Arc<Authenticator>,
+    /// Each user's Kubernetes RBAC on what the shared watches hold.
+    pub authorizer: Arc<Authorizer>,
+    /// Whether `/metrics` needs a token (in `jwt` mode).
+    pub protect_metrics: bool,
     /// Per-actor caps and the active-stream registry.
     pub streams: Arc<Streams>,
     /// Prometheus metrics.
@@ -67,29 +83,177 @@ impl std::fmt::Debug for AppState {
 
 /// The router, without a listener, so tests can serve it on port 0.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut protected = Router::new()
         .route("/api/features", get(rest::features))
         .route("/api/clusters", get(rest::clusters))
         .route("/api/clusters/{cluster}/{kind}", get(rest::list))
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
-        .route("/healthz", get(rest::healthz))
-        .route("/readyz", get(rest::readyz))
         .route("/debug/streams", get(debug::streams))
-        .route("/metrics", get(debug::metrics))
-        .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke))
+        .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke));
+    let mut public = Router::new()
+        .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz));
+    if state.protect_metrics {
+        protected = protected.route("/metrics", get(debug::metrics));
+    } else {
+        public = public.route("/metrics", get(debug::metrics));
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_actor));
+    public
+        .merge(protected)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
 
-/// `?namespace=` of watch and list requests; empty means all namespaces.
-#[derive(Debug, Deserialize)]
-struct NamespaceQuery {
+/// The authentication layer of every protected route: the request's [`Actor`] goes
+/// into its extensions, or the request ends with 401 JSON.
+async fn require_actor(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match authenticate(&state, &parts) {
+        Ok(actor) => {
+            parts.extensions.insert(actor);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The actor [`require_actor`] put in the request.
+#[derive(Debug, Clone)]
+struct Authenticated(Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .map(Authenticated)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no actor for this route"))
+    }
+}
+
+/// The scope of a list or watch request: `{cluster}/{kind}` and a validated
+/// `?namespace=` (empty means all namespaces). Malformed input is 400 JSON naming the
+/// parameter; nothing reaches an apiserver URL unchecked (cluster and kind are looked
+/// up, a namespace must be a DNS-1123 label).
+#[derive(Debug)]
+struct Scope {
+    cluster: String,
+    kind: String,
     namespace: Option<String>,
 }
 
-impl NamespaceQuery {
-    fn namespace(self) -> Option<String> {
-        self.namespace.filter(|ns| !ns.is_empty())
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((cluster, kind)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", rejection.body_text()))?;
+        Ok(Scope {
+            cluster,
+            kind,
+            namespace: namespace_param(parts.uri.query())?,
+        })
+    }
+}
+
+/// The `namespace` query parameter, validated; other parameters are ignored.
+fn namespace_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|_| bad("the query string is not valid form encoding".to_string()))?;
+    let mut namespaces = pairs.into_iter().filter(|(key, _)| key == "namespace").map(|(_, v)| v);
+    let namespace = namespaces.next();
+    if namespaces.next().is_some() {
+        return Err(bad("namespace: give it at most once".to_string()));
+    }
+    match namespace.filter(|ns| !ns.is_empty()) {
+        None => Ok(None),
+        Some(ns) => dns_label(&ns)
+            .map(|()| Some(ns))
+            .map_err(|why| bad(format!("namespace: {why}"))),
+    }
+}
+
+/// Checks a Kubernetes namespace or name segment: a DNS-1123 label (lowercase
+/// letters, digits and `-`, starting and ending with a letter or digit, at most 63).
+pub fn dns_label(value: &str) -> Result<(), String> {
+    if value.len() > 63 {
+        return Err(format!("must be at most 63 characters, not {}", value.len()));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    let edges_ok =
+        value.starts_with(|c: char| c.is_ascii_alphanumeric()) && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if value.chars().all(allowed) && edges_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)",
+            value.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// What `actor` may see of `info`'s kind in `namespace`, needing every one of `verbs`;
+/// a refusal is 403 JSON, a review the cluster cannot answer 503 JSON.
+async fn authorize(
+    state: &AppState,
+    cluster: &Cluster,
+    actor: &Actor,
+    info: &KindInfo,
+    namespace: Option<&str>,
+    verbs: &[&'static str],
+) -> Result<Access, ApiError> {
+    let resource = Resource {
+        group: &info.api_group,
+        plural: &info.plural,
+        namespaced: info.namespaced,
+    };
+    match state
+        .authorizer
+        .access(cluster, actor, resource, namespace, verbs)
+        .await
+    {
+        Ok(Access::Denied) => {
+            state.metrics.rbac_denied(&cluster.name, &info.token);
+            let place = match namespace.filter(|_| info.namespaced) {
+                Some(ns) => format!("in namespace {ns:?}"),
+                None if info.namespaced => "in any namespace".to_string(),
+                None => "(cluster-scoped)".to_string(),
+            };
+            tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "user {:?} may not {} {} {place} on cluster {:?}",
+                    actor.username,
+                    verbs.join(" and "),
+                    info.plural,
+                    cluster.name
+                ),
+            ))
+        }
+        Ok(access) => Ok(access),
+        Err(error) => {
+            tracing::warn!(%error, "access review failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "access_review_failed",
+                error.to_string(),
+            ))
+        }
     }
 }
 
@@ -116,6 +280,30 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The response to a refused subscription: the spec's plain `cluster not found`, or
+/// JSON (429 with `Retry-After` at the per-user upstream cap, 503 at the cluster's).
+fn subscribe_error(error: SubscribeError) -> Response {
+    match error {
+        SubscribeError::UnknownCluster => plain(StatusCode::NOT_FOUND, "cluster not found"),
+        SubscribeError::UnknownKind(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
+        }
+        SubscribeError::UpstreamLimit { scope, .. } => {
+            let status = if scope == "user" {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let mut response = ApiError::new(status, "upstream_limit", error.to_string()).into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            response
+        }
     }
 }
 

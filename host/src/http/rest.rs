@@ -1,13 +1,14 @@
 //! Polling lists, discovery and health.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, NamespaceQuery, plain};
-use crate::hub::{ListError, StreamKey, SubscribeError, write_json_array};
+use super::{ApiError, AppState, Authenticated, Scope, authorize, plain, subscribe_error};
+use crate::auth::rbac::Access;
+use crate::hub::{ListError, StreamKey, write_json_array};
 
 /// `GET /api/features` (spec section 5).
 pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -39,22 +40,33 @@ pub(super) async fn clusters(State(state): State<AppState>) -> Json<serde_json::
 }
 
 /// `GET /api/clusters/{cluster}/{kind}[?namespace=]`: `{"<listKey>":[…]}` and a
-/// trailing newline, from the hub's store when the upstream is warm.
-pub(super) async fn list(
-    State(state): State<AppState>,
-    Path((cluster, kind)): Path<(String, String)>,
-    Query(query): Query<NamespaceQuery>,
-) -> Response {
-    let Some(plugin) = state.hub.registry().get(&kind) else {
+/// trailing newline, from the hub's store when the upstream is warm. The user must be
+/// allowed to `list` the kind there; a cluster-wide poll by a user allowed only some
+/// namespaces lists only those.
+pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Authenticated, scope: Scope) -> Response {
+    let Some(plugin) = state.hub.registry().get(&scope.kind) else {
+        let kind = &scope.kind;
         return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", format!("unknown kind {kind:?}")).into_response();
     };
-    let list_key = plugin.info().list_key.clone();
-    let key = StreamKey {
-        cluster,
-        kind,
-        namespace: query.namespace(),
+    let Some(cluster) = state.hub.clusters().get(&scope.cluster) else {
+        return plain(StatusCode::NOT_FOUND, "cluster not found");
     };
-    match state.hub.list(key, state.list_timeout).await {
+    let info = plugin.info();
+    let access = match authorize(&state, cluster, &actor, info, scope.namespace.as_deref(), &["list"]).await {
+        Ok(access) => access,
+        Err(error) => return error.into_response(),
+    };
+    let list_key = info.list_key.clone();
+    let key = StreamKey {
+        cluster: scope.cluster,
+        kind: scope.kind,
+        namespace: scope.namespace,
+    };
+    let only = match &access {
+        Access::Namespaces(set) => Some(set.as_ref()),
+        Access::All | Access::Denied => None,
+    };
+    match state.hub.list(key, state.list_timeout, only, &actor.subject).await {
         Ok(items) => {
             let key = serde_json::to_string(&list_key).expect("strings serialize");
             let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + key.len() + 8);
@@ -65,10 +77,7 @@ pub(super) async fn list(
             body.extend_from_slice(b"}\n");
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Err(ListError::Subscribe(SubscribeError::UnknownCluster)) => plain(StatusCode::NOT_FOUND, "cluster not found"),
-        Err(ListError::Subscribe(error @ SubscribeError::UnknownKind(_))) => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
-        }
+        Err(ListError::Subscribe(error)) => subscribe_error(error),
         Err(ListError::Upstream { message, status }) => {
             tracing::warn!(%message, status, "polling list failed");
             plain(

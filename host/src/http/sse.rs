@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +14,14 @@ use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, NamespaceQuery, authenticate, plain};
+use super::{ApiError, AppState, Authenticated, Scope, authorize, plain, subscribe_error};
+use crate::auth::rbac::{Access, Authorizer};
 use crate::auth::{Actor, Authenticator};
-use crate::hub::{Frame, FrameKind, Initial, StreamKey, SubscribeError, Subscription};
+use crate::cluster::Cluster;
+use crate::hub::{Frame, FrameKind, Initial, StreamKey, Subscription};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
+use crate::plugin::Plugin;
 use prometheus_client::metrics::counter::Counter;
 
 const PING: &[u8] = b": ping\n\n";
@@ -51,35 +54,68 @@ pub fn encode(frame: &Frame) -> Bytes {
         .clone()
 }
 
+/// Longest `Last-Event-ID` accepted; ids are resourceVersions, far shorter.
+const MAX_LAST_EVENT_ID: usize = 256;
+
 /// `GET /api/clusters/{cluster}/{kind}/watch`: a disabled kind has no route (404);
-/// then authentication (401), the cluster (404 `cluster not found`) and the actor's cap
-/// (429 `too many concurrent watch streams for this user`) are checked before the
-/// stream opens.
+/// then the cluster (404 `cluster not found`), the user's RBAC (403 JSON), the actor's
+/// cap (429 `too many concurrent watch streams for this user`) and the upstream caps
+/// (429/503 JSON) are checked before the stream opens. Authentication (401) comes
+/// first, in the router's layer.
 pub(super) async fn watch(
     State(state): State<AppState>,
-    Path((cluster, kind)): Path<(String, String)>,
-    Query(query): Query<NamespaceQuery>,
+    Authenticated(actor): Authenticated,
+    scope: Scope,
     parts: Parts,
 ) -> Response {
-    if !state.enabled.contains(&kind) {
+    if !state.enabled.contains(&scope.kind) {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no watch stream for kind {kind:?}"),
+            format!("no watch stream for kind {:?}", scope.kind),
         )
         .into_response();
     }
-    let actor = match authenticate(&state, &parts) {
-        Ok(actor) => actor,
+    let resume_from = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(id)) if id.len() <= MAX_LAST_EVENT_ID => Some(id.to_string()),
+        Some(_) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("Last-Event-ID: must be visible ASCII of at most {MAX_LAST_EVENT_ID} bytes"),
+            )
+            .into_response();
+        }
+    };
+    let Some(cluster) = state.hub.clusters().get(&scope.cluster).cloned() else {
+        return plain(StatusCode::NOT_FOUND, "cluster not found");
+    };
+    let Some(plugin) = state.hub.registry().get(&scope.kind).cloned() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_kind",
+            format!("unknown kind {:?}", scope.kind),
+        )
+        .into_response();
+    };
+    let access = match authorize(
+        &state,
+        &cluster,
+        &actor,
+        plugin.info(),
+        scope.namespace.as_deref(),
+        VERBS,
+    )
+    .await
+    {
+        Ok(access) => access,
         Err(error) => return error.into_response(),
     };
-    if state.hub.clusters().get(&cluster).is_none() {
-        return plain(StatusCode::NOT_FOUND, "cluster not found");
-    }
     let key = StreamKey {
-        cluster,
-        kind,
-        namespace: query.namespace(),
+        cluster: scope.cluster,
+        kind: scope.kind,
+        namespace: scope.namespace,
     };
     let admission = match state.streams.admit(&actor, TRANSPORT, &key) {
         Ok(admission) => admission,
@@ -95,18 +131,17 @@ pub(super) async fn watch(
             return response;
         }
     };
-    let resume_from = parts
-        .headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let subscription = match state.hub.subscribe(key, resume_from.as_deref()) {
+    let subscription = match state
+        .hub
+        .subscribe(key, resume_from.as_deref(), access.only(), &actor.subject)
+    {
         Ok(subscription) => subscription,
-        Err(SubscribeError::UnknownCluster) => return plain(StatusCode::NOT_FOUND, "cluster not found"),
-        Err(error @ SubscribeError::UnknownKind(_)) => {
-            return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response();
+        Err(error) => {
+            tracing::info!(actor = %actor.subject, "{error}");
+            return subscribe_error(error);
         }
     };
+    admission.info.set_left_out(subscription.left_out());
     let key = subscription.key();
     let span = tracing::info_span!(
         "stream",
@@ -118,14 +153,30 @@ pub(super) async fn watch(
         actor = %actor.subject,
         close_reason = tracing::field::Empty,
     );
-    span.in_scope(|| tracing::info!(resume = resume_from.is_some(), "stream opened"));
+    span.in_scope(|| {
+        tracing::info!(
+            resume = resume_from.is_some(),
+            partitioned = access.only().is_some(),
+            "stream opened"
+        )
+    });
     let lifetime =
         (!state.max_stream_duration.is_zero()).then(|| tokio::time::Instant::now() + state.max_stream_duration);
+    let rbac = state.authorizer.is_enabled().then(|| Rbac {
+        cluster,
+        plugin,
+        access,
+        recheck: tokio::time::interval_at(
+            tokio::time::Instant::now() + state.authorizer.ttl() / 2,
+            state.authorizer.ttl() / 2,
+        ),
+    });
     let body = Body::from_stream(stream(Stream::new(
         subscription,
         admission,
         actor,
         lifetime,
+        rbac,
         &state,
         span,
     )));
@@ -144,6 +195,17 @@ pub(super) async fn watch(
 /// The transport name in metrics, logs and `/debug/streams`.
 const TRANSPORT: &str = "sse";
 
+/// What a stream's user needs, and re-checks while it runs.
+const VERBS: &[&str] = &["list", "watch"];
+
+/// A stream's RBAC state: what its user may see, re-checked every half TTL.
+struct Rbac {
+    cluster: Cluster,
+    plugin: Arc<Plugin>,
+    access: Access,
+    recheck: tokio::time::Interval,
+}
+
 /// The state of one SSE body. Dropping it (the client went away, or the stream ended)
 /// leaves the hub, releases the actor's slot and logs the close reason.
 struct Stream {
@@ -152,6 +214,8 @@ struct Stream {
     admission: Admission,
     actor: Actor,
     auth: Arc<Authenticator>,
+    authorizer: Arc<Authorizer>,
+    rbac: Option<Rbac>,
     metrics: Arc<Metrics>,
     delivered: Counter,
     heartbeat: tokio::time::Interval,
@@ -170,6 +234,7 @@ impl Stream {
         admission: Admission,
         actor: Actor,
         lifetime: Option<tokio::time::Instant>,
+        rbac: Option<Rbac>,
         state: &AppState,
         span: tracing::Span,
     ) -> Stream {
@@ -181,6 +246,8 @@ impl Stream {
             admission,
             actor,
             auth: state.auth.clone(),
+            authorizer: state.authorizer.clone(),
+            rbac,
             metrics: state.metrics.clone(),
             delivered,
             expiry,
@@ -213,6 +280,69 @@ impl Stream {
         self.auth.is_revoked(&self.actor.subject)
     }
 
+    /// Whether this subscriber may see `frame`: a partitioned subscriber sees only
+    /// deltas of its namespaces, and a first snapshot made for the whole scope (the
+    /// upstream was still listing when it joined) is replaced by its own.
+    fn visible(&self, frame: &Arc<Frame>) -> Option<Bytes> {
+        let only = self.rbac.as_ref().and_then(|rbac| rbac.access.only());
+        match only {
+            None => Some(encode(frame)),
+            Some(only) if frame.is_delta() => only.contains(&frame.namespace).then(|| encode(frame)),
+            Some(only) if frame.kind == FrameKind::Snapshot => {
+                self.subscription.snapshot_of(only).map(|own| encode(&own))
+            }
+            Some(_) => Some(encode(frame)),
+        }
+    }
+
+    /// Re-checks the user's access. `Some` ends or resets the stream: an `error` frame
+    /// when access was revoked, a fresh snapshot when the partition changed.
+    async fn recheck(&mut self) -> Option<Bytes> {
+        let rbac = self.rbac.as_mut()?;
+        let info = rbac.plugin.info();
+        let resource = crate::auth::rbac::Resource {
+            group: &info.api_group,
+            plural: &info.plural,
+            namespaced: info.namespaced,
+        };
+        let namespace = self.subscription.key().namespace.clone();
+        let access = match self
+            .authorizer
+            .access(&rbac.cluster, &self.actor, resource, namespace.as_deref(), VERBS)
+            .await
+        {
+            Ok(access) => access,
+            Err(error) => {
+                self.span
+                    .in_scope(|| tracing::warn!(%error, "access re-check failed; the stream keeps its last decision"));
+                return None;
+            }
+        };
+        if access == rbac.access {
+            return None;
+        }
+        rbac.access = access;
+        match &rbac.access {
+            Access::Denied => {
+                self.metrics.rbac_denied(&rbac.cluster.name, &info.token);
+                let message = format!(
+                    "access revoked: user {:?} may no longer list and watch {}",
+                    self.actor.username, info.plural
+                );
+                self.span.in_scope(|| tracing::info!("{message}"));
+                self.finish("access_revoked");
+                Some(encode(&Frame::error(&message)))
+            }
+            Access::All => self.subscription.snapshot_of_all().map(|frame| encode(&frame)),
+            Access::Namespaces(only) => {
+                let only = only.clone();
+                self.span
+                    .in_scope(|| tracing::info!(namespaces = only.len(), "partition changed"));
+                self.subscription.snapshot_of(&only).map(|frame| encode(&frame))
+            }
+        }
+    }
+
     /// The next bytes to write, or `None` at the end.
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(bytes) = self.pending.pop_front() {
@@ -221,51 +351,68 @@ impl Stream {
         if self.done {
             return None;
         }
-        let bytes = tokio::select! {
-            biased;
-            () = self.shutdown.cancelled() => {
-                self.finish("shutdown");
-                Bytes::from_static(SERVER_SHUTDOWN)
-            }
-            () = sleep_until(self.expiry) => {
-                self.finish("auth_expired");
-                Bytes::from_static(AUTH_EXPIRED)
-            }
-            () = sleep_until(self.lifetime) => {
-                self.close_reason = "lifetime";
-                return None;
-            }
-            received = self.subscription.frames.recv() => match received {
-                _ if self.revoked() => {
+        let bytes = loop {
+            let recheck = async {
+                match self.rbac.as_mut() {
+                    Some(rbac) => {
+                        rbac.recheck.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            break tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => {
+                    self.finish("shutdown");
+                    Bytes::from_static(SERVER_SHUTDOWN)
+                }
+                () = sleep_until(self.expiry) => {
                     self.finish("auth_expired");
                     Bytes::from_static(AUTH_EXPIRED)
                 }
-                Ok(frame) => {
-                    if frame.kind == FrameKind::Error {
-                        self.finish("error");
-                    }
-                    self.admission.info.queue_depth.store(self.subscription.frames.len(), Ordering::Relaxed);
-                    encode(&frame)
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
-                    self.metrics.backpressure_close(TRANSPORT, &self.admission.info.kind);
-                    self.finish("backpressure");
-                    Bytes::from_static(BACKPRESSURE)
-                }
-                Err(RecvError::Closed) => {
-                    self.close_reason = "upstream_closed";
+                () = sleep_until(self.lifetime) => {
+                    self.close_reason = "lifetime";
                     return None;
                 }
-            },
-            _ = self.heartbeat.tick() => {
-                if self.revoked() {
-                    self.finish("auth_expired");
-                    Bytes::from_static(AUTH_EXPIRED)
-                } else {
-                    Bytes::from_static(PING)
+                () = recheck => match self.recheck().await {
+                    Some(bytes) => bytes,
+                    None => continue,
+                },
+                received = self.subscription.frames.recv() => match received {
+                    _ if self.revoked() => {
+                        self.finish("auth_expired");
+                        Bytes::from_static(AUTH_EXPIRED)
+                    }
+                    Ok(frame) => {
+                        if frame.kind == FrameKind::Error {
+                            self.finish("error");
+                        }
+                        self.admission.info.queue_depth.store(self.subscription.frames.len(), Ordering::Relaxed);
+                        match self.visible(&frame) {
+                            Some(bytes) => bytes,
+                            None => continue,
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
+                        self.metrics.backpressure_close(TRANSPORT, &self.admission.info.kind);
+                        self.finish("backpressure");
+                        Bytes::from_static(BACKPRESSURE)
+                    }
+                    Err(RecvError::Closed) => {
+                        self.close_reason = "upstream_closed";
+                        return None;
+                    }
+                },
+                _ = self.heartbeat.tick() => {
+                    if self.revoked() {
+                        self.finish("auth_expired");
+                        Bytes::from_static(AUTH_EXPIRED)
+                    } else {
+                        Bytes::from_static(PING)
+                    }
                 }
-            }
+            };
         };
         self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
         self.delivered.inc();
@@ -312,7 +459,7 @@ mod tests {
 
     #[test]
     fn deltas_and_snapshots_carry_ids_others_do_not() {
-        let added = Frame::delta(FrameKind::Added, "12".into(), br#"{"name":"a"}"#);
+        let added = Frame::delta(FrameKind::Added, "12".into(), "", br#"{"name":"a"}"#);
         assert_eq!(
             &encode(&added)[..],
             b"event: added\nid: 12\ndata: {\"object\":{\"name\":\"a\"}}\n\n"
@@ -340,7 +487,7 @@ mod tests {
 
     #[test]
     fn the_encoding_is_made_once() {
-        let frame = Arc::new(Frame::delta(FrameKind::Modified, "1".into(), b"{}"));
+        let frame = Arc::new(Frame::delta(FrameKind::Modified, "1".into(), "", b"{}"));
         let a = encode(&frame);
         let b = encode(&frame);
         assert_eq!(a.as_ptr(), b.as_ptr());

@@ -46,6 +46,9 @@ pub struct Frame {
     pub id: String,
     /// The JSON payload (`{"object":…}`, `{"resourceVersion":…,"items":[…]}`, …).
     pub data: Bytes,
+    /// The namespace of a delta's object (empty for cluster-scoped objects and other
+    /// frames), so a subscriber partitioned by RBAC can skip what it may not see.
+    pub namespace: String,
     /// The SSE encoding, made by the first SSE subscriber and reused by the others.
     pub sse: OnceLock<Bytes>,
 }
@@ -57,17 +60,26 @@ impl Frame {
             kind,
             id,
             data,
+            namespace: String::new(),
             sse: OnceLock::new(),
         }
     }
 
-    /// A delta frame for one DTO.
-    pub fn delta(kind: FrameKind, resource_version: String, dto: &[u8]) -> Frame {
+    /// A delta frame for one DTO of an object in `namespace` (`""`: cluster-scoped).
+    pub fn delta(kind: FrameKind, resource_version: String, namespace: &str, dto: &[u8]) -> Frame {
         let mut data = Vec::with_capacity(dto.len() + 12);
         data.extend_from_slice(b"{\"object\":");
         data.extend_from_slice(dto);
         data.push(b'}');
-        Frame::new(kind, resource_version, data.into())
+        Frame {
+            namespace: namespace.to_string(),
+            ..Frame::new(kind, resource_version, data.into())
+        }
+    }
+
+    /// True for `added`, `modified` and `deleted`.
+    pub fn is_delta(&self) -> bool {
+        matches!(self.kind, FrameKind::Added | FrameKind::Modified | FrameKind::Deleted)
     }
 
     /// A snapshot frame of `items` (DTO JSON objects, already ordered and capped).
@@ -132,7 +144,7 @@ mod tests {
 
     #[test]
     fn delta_and_error_payloads() {
-        let frame = Frame::delta(FrameKind::Added, "7".into(), b"{\"name\":\"x\"}");
+        let frame = Frame::delta(FrameKind::Added, "7".into(), "shop", b"{\"name\":\"x\"}");
         assert_eq!(&frame.data[..], br#"{"object":{"name":"x"}}"#);
         assert_eq!(
             &Frame::error("list pods: \"boom\"").data[..],

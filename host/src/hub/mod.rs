@@ -4,8 +4,14 @@
 //! - **One upstream per key.** The first subscriber of a `(cluster, kind, namespace)`
 //!   starts its loop; the last one leaving stops it after [`HubOptions::linger`], so a
 //!   reconnect storm does not relist. A namespaced subscription gets its own upstream
-//!   (a namespaced watch), never a filtered cluster-wide one: it needs only namespace
-//!   RBAC and its resume ids are the apiserver's own.
+//!   (a namespaced watch): its resume ids are the apiserver's own. New upstreams are
+//!   capped per user and per cluster, so no client can multiply the apiserver's load.
+//! - **Partitions.** A subscriber may be limited to a set of namespaces (what RBAC
+//!   lets its user list): its snapshot holds only those, and its transport skips
+//!   deltas of other namespaces (each delta frame carries its object's namespace).
+//! - **Polls leave nothing behind.** A poll is served from a warm upstream of its
+//!   scope, or of the cluster-wide scope filtered to its namespace; a namespaced poll
+//!   with neither is a plain list, so polls of many namespaces open no watches.
 //! - **List, then watch** with bookmarks. A `410 Expired` sends `relist` to every
 //!   subscriber, then a fresh snapshot. A watch that ends or breaks is resumed from the
 //!   last resourceVersion without a relist. Failing lists and watches back off
@@ -23,8 +29,8 @@
 mod frame;
 mod upstream;
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +73,10 @@ pub struct HubOptions {
     pub queue: usize,
     /// Deltas kept for `Last-Event-ID` resume.
     pub ring: usize,
+    /// Running upstreams one user's subscriptions may have started; 0: no cap.
+    pub upstreams_per_user: u32,
+    /// Running upstreams per cluster; 0: no cap.
+    pub upstreams_per_cluster: u32,
 }
 
 impl Default for HubOptions {
@@ -75,6 +85,8 @@ impl Default for HubOptions {
             linger: Duration::from_secs(30),
             queue: 256,
             ring: 1024,
+            upstreams_per_user: 16,
+            upstreams_per_cluster: 256,
         }
     }
 }
@@ -88,6 +100,17 @@ pub enum SubscribeError {
     /// No plugin serves that kind.
     #[error("unknown kind {0:?}")]
     UnknownKind(String),
+    /// Starting another upstream would pass a cap.
+    #[error(
+        "too many upstream watches {}: {limit} are running (watch.upstreams_per_{scope})",
+        if *.scope == "user" { "started by this user" } else { "on this cluster" }
+    )]
+    UpstreamLimit {
+        /// `user` or `cluster`.
+        scope: &'static str,
+        /// The cap.
+        limit: u32,
+    },
 }
 
 /// Why a polling list failed.
@@ -113,6 +136,8 @@ pub enum ListError {
 struct Entry {
     upstream: Arc<Upstream>,
     task: JoinHandle<()>,
+    /// The subject whose subscription started it (for the per-user cap).
+    started_by: String,
 }
 
 /// The hub. Cheap to share behind an `Arc`.
@@ -146,6 +171,23 @@ impl Subscription {
     /// The key this subscription follows.
     pub fn key(&self) -> &StreamKey {
         &self.guard.upstream.key
+    }
+
+    /// A snapshot of only `only`'s namespaces, once the upstream is warm (for a
+    /// partitioned subscriber whose allowed set changed).
+    pub fn snapshot_of(&self, only: &BTreeSet<String>) -> Option<Arc<Frame>> {
+        self.guard.upstream.snapshot_of(only)
+    }
+
+    /// The shared snapshot of the whole scope, once the upstream is warm (for a
+    /// subscriber whose partition was lifted).
+    pub fn snapshot_of_all(&self) -> Option<Arc<Frame>> {
+        self.guard.upstream.full_snapshot()
+    }
+
+    /// Objects the upstream left out because their plugin failed, since it started.
+    pub fn left_out(&self) -> Arc<AtomicU64> {
+        self.guard.upstream.left_out.clone()
     }
 }
 
@@ -199,12 +241,15 @@ impl Hub {
         &self.registry
     }
 
-    /// Subscribes to `key`, starting its upstream if it is not running.
-    /// `resume_from` is the client's `Last-Event-ID`.
+    /// Subscribes `subject` to `key`, starting its upstream if it is not running and
+    /// the caps allow. `resume_from` is the client's `Last-Event-ID`; `only` limits the
+    /// subscriber to those namespaces.
     pub fn subscribe(
         self: &Arc<Self>,
         key: StreamKey,
         resume_from: Option<&str>,
+        only: Option<&BTreeSet<String>>,
+        subject: &str,
     ) -> Result<Subscription, SubscribeError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
         let plugin = self
@@ -220,6 +265,7 @@ impl Hub {
         let upstream = match upstreams.get(&key) {
             Some(entry) => entry.upstream.clone(),
             None => {
+                self.check_caps(&upstreams, &key.cluster, subject)?;
                 let upstream = Arc::new(Upstream::new(
                     key.clone(),
                     plugin.clone(),
@@ -234,6 +280,7 @@ impl Hub {
                     Entry {
                         upstream: upstream.clone(),
                         task,
+                        started_by: subject.to_string(),
                     },
                 );
                 upstream
@@ -241,7 +288,7 @@ impl Hub {
         };
         upstream.subscribers.fetch_add(1, Ordering::AcqRel);
         drop(upstreams);
-        let (initial, frames) = upstream.join(resume_from);
+        let (initial, frames) = upstream.join(resume_from, only);
         Ok(Subscription {
             initial,
             frames,
@@ -252,14 +299,92 @@ impl Hub {
         })
     }
 
-    /// The current DTOs of `key` for a polling request: from the hub's store when the
-    /// upstream is warm, else after its first list (within `timeout`). The upstream
-    /// then lingers, so a client polling every few seconds is served from memory.
-    pub async fn list(self: &Arc<Self>, key: StreamKey, timeout: Duration) -> Result<Vec<Bytes>, ListError> {
-        let mut subscription = self.subscribe(key, None)?;
+    /// Refuses a new upstream past the per-cluster or per-user cap.
+    fn check_caps(
+        &self,
+        upstreams: &HashMap<StreamKey, Entry>,
+        cluster: &str,
+        subject: &str,
+    ) -> Result<(), SubscribeError> {
+        let over = |limit: u32, running: usize| limit > 0 && running >= limit as usize;
+        let on_cluster = upstreams.keys().filter(|k| k.cluster == cluster).count();
+        if over(self.options.upstreams_per_cluster, on_cluster) {
+            self.metrics.upstream_refused("cluster");
+            return Err(SubscribeError::UpstreamLimit {
+                scope: "cluster",
+                limit: self.options.upstreams_per_cluster,
+            });
+        }
+        let by_user = upstreams.values().filter(|e| e.started_by == subject).count();
+        if over(self.options.upstreams_per_user, by_user) {
+            self.metrics.upstream_refused("user");
+            return Err(SubscribeError::UpstreamLimit {
+                scope: "user",
+                limit: self.options.upstreams_per_user,
+            });
+        }
+        Ok(())
+    }
+
+    /// The current DTOs of `key` (of `only`'s namespaces, when given) for a polling
+    /// request by `subject`.
+    ///
+    /// From the store of a running upstream of `key`, or, for a namespace, of the
+    /// cluster-wide upstream filtered to it. Otherwise a namespaced poll is a plain
+    /// list (no watch is left behind), and a cluster-wide poll starts the upstream,
+    /// waits for its first list (within `timeout`) and leaves it lingering, so a client
+    /// polling every few seconds is served from memory.
+    pub async fn list(
+        self: &Arc<Self>,
+        key: StreamKey,
+        timeout: Duration,
+        only: Option<&BTreeSet<String>>,
+        subject: &str,
+    ) -> Result<Vec<Bytes>, ListError> {
+        let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
+        let plugin = self
+            .registry
+            .get(&key.kind)
+            .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
+        let namespace = key
+            .namespace
+            .clone()
+            .filter(|ns| !ns.is_empty() && plugin.info().namespaced);
+        let mut only = only.cloned();
+        let key = match namespace {
+            None => StreamKey { namespace: None, ..key },
+            Some(ns) => {
+                let (exact, wide) = {
+                    let upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+                    let wide = StreamKey {
+                        namespace: None,
+                        ..key.clone()
+                    };
+                    (
+                        upstreams.contains_key(&key),
+                        upstreams.contains_key(&wide).then_some(wide),
+                    )
+                };
+                match (exact, wide) {
+                    (true, _) => key,
+                    (false, Some(wide)) => {
+                        only = Some(BTreeSet::from([ns]));
+                        wide
+                    }
+                    (false, None) => {
+                        let once = Upstream::new(key, plugin.clone(), self.options.clone(), self.metrics.clone());
+                        let list = once.list_once(cluster.client.clone());
+                        return tokio::time::timeout(timeout, list)
+                            .await
+                            .unwrap_or(Err(ListError::Timeout));
+                    }
+                }
+            }
+        };
+        let mut subscription = self.subscribe(key, None, only.as_ref(), subject)?;
         let wait = async {
             loop {
-                if let Some(items) = subscription.guard.upstream.items() {
+                if let Some(items) = subscription.guard.upstream.items(only.as_ref()) {
                     return Ok(items);
                 }
                 let upstream = &subscription.guard.upstream;

@@ -1,8 +1,8 @@
 //! One upstream: the list-then-watch loop of one [`StreamKey`] and the state it keeps
 //! (current DTOs, recent deltas), shared by every subscriber of that key.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::AtomicUsize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use kube::runtime::watcher::DefaultBackoff;
 use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
-use super::{HubOptions, StreamKey};
+use super::{HubOptions, ListError, StreamKey};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::snapshot;
@@ -60,6 +60,8 @@ pub(super) struct Upstream {
     tx: broadcast::Sender<Arc<Frame>>,
     /// Live subscriptions; the upstream stops after the linger once this is zero.
     pub(super) subscribers: AtomicUsize,
+    /// Objects left out of the store because their mapping failed, since start.
+    pub(super) left_out: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -106,6 +108,7 @@ impl Upstream {
             state: Mutex::new(State::default()),
             tx,
             subscribers: AtomicUsize::new(0),
+            left_out: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -114,8 +117,13 @@ impl Upstream {
     }
 
     /// The first frames for a new subscriber and its receiver of everything after,
-    /// taken under one lock so nothing is missed or repeated.
-    pub(super) fn join(&self, resume_from: Option<&str>) -> (Initial, broadcast::Receiver<Arc<Frame>>) {
+    /// taken under one lock so nothing is missed or repeated. With `only`, the
+    /// subscriber sees only objects in those namespaces (an RBAC partition).
+    pub(super) fn join(
+        &self,
+        resume_from: Option<&str>,
+        only: Option<&BTreeSet<String>>,
+    ) -> (Initial, broadcast::Receiver<Arc<Frame>>) {
         let mut state = self.lock();
         let rx = self.tx.subscribe();
         if let Some((failure, _)) = &state.failure {
@@ -125,29 +133,61 @@ impl Upstream {
             return (Initial::Pending, rx);
         }
         if let Some(id) = resume_from.filter(|id| !id.is_empty()) {
+            let visible = |f: &&Arc<Frame>| only.is_none_or(|only| only.contains(&f.namespace));
             if id == state.ring_base {
-                return (Initial::Resume(state.ring.iter().cloned().collect()), rx);
+                return (
+                    Initial::Resume(state.ring.iter().filter(visible).cloned().collect()),
+                    rx,
+                );
             }
             if let Some(at) = state.ring.iter().position(|f| f.id == id) {
-                return (Initial::Resume(state.ring.iter().skip(at + 1).cloned().collect()), rx);
+                let after = state.ring.iter().skip(at + 1).filter(visible).cloned().collect();
+                return (Initial::Resume(after), rx);
             }
         }
-        (Initial::Snapshot(self.snapshot(&mut state)), rx)
+        let snapshot = match only {
+            None => self.snapshot(&mut state),
+            Some(only) => self.partial_snapshot(&state, only),
+        };
+        (Initial::Snapshot(snapshot), rx)
     }
 
-    /// The current DTOs, ordered and capped as the kind says, if warm.
-    pub(super) fn items(&self) -> Option<Vec<Bytes>> {
+    /// A snapshot of only the objects in `only`'s namespaces, for one partitioned
+    /// subscriber (not cached: partitions differ per user).
+    pub(super) fn snapshot_of(&self, only: &BTreeSet<String>) -> Option<Arc<Frame>> {
         let state = self.lock();
-        state.warm.then(|| self.ordered_items(&state))
+        state.warm.then(|| self.partial_snapshot(&state, only))
     }
 
-    fn ordered_items(&self, state: &State) -> Vec<Bytes> {
+    /// The shared snapshot of the whole scope, if warm.
+    pub(super) fn full_snapshot(&self) -> Option<Arc<Frame>> {
+        let mut state = self.lock();
+        state.warm.then(|| self.snapshot(&mut state))
+    }
+
+    fn partial_snapshot(&self, state: &State, only: &BTreeSet<String>) -> Arc<Frame> {
+        Arc::new(Frame::snapshot(
+            state.list_rv.clone(),
+            &self.ordered_items(state, Some(only)),
+        ))
+    }
+
+    /// The current DTOs (of `only`'s namespaces, when given), ordered and capped as
+    /// the kind says, if warm.
+    pub(super) fn items(&self, only: Option<&BTreeSet<String>>) -> Option<Vec<Bytes>> {
+        let state = self.lock();
+        state.warm.then(|| self.ordered_items(&state, only))
+    }
+
+    fn ordered_items(&self, state: &State, only: Option<&BTreeSet<String>>) -> Vec<Bytes> {
+        let visible = state
+            .objects
+            .iter()
+            .filter(|((namespace, _), _)| only.is_none_or(|only| only.contains(namespace)))
+            .map(|(_, stored)| stored);
         match &self.plugin.info().snapshot {
-            None => state.objects.values().map(|s| s.dto.clone()).collect(),
-            Some(policy) => {
-                let keyed = state.objects.values().map(|s| (s.sort_key, s.dto.clone())).collect();
-                snapshot::apply_keyed(policy, keyed)
-            }
+            None => visible.map(|s| s.dto.clone()).collect(),
+            Some(policy) => snapshot::apply_keyed(policy, visible.map(|s| (s.sort_key, s.dto.clone())).collect()),
         }
     }
 
@@ -155,7 +195,7 @@ impl Upstream {
         if let Some(frame) = &state.snapshot {
             return frame.clone();
         }
-        let frame = Arc::new(Frame::snapshot(state.list_rv.clone(), &self.ordered_items(state)));
+        let frame = Arc::new(Frame::snapshot(state.list_rv.clone(), &self.ordered_items(state, None)));
         state.snapshot = Some(frame.clone());
         frame
     }
@@ -173,10 +213,16 @@ impl Upstream {
     }
 
     fn publish_failure(&self, message: String, error: &kube::Error) {
+        self.publish_failure_status(message, status_class(error));
+    }
+
+    /// Publishes an `error` frame; the store keeps its last good state, and new
+    /// subscribers get the error until the next successful list.
+    fn publish_failure_status(&self, message: String, status: u16) {
         tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), %message, "upstream failed");
         let frame = Arc::new(Frame::error(&message));
         let mut state = self.lock();
-        state.failure = Some((frame.clone(), status_class(error)));
+        state.failure = Some((frame.clone(), status));
         self.send(&state, frame);
     }
 
@@ -200,7 +246,7 @@ impl Upstream {
     }
 
     fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, stored: Stored) {
-        let frame = Arc::new(Frame::delta(kind, resource_version, &stored.dto));
+        let frame = Arc::new(Frame::delta(kind, resource_version, &key.0, &stored.dto));
         let mut state = self.lock();
         if kind == FrameKind::Deleted {
             state.objects.remove(&key);
@@ -217,9 +263,9 @@ impl Upstream {
         self.send(&state, frame);
     }
 
-    /// The list-then-watch loop; runs until the task is aborted.
-    pub(super) async fn run(self: Arc<Self>, client: kube::Client) {
-        let info = self.plugin.info().clone();
+    /// The API of this upstream's scope.
+    fn api(&self, client: kube::Client) -> Api<DynamicObject> {
+        let info = self.plugin.info();
         let resource = ApiResource {
             group: info.api_group.clone(),
             version: info.api_version.clone(),
@@ -227,14 +273,44 @@ impl Upstream {
             kind: info.kind.clone(),
             plural: info.plural.clone(),
         };
-        let api: Api<DynamicObject> = match (&self.key.namespace, info.namespaced) {
+        match (&self.key.namespace, info.namespaced) {
             (Some(ns), true) => Api::namespaced_with(client, ns, &resource),
             _ => Api::all_with(client, &resource),
-        };
+        }
+    }
+
+    /// One list, mapped, ordered and capped like a snapshot, with no watch after it:
+    /// a poll of a scope nobody watches.
+    pub(super) async fn list_once(&self, client: kube::Client) -> Result<Vec<Bytes>, ListError> {
+        let kind = &self.key.kind;
+        let (list_rv, objects) = list_all(&self.api(client)).await.map_err(|error| ListError::Upstream {
+            message: format!("list {kind}: {error}"),
+            status: status_class(&error),
+        })?;
+        match map_all(&self.plugin, &self.key, objects).await {
+            Ok(mapped) => {
+                self.count_left_out(&mapped);
+                self.replace_all(list_rv, mapped.objects);
+                Ok(self.items(None).unwrap_or_default())
+            }
+            Err(failure) => {
+                self.metrics.mapping_failed(&self.key.cluster, kind);
+                tracing::error!(cluster = %self.key.cluster, %kind, %failure, "polling list failed");
+                Err(ListError::Upstream {
+                    message: format!("map {kind}: {failure}"),
+                    status: 500,
+                })
+            }
+        }
+    }
+
+    /// The list-then-watch loop; runs until the task is aborted.
+    pub(super) async fn run(self: Arc<Self>, client: kube::Client) {
+        let api = self.api(client);
         let kind = &self.key.kind;
         let mut backoff = DefaultBackoff::default();
         'list: loop {
-            let (list_rv, objects) = match self.list(&api).await {
+            let (list_rv, objects) = match list_all(&api).await {
                 Ok(listed) => listed,
                 Err(error) => {
                     self.publish_failure(format!("list {kind}: {error}"), &error);
@@ -243,9 +319,12 @@ impl Upstream {
                 }
             };
             let count = objects.len();
-            let mapped = self.map_objects(objects).await;
+            let mapped = map_all(&self.plugin, &self.key, objects).await;
+            if !self.publish_list(list_rv.clone(), mapped) {
+                tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                continue;
+            }
             tracing::debug!(cluster = %self.key.cluster, %kind, count, rv = %list_rv, "listed");
-            self.replace_all(list_rv.clone(), mapped);
             let mut rv = list_rv;
             loop {
                 let mut params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
@@ -302,43 +381,29 @@ impl Upstream {
         }
     }
 
-    /// Lists every object in pages; returns the list's resourceVersion.
-    async fn list(&self, api: &Api<DynamicObject>) -> kube::Result<(String, Vec<DynamicObject>)> {
-        let mut params = ListParams::default().limit(PAGE_SIZE);
-        let mut objects = Vec::new();
-        loop {
-            let page = api.list(&params).await?;
-            objects.extend(page.items);
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => return Ok((page.metadata.resource_version.unwrap_or_default(), objects)),
+    /// Publishes a mapped list as the new snapshot, or its failure as an `error` frame
+    /// (never as an empty snapshot). True when the list was published.
+    fn publish_list(&self, list_rv: String, mapped: Result<Mapped, MapFailure>) -> bool {
+        match mapped {
+            Ok(mapped) => {
+                self.count_left_out(&mapped);
+                self.replace_all(list_rv, mapped.objects);
+                true
+            }
+            Err(failure) => {
+                self.metrics.mapping_failed(&self.key.cluster, &self.key.kind);
+                self.publish_failure_status(format!("map {}: {failure}", self.key.kind), 500);
+                false
             }
         }
     }
 
-    /// Maps a list on the blocking pool, in plugin batches; objects that fail to map
-    /// are left out and logged.
-    async fn map_objects(&self, objects: Vec<DynamicObject>) -> BTreeMap<ObjectKey, Stored> {
-        let plugin = self.plugin.clone();
-        let key = self.key.clone();
-        let mapped = tokio::task::spawn_blocking(move || {
-            let fields = &plugin.info().fields;
-            let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
-            let json: Vec<String> = objects.into_iter().map(|o| object_json(o, fields)).collect();
-            let results = plugin.to_dto_batch(&json, time::OffsetDateTime::now_utc());
-            let mut mapped = BTreeMap::new();
-            for (object_key, result) in keys.into_iter().zip(results) {
-                match result {
-                    Ok(dto) => {
-                        mapped.insert(object_key, Stored::new(dto, &plugin));
-                    }
-                    Err(error) => tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed"),
-                }
-            }
-            mapped
-        })
-        .await;
-        mapped.unwrap_or_default()
+    fn count_left_out(&self, mapped: &Mapped) {
+        if mapped.left_out > 0 {
+            self.left_out.fetch_add(mapped.left_out, Ordering::Relaxed);
+            self.metrics
+                .objects_left_out(&self.key.cluster, &self.key.kind, mapped.left_out);
+        }
     }
 
     async fn map_delta(&self, kind: FrameKind, object: DynamicObject) {
@@ -355,11 +420,91 @@ impl Upstream {
         match result {
             Ok(Ok(stored)) => self.apply_delta(kind, object_key, rv, stored),
             Ok(Err(error)) => {
+                self.left_out.fetch_add(1, Ordering::Relaxed);
+                self.metrics.objects_left_out(&self.key.cluster, &self.key.kind, 1);
                 tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed")
             }
-            Err(error) => tracing::warn!(%error, "mapping task failed"),
+            Err(error) => {
+                self.metrics.mapping_failed(&self.key.cluster, &self.key.kind);
+                tracing::error!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: the mapping task failed");
+            }
         }
     }
+}
+
+/// Lists every object in pages; returns the list's resourceVersion.
+pub(super) async fn list_all(api: &Api<DynamicObject>) -> kube::Result<(String, Vec<DynamicObject>)> {
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    let mut objects = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        objects.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok((page.metadata.resource_version.unwrap_or_default(), objects)),
+        }
+    }
+}
+
+/// The result of mapping a list: the DTOs, and how many objects were left out
+/// because the plugin failed on them.
+pub(super) struct Mapped {
+    objects: BTreeMap<ObjectKey, Stored>,
+    left_out: u64,
+}
+
+/// Why a list could not be mapped. Never published as an (empty) snapshot.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum MapFailure {
+    /// The blocking task panicked or was cancelled.
+    #[error("the mapping task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The plugin failed every object (quarantined, or faulting on all of them).
+    #[error("the plugin failed on every object ({0})")]
+    Plugin(String),
+}
+
+/// Maps a list on the blocking pool, in plugin batches. Objects that fail alone are
+/// left out (counted and logged); a task failure or a plugin failing on every object
+/// is an error, so a broken plugin never wipes subscribers' views.
+pub(super) async fn map_all(
+    plugin: &Arc<Plugin>,
+    key: &StreamKey,
+    objects: Vec<DynamicObject>,
+) -> Result<Mapped, MapFailure> {
+    let plugin = plugin.clone();
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || {
+        let fields = &plugin.info().fields;
+        let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
+        let json: Vec<String> = objects.into_iter().map(|o| object_json(o, fields)).collect();
+        let results = plugin.to_dto_batch(&json, time::OffsetDateTime::now_utc());
+        let total = results.len();
+        let mut mapped = Mapped {
+            objects: BTreeMap::new(),
+            left_out: 0,
+        };
+        let mut last_fault = None;
+        for (object_key, result) in keys.into_iter().zip(results) {
+            match result {
+                Ok(dto) => {
+                    mapped.objects.insert(object_key, Stored::new(dto, &plugin));
+                }
+                Err(error) => {
+                    mapped.left_out += 1;
+                    tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed");
+                    if !matches!(error, crate::plugin::CallError::Rejected { .. }) {
+                        last_fault = Some(error.to_string());
+                    }
+                }
+            }
+        }
+        match last_fault {
+            Some(fault) if total > 0 && mapped.objects.is_empty() => Err(MapFailure::Plugin(fault)),
+            _ => Ok(mapped),
+        }
+    })
+    .await?
 }
 
 /// The HTTP status a polling request answers for an apiserver failure (spec section 2):
@@ -404,5 +549,44 @@ impl std::fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("key", &self.key)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::plugin::{PluginRuntime, RuntimeOptions};
+
+    fn pods_upstream() -> Upstream {
+        let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
+        let plugin = runtime
+            .load_bundled()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.info().token == "pods")
+            .unwrap();
+        let key = StreamKey {
+            cluster: "test".into(),
+            kind: "pods".into(),
+            namespace: None,
+        };
+        Upstream::new(key, plugin, HubOptions::default(), Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test]
+    async fn a_panicked_mapping_task_is_an_error_frame_never_an_empty_snapshot() {
+        let upstream = pods_upstream();
+        let (_, mut rx) = upstream.join(None, None);
+        let panicked = tokio::task::spawn_blocking(|| -> () { panic!("mapping bug") })
+            .await
+            .unwrap_err();
+        assert!(!upstream.publish_list("7".into(), Err(MapFailure::Task(panicked))));
+        let frame = rx.recv().await.unwrap();
+        assert_eq!(frame.kind, FrameKind::Error);
+        assert!(super::super::error_message(&frame).contains("mapping task failed"));
+        assert!(upstream.items(None).is_none(), "no snapshot was published");
+        assert!(matches!(upstream.join(None, None).0, Initial::Failed(_)));
     }
 }

@@ -12,6 +12,8 @@
 //! members of the configured admin group. Revoked subjects (a file re-read when it
 //! changes, plus the admin endpoint) are refused and end their open streams.
 
+pub mod rbac;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -29,8 +31,11 @@ pub const ANONYMOUS: &str = "anonymous";
 /// Who a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// The token's `sub` (or `anonymous`).
+    /// The token's `sub` (or `anonymous`); caps, revocations and logs key on it.
     pub subject: String,
+    /// The Kubernetes user RBAC is checked for: the `auth.username_claim` claim
+    /// (default `sub`).
+    pub username: String,
     /// Groups from the configured claim.
     pub groups: Vec<String>,
     /// Member of the admin group (always true for `anonymous` in mode `none`).
@@ -44,6 +49,7 @@ impl Actor {
     pub fn anonymous() -> Actor {
         Actor {
             subject: ANONYMOUS.to_string(),
+            username: ANONYMOUS.to_string(),
             groups: Vec::new(),
             admin: true,
             expires_at: None,
@@ -113,6 +119,7 @@ pub struct Authenticator {
     cookie: String,
     query_token: bool,
     groups_claim: String,
+    username_claim: String,
     admin_group: Option<String>,
     revoked: RwLock<HashSet<String>>,
     revocation_file: Option<PathBuf>,
@@ -205,6 +212,7 @@ impl Authenticator {
             cookie: config.cookie.clone(),
             query_token: config.query_token,
             groups_claim: config.groups_claim.clone(),
+            username_claim: config.username_claim.clone(),
             admin_group: config.admin_group.clone(),
             revoked: RwLock::new(HashSet::new()),
             revocation_file: config.revocation_file.clone(),
@@ -253,14 +261,16 @@ impl Authenticator {
         let mut last = AuthError::Invalid(format!("no key for algorithm {:?}", header.alg));
         for key in candidates {
             match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation) {
-                Ok(data) => return Ok(self.actor(&data.claims)),
+                Ok(data) => return self.actor(&data.claims),
                 Err(error) => last = AuthError::Invalid(describe(&error)),
             }
         }
         Err(last)
     }
 
-    fn actor(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Actor {
+    /// The actor of verified claims. Like the Kubernetes OIDC authenticator, a token
+    /// without the username claim is refused rather than guessed.
+    fn actor(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<Actor, AuthError> {
         let groups: Vec<String> = match claims.get(&self.groups_claim) {
             Some(serde_json::Value::Array(items)) => {
                 items.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
@@ -269,16 +279,26 @@ impl Authenticator {
             _ => Vec::new(),
         };
         let admin = self.admin_group.as_ref().is_some_and(|admin| groups.contains(admin));
-        Actor {
-            subject: claims
-                .get("sub")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_string(),
+        let subject = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let username = claims
+            .get(&self.username_claim)
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                AuthError::Invalid(format!("missing claim {:?} (auth.username_claim)", self.username_claim))
+            })?
+            .to_string();
+        Ok(Actor {
+            username,
+            subject,
             groups,
             admin,
             expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
-        }
+        })
     }
 
     fn token(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
