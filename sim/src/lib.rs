@@ -39,6 +39,7 @@ pub mod logs;
 mod meta;
 pub mod paging;
 pub mod patch;
+pub mod rbac;
 pub mod resource;
 mod scenario;
 pub mod selector;
@@ -70,8 +71,9 @@ pub enum Scenario {
     /// rollouts, scaling, crash loops, jobs, helm upgrades.
     #[default]
     Demo,
-    /// Only the namespaces every cluster has (`default`, `kube-system`, `kube-public`,
-    /// `kube-node-lease`) and nothing changes unless asked to.
+    /// Only what every cluster has: the namespaces `default`, `kube-system`,
+    /// `kube-public` and `kube-node-lease`, and the bootstrap RBAC roles and bindings
+    /// (`cluster-admin`, `admin`, `edit`, `view`…). Nothing changes unless asked to.
     Empty,
 }
 
@@ -319,6 +321,12 @@ impl Sim {
     pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
         let page = self.store.list(Self::resource(plural)?, namespace, None, None, None);
         Ok(page.items.iter().map(|o| (**o).clone()).collect())
+    }
+
+    /// Whether `user` may make the request, by the stored RBAC policy, as a
+    /// SubjectAccessReview would answer.
+    pub fn authorize(&self, user: &rbac::UserInfo, attributes: &rbac::Attributes) -> rbac::Decision {
+        rbac::authorize(&*self.store, user, attributes)
     }
 
     /// Ends every open watch of `plural`, or every open watch when `None`.

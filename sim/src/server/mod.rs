@@ -5,9 +5,12 @@
 //! ([`rest::handle`]) rather than spelled out as dozens of routes, because the shape of
 //! a path depends on the resource table (is `namespaces/x/status` the status of a
 //! namespace or a list of a resource called `status`?). Fixed paths (discovery,
-//! health, admin) are ordinary routes.
+//! health, admin, access reviews) are ordinary routes. Every API request first goes
+//! through [`authz::authorize`], which decides who it acts as and enforces RBAC on
+//! impersonated users; `/sim/admin` is outside the API and never checked.
 
 mod admin;
+mod authz;
 mod discovery;
 mod logs;
 mod openapi;
@@ -21,7 +24,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::Faults;
@@ -53,7 +56,24 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .route("/healthz", get(discovery::ok))
         .route("/livez", get(discovery::ok))
         .route("/readyz", get(discovery::ok))
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            any(authz::subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+            any(authz::local_subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            any(authz::self_subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            any(authz::self_subject_rules_review),
+        )
         .fallback(rest::handle)
+        .layer(middleware::from_fn_with_state(ctx.clone(), authz::authorize))
         .layer(middleware::from_fn_with_state(ctx.clone(), faulty));
     Router::new()
         .nest("/sim/admin", admin::router())
