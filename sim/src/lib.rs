@@ -39,6 +39,7 @@ pub mod logs;
 mod meta;
 pub mod paging;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod resource;
 mod scenario;
