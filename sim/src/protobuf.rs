@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn rejects_other_kinds_and_garbage() {
-        let pod = b"k8s\x00\n\x0b\n\x02v1\x12\x03Pod\x12\x00";
+        let pod = b"k8s\x00\n\x09\n\x02v1\x12\x03Pod\x12\x00";
         assert_eq!(to_json(pod), Err(Error::UnsupportedKind("Pod".into())));
         assert!(matches!(to_json(b"{}"), Err(Error::Malformed(_))));
         assert!(matches!(to_json(&ROLE_BINDING[..40]), Err(Error::Malformed(_))));
