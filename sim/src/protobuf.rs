@@ -5,9 +5,9 @@
 //! `Content-Type: application/vnd.kubernetes.protobuf` and do not fall back to JSON,
 //! while they accept JSON answers. The body is the magic `k8s\0` and a
 //! `runtime.Unknown` (`typeMeta`, `raw`) whose `raw` is the object in the field numbers
-//! of `k8s.io/api`'s `generated.proto`. Only the kinds in [`KINDS`] are known; fields
-//! outside their schemas are skipped. Empty strings, zero numbers and unset times are
-//! left out, as the JSON encoding's `omitempty` does.
+//! of `k8s.io/api`'s `generated.proto`. Only the RBAC kinds and the access reviews are
+//! known; fields outside their schemas are skipped. Empty strings, zero numbers and
+//! unset times are left out, as the JSON encoding's `omitempty` does.
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
