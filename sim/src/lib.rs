@@ -11,10 +11,11 @@
 //! ClusterRoleBindings are ordinary resources, every scenario starts with the bootstrap
 //! policy (`cluster-admin` bound to `system:masters`, `admin`, `edit`, `view`), and
 //! `authorization.k8s.io/v1` answers SubjectAccessReviews (and the local and self
-//! variants) from the stored bindings. There is no authentication: a request acts as
-//! the administrator (in `system:masters`) and is never refused, unless it carries
-//! `Impersonate-User`/`Impersonate-Group` (`kubectl --as alice`); then it acts as that
-//! user and RBAC is enforced, with the apiserver's `403 Forbidden` Status.
+//! variants) from the stored bindings; `kubectl auth whoami` works too. There is no
+//! authentication: a request acts as the administrator (in `system:masters`) and is
+//! never refused, unless it carries `Impersonate-User`/`Impersonate-Group` (`kubectl
+//! --as alice`); then it acts as that user and RBAC is enforced, with the apiserver's
+//! `403 Forbidden` Status.
 //!
 //! It has three users: `periscope serve` embeds it as a demo cluster when no cluster is
 //! configured, tests use it as the oracle (it knows nothing of periscope's hub) and

@@ -182,8 +182,11 @@ const RULES_REVIEW: &[Field] = &[
     one(2, "spec", Ty::Msg(RULES_SPEC)),
 ];
 
+const SELF_REVIEW: &[Field] = &[one(1, "metadata", Ty::Msg(OBJECT_META))];
+
 /// The kinds whose protobuf bodies can be decoded, by `apiVersion` and `kind`.
 const KINDS: &[(&str, &str, &[Field])] = &[
+    ("authentication.k8s.io/v1", "SelfSubjectReview", SELF_REVIEW),
     ("rbac.authorization.k8s.io/v1", "RoleBinding", BINDING),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", BINDING),
     ("rbac.authorization.k8s.io/v1", "Role", ROLE),

@@ -105,10 +105,12 @@ pub static RESOURCES: &[ResourceType] = &[
     row("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, &[], false),
 ];
 
-/// The access reviews of `authorization.k8s.io/v1`: created and answered at once, never
+/// The access reviews of `authorization.k8s.io/v1` and `authentication.k8s.io/v1`'s
+/// SelfSubjectReview (`kubectl auth whoami`): created and answered at once, never
 /// stored, so they are listed by discovery but are not in [`RESOURCES`].
 #[rustfmt::skip]
 pub static REVIEWS: &[ResourceType] = &[
+    row("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], false),
     row("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], false),
     row("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], false),
     row("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", false, &[], false),

@@ -1,5 +1,5 @@
-//! Who a request acts as, RBAC enforcement, and the `authorization.k8s.io/v1` access
-//! reviews.
+//! Who a request acts as, RBAC enforcement, the `authorization.k8s.io/v1` access
+//! reviews, and `authentication.k8s.io/v1` SelfSubjectReviews.
 //!
 //! The sim has no authentication: a request acts as the administrator
 //! ([`UserInfo::admin`], in `system:masters`) and is not checked, unless it carries
@@ -15,6 +15,7 @@
 //! | `POST /apis/authorization.k8s.io/v1/namespaces/{ns}/localsubjectaccessreviews` | the same, in `ns` |
 //! | `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` | the requesting user (`kubectl auth can-i`) |
 //! | `POST /apis/authorization.k8s.io/v1/selfsubjectrulesreviews` | the requesting user (`kubectl auth can-i --list`) |
+//! | `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` | who the requesting user is (`kubectl auth whoami`) |
 
 use std::collections::HashMap;
 
@@ -145,7 +146,7 @@ fn spec_attributes(rt: &ResourceType, spec: &Value) -> Result<Attributes, ApiErr
 /// The review echoed back with its `status`, as the apiserver answers a create.
 fn answer(mut review: Value, kind: &str, status: Value) -> Response {
     review["kind"] = json!(kind);
-    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["apiVersion"] = json!(review_type(kind).api_version());
     if !review.get("metadata").is_some_and(Value::is_object) {
         review["metadata"] = json!({});
     }
@@ -286,6 +287,20 @@ pub(super) async fn self_subject_rules_review(
             .and_then(Value::as_str)
             .unwrap_or_default();
         let status = rbac::rules_review(&*ctx.store, &user, namespace);
+        Ok(answer(review, KIND, status))
+    })())
+}
+
+/// `POST /apis/authentication.k8s.io/v1/selfsubjectreviews`: who am I?
+pub(super) async fn self_subject_review(
+    Extension(Requester(user)): Extension<Requester>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    const KIND: &str = "SelfSubjectReview";
+    respond((|| {
+        let review = parse_review(KIND, &method, &body)?;
+        let status = json!({ "userInfo": { "username": user.name, "groups": user.groups } });
         Ok(answer(review, KIND, status))
     })())
 }

@@ -76,6 +76,10 @@ pub(crate) fn router(ctx: Ctx) -> Router {
             "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
             any(authz::self_subject_rules_review),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            any(authz::self_subject_review),
+        )
         .fallback(rest::handle)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::authorize))
         .layer(middleware::from_fn(protobuf_bodies))

@@ -461,6 +461,14 @@ async fn cluster_role_bindings_grant_everywhere_and_groups_are_subjects() {
             "shop",
         ])
         .await;
+    let whoami = kubectl
+        .run(&["auth", "whoami", "--as", "carol", "--as-group", "devs", "-o", "json"])
+        .await;
+    let whoami: Value = serde_json::from_str(&whoami).expect("JSON");
+    assert_eq!(
+        whoami["status"]["userInfo"],
+        json!({ "username": "carol", "groups": ["devs", "system:authenticated"] })
+    );
     let carol_in_devs = ["-n", "shop", "--as", "carol", "--as-group", "devs"];
     assert!(can_i(&kubectl, &[&["create", "deployments"][..], &carol_in_devs].concat()).await);
     assert!(can_i(&kubectl, &[&["get", "secrets"][..], &carol_in_devs].concat()).await);
