@@ -5,16 +5,26 @@
 //! watch as newline-delimited JSON with bookmarks and `410 Expired`, create, replace,
 //! merge and strategic-merge patch, delete (with finalizers and graceful pod
 //! termination), and pod logs with `follow`, `tailLines`, `timestamps` and
-//! `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it over plain HTTP
-//! with no authentication.
+//! `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it over plain HTTP.
+//!
+//! It speaks Kubernetes RBAC ([`rbac`]): Roles, ClusterRoles, RoleBindings and
+//! ClusterRoleBindings are ordinary resources, every scenario starts with the bootstrap
+//! policy (`cluster-admin` bound to `system:masters`, `admin`, `edit`, `view`), and
+//! `authorization.k8s.io/v1` answers SubjectAccessReviews (and the local and self
+//! variants) from the stored bindings; `kubectl auth whoami` works too. There is no
+//! authentication: a request acts as the administrator (in `system:masters`) and is
+//! never refused, unless it carries `Impersonate-User`/`Impersonate-Group` (`kubectl
+//! --as alice`); then it acts as that user and RBAC is enforced, with the apiserver's
+//! `403 Forbidden` Status.
 //!
 //! It has three users: `periscope serve` embeds it as a demo cluster when no cluster is
 //! configured, tests use it as the oracle (it knows nothing of periscope's hub) and
 //! inject faults through [`Sim`], and benchmarks seed it with tens of thousands of pods.
 //!
-//! It is not a conformant apiserver: there is no authentication, admission, OpenAPI,
-//! server-side apply, protobuf or Table output, and paged lists are not snapshots (see
-//! the `store` module).
+//! It is not a conformant apiserver: there is no authentication, admission, OpenAPI
+//! schema, server-side apply, ClusterRole aggregation or Table output, protobuf request
+//! bodies are read only for the RBAC kinds and access reviews (see [`protobuf`]), and
+//! paged lists are not snapshots (see the `store` module).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), periscope_sim::Error> {
@@ -39,6 +49,8 @@ pub mod logs;
 mod meta;
 pub mod paging;
 pub mod patch;
+pub mod protobuf;
+pub mod rbac;
 pub mod resource;
 mod scenario;
 pub mod selector;
@@ -70,8 +82,9 @@ pub enum Scenario {
     /// rollouts, scaling, crash loops, jobs, helm upgrades.
     #[default]
     Demo,
-    /// Only the namespaces every cluster has (`default`, `kube-system`, `kube-public`,
-    /// `kube-node-lease`) and nothing changes unless asked to.
+    /// Only what every cluster has: the namespaces `default`, `kube-system`,
+    /// `kube-public` and `kube-node-lease`, and the bootstrap RBAC roles and bindings
+    /// (`cluster-admin`, `admin`, `edit`, `view`…). Nothing changes unless asked to.
     Empty,
 }
 
@@ -246,7 +259,8 @@ impl Sim {
         format!("http://{}", self.addr)
     }
 
-    /// A kubeconfig whose current context points at the sim (plain HTTP, no auth).
+    /// A kubeconfig whose current context points at the sim (plain HTTP, no
+    /// credentials: kubectl acts as the administrator unless given `--as`).
     pub fn kubeconfig_yaml(&self) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: periscope-sim\n  cluster:\n    server: {url}\n\
@@ -319,6 +333,12 @@ impl Sim {
     pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
         let page = self.store.list(Self::resource(plural)?, namespace, None, None, None);
         Ok(page.items.iter().map(|o| (**o).clone()).collect())
+    }
+
+    /// Whether `user` may make the request, by the stored RBAC policy, as a
+    /// SubjectAccessReview would answer.
+    pub fn authorize(&self, user: &rbac::UserInfo, attributes: &rbac::Attributes) -> rbac::Decision {
+        rbac::authorize(&*self.store, user, attributes)
     }
 
     /// Ends every open watch of `plural`, or every open watch when `None`.

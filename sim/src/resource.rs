@@ -99,6 +99,22 @@ pub static RESOURCES: &[ResourceType] = &[
     row("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"], false),
     row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, &["pc"], false),
     row("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", false, &[], false),
+    row("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], false),
+    row("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], false),
+    row("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], false),
+    row("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, &[], false),
+];
+
+/// The access reviews of `authorization.k8s.io/v1` and `authentication.k8s.io/v1`'s
+/// SelfSubjectReview (`kubectl auth whoami`): created and answered at once, never
+/// stored, so they are listed by discovery but are not in [`RESOURCES`].
+#[rustfmt::skip]
+pub static REVIEWS: &[ResourceType] = &[
+    row("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], false),
+    row("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], false),
+    row("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], false),
+    row("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", false, &[], false),
+    row("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, &[], false),
 ];
 
 /// Index of a resource in [`RESOURCES`]; the store keeps one map per index.
@@ -125,10 +141,11 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<(ResourceId, &'static Re
         .find(|(_, r)| r.kind == kind && r.api_version() == api_version)
 }
 
-/// The API groups other than core, each with its versions, in first-seen order.
+/// The API groups other than core (stored kinds, then the access reviews), each with
+/// its versions, in first-seen order.
 pub(crate) fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+    for r in RESOURCES.iter().chain(REVIEWS).filter(|r| !r.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
             Some(_) => {}
@@ -164,5 +181,21 @@ mod tests {
         let groups = groups();
         assert!(groups.iter().any(|(g, v)| *g == "apps" && v == &["v1"]));
         assert_eq!(groups.iter().filter(|(g, _)| *g == "apps").count(), 1);
+        assert!(
+            groups
+                .iter()
+                .any(|(g, v)| *g == "rbac.authorization.k8s.io" && v == &["v1"])
+        );
+        assert!(groups.iter().any(|(g, v)| *g == "authorization.k8s.io" && v == &["v1"]));
+    }
+
+    #[test]
+    fn rbac_kinds_are_served_and_reviews_are_not_stored() {
+        assert_eq!(
+            by_kind("rbac.authorization.k8s.io/v1", "RoleBinding").map(|(_, r)| r.namespaced),
+            Some(true)
+        );
+        assert_eq!(by_plural("clusterroles").map(|(_, r)| r.namespaced), Some(false));
+        assert!(by_plural("subjectaccessreviews").is_none());
     }
 }

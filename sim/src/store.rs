@@ -528,6 +528,28 @@ fn stamp_type(rt: &ResourceType, obj: &mut Value) {
 
 fn validate_name(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let name = meta::name(obj);
+    if rt.group == "rbac.authorization.k8s.io" {
+        // RBAC names only have to be usable as a path segment, so the bootstrap
+        // `system:…` names are valid.
+        let problem = match name {
+            "." | ".." => Some(format!("may not be '{name}'")),
+            _ => ["/", "%"]
+                .into_iter()
+                .find(|c| name.contains(c))
+                .map(|c| format!("may not contain '{c}'")),
+        };
+        return match problem {
+            Some(problem) => Err(ApiError::invalid(
+                rt,
+                name,
+                format!("metadata.name: Invalid value: \"{name}\": {problem}"),
+            )),
+            None if rt.namespaced && meta::namespace(obj).is_empty() => {
+                Err(ApiError::invalid(rt, name, "metadata.namespace: Required value"))
+            }
+            None => Ok(()),
+        };
+    }
     let valid = name.len() <= 253
         && name
             .chars()

@@ -2,6 +2,7 @@
 
 mod demo;
 mod objects;
+mod policy;
 
 use std::sync::Arc;
 
@@ -19,12 +20,14 @@ const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "k
 /// Namespaces holding benchmark pods.
 const BENCH_NAMESPACES: usize = 10;
 
-/// Creates the scenario's starting objects and the benchmark pods.
+/// Creates the scenario's starting objects (every scenario has the system namespaces
+/// and the bootstrap RBAC policy) and the benchmark pods.
 pub(crate) fn seed(store: &Arc<Store>, opts: &SimOptions) {
     let mut w = Writer::new(store.clone(), opts.seed);
     for ns in SYSTEM_NAMESPACES {
         w.namespace(ns);
     }
+    policy::seed(&mut w);
     if opts.scenario == Scenario::Demo {
         demo::seed(&mut w);
     }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::resource::{RESOURCES, ResourceType, groups as api_groups};
+use crate::resource::{RESOURCES, REVIEWS, ResourceType, groups as api_groups};
 use crate::status::ApiError;
 
 /// The Kubernetes version the sim reports.
@@ -81,14 +81,22 @@ pub(super) async fn group(Path(group): Path<String>) -> Response {
 }
 
 fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let members: Vec<&ResourceType> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
-    if members.is_empty() {
+    let in_gv = |r: &&ResourceType| r.group == group && r.version == version;
+    let members: Vec<&ResourceType> = RESOURCES.iter().filter(in_gv).collect();
+    let reviews: Vec<&ResourceType> = REVIEWS.iter().filter(in_gv).collect();
+    if members.is_empty() && reviews.is_empty() {
         return None;
     }
     let mut resources = Vec::new();
+    for r in reviews {
+        resources.push(json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": ["create"],
+        }));
+    }
     for r in members {
         resources.push(json!({
             "name": r.plural,
@@ -167,5 +175,13 @@ mod tests {
                 .any(|r| r["name"] == "pods/log")
         );
         assert!(resource_list("apps", "v9").is_none());
+        let authz = resource_list("authorization.k8s.io", "v1").unwrap();
+        let sar = authz["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "subjectaccessreviews")
+            .unwrap();
+        assert_eq!(sar["verbs"], json!(["create"]));
     }
 }

@@ -5,9 +5,12 @@
 //! ([`rest::handle`]) rather than spelled out as dozens of routes, because the shape of
 //! a path depends on the resource table (is `namespaces/x/status` the status of a
 //! namespace or a list of a resource called `status`?). Fixed paths (discovery,
-//! health, admin) are ordinary routes.
+//! health, admin, access reviews) are ordinary routes. Every API request first goes
+//! through [`authz::authorize`], which decides who it acts as and enforces RBAC on
+//! impersonated users; `/sim/admin` is outside the API and never checked.
 
 mod admin;
+mod authz;
 mod discovery;
 mod logs;
 mod openapi;
@@ -18,13 +21,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::Faults;
+use crate::protobuf;
+use crate::status::ApiError;
 use crate::store::Store;
 
 /// Everything a handler needs; cloned per request.
@@ -53,12 +60,70 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .route("/healthz", get(discovery::ok))
         .route("/livez", get(discovery::ok))
         .route("/readyz", get(discovery::ok))
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            any(authz::subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+            any(authz::local_subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            any(authz::self_subject_access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            any(authz::self_subject_rules_review),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            any(authz::self_subject_review),
+        )
         .fallback(rest::handle)
+        .layer(middleware::from_fn_with_state(ctx.clone(), authz::authorize))
+        .layer(middleware::from_fn(protobuf_bodies))
         .layer(middleware::from_fn_with_state(ctx.clone(), faulty));
     Router::new()
         .nest("/sim/admin", admin::router())
         .merge(api)
         .with_state(ctx)
+}
+
+/// Rewrites protobuf request bodies (from kubectl's typed commands) as JSON, which is
+/// all the handlers read; kinds the sim cannot decode get `415`.
+async fn protobuf_bodies(request: Request, next: Next) -> Response {
+    let is_protobuf = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(protobuf::is_protobuf);
+    if !is_protobuf {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::bad_request(format!("cannot read the request body: {error}")).into_response(),
+    };
+    let json = match protobuf::to_json(&bytes) {
+        Ok(object) => object.to_string(),
+        Err(error @ protobuf::Error::UnsupportedKind(_)) => {
+            let error = ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: error.to_string(),
+                details: None,
+            };
+            return error.into_response();
+        }
+        Err(error) => return ApiError::bad_request(error.to_string()).into_response(),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    next.run(Request::from_parts(parts, Body::from(json))).await
 }
 
 /// Applies the pause and latency faults to every Kubernetes API request.

@@ -308,3 +308,204 @@ async fn the_demo_cluster_is_the_same_for_a_seed() {
     assert_eq!(uids(&a), uids(&b));
     assert_ne!(uids(&a), uids(&c));
 }
+
+/// Creates namespaces in the sim, as the RBAC tests need `shop` and `payments`.
+fn namespaces(sim: &periscope_sim::Sim, names: &[&str]) {
+    for name in names {
+        sim.apply(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }))
+            .expect("the namespace is stored");
+    }
+}
+
+/// `kubectl auth can-i …`: `yes` (exit 0) or `no` (exit 1).
+async fn can_i(kubectl: &Kubectl, args: &[&str]) -> bool {
+    let mut full = vec!["auth", "can-i"];
+    full.extend_from_slice(args);
+    let output = kubectl.output(&full).await;
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    match (output.status.code(), answer.as_str()) {
+        (Some(0), "yes") => true,
+        (Some(1), "no") => false,
+        other => panic!(
+            "kubectl {} answered {other:?}: {}",
+            full.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+#[tokio::test]
+async fn every_scenario_has_the_bootstrap_cluster_roles() {
+    for scenario in [Scenario::Empty, Scenario::Demo] {
+        let sim = start(SimOptions {
+            scenario,
+            ..SimOptions::default()
+        })
+        .await;
+        let kubectl = Kubectl::new(&sim);
+        let roles = kubectl.run(&["get", "clusterroles", "-o", "name"]).await;
+        for role in ["cluster-admin", "admin", "edit", "view"] {
+            assert!(
+                roles.contains(&format!("clusterrole.rbac.authorization.k8s.io/{role}\n")),
+                "{scenario:?}: {roles}"
+            );
+        }
+        let binding = kubectl
+            .run(&["get", "clusterrolebinding", "cluster-admin", "-o", "json"])
+            .await;
+        let binding: Value = serde_json::from_str(&binding).expect("JSON");
+        assert_eq!(
+            binding["subjects"],
+            json!([{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters" }])
+        );
+        // Without impersonation kubectl is the administrator.
+        assert!(can_i(&kubectl, &["*", "*"]).await);
+    }
+}
+
+#[tokio::test]
+async fn a_role_binding_grants_in_its_namespace_until_deleted() {
+    let sim = empty_sim().await;
+    namespaces(&sim, &["shop", "payments"]);
+    let kubectl = Kubectl::new(&sim);
+    let manifest = kubectl.file("pod.yaml", POD);
+    kubectl.run(&["create", "-n", "shop", "-f", &manifest]).await;
+    let out = kubectl
+        .run(&[
+            "create",
+            "rolebinding",
+            "alice-view",
+            "--clusterrole=view",
+            "--user=alice",
+            "-n",
+            "shop",
+        ])
+        .await;
+    assert_eq!(out.trim(), "rolebinding.rbac.authorization.k8s.io/alice-view created");
+    let stored = sim
+        .get("rolebindings", Some("shop"), "alice-view")
+        .expect("served")
+        .expect("created");
+    assert_eq!(stored["roleRef"]["name"], "view");
+    assert_eq!(stored["subjects"][0]["name"], "alice");
+    let listed = kubectl.run(&["get", "rolebindings", "-n", "shop", "-o", "name"]).await;
+    assert_eq!(listed.trim(), "rolebinding.rbac.authorization.k8s.io/alice-view");
+
+    assert!(can_i(&kubectl, &["list", "pods", "-n", "shop", "--as", "alice"]).await);
+    assert!(can_i(&kubectl, &["get", "pods/log", "-n", "shop", "--as", "alice"]).await);
+    assert!(!can_i(&kubectl, &["list", "pods", "-n", "payments", "--as", "alice"]).await);
+    assert!(!can_i(&kubectl, &["list", "secrets", "-n", "shop", "--as", "alice"]).await);
+    assert!(!can_i(&kubectl, &["delete", "pods", "-n", "shop", "--as", "alice"]).await);
+    assert!(!can_i(&kubectl, &["list", "pods", "--all-namespaces", "--as", "alice"]).await);
+
+    let pods = kubectl
+        .run(&["get", "pods", "-n", "shop", "--as", "alice", "-o", "name"])
+        .await;
+    assert_eq!(pods.trim(), "pod/hello");
+    let refused = kubectl
+        .output(&["get", "pods", "-n", "payments", "--as", "alice"])
+        .await;
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim(),
+        "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" \
+         in API group \"\" in the namespace \"payments\""
+    );
+    let refused = kubectl
+        .output(&["delete", "pod", "hello", "-n", "shop", "--as", "alice"])
+        .await;
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cannot delete resource \"pods\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let out = kubectl
+        .run(&["delete", "rolebinding", "alice-view", "-n", "shop"])
+        .await;
+    assert!(out.contains("\"alice-view\" deleted"), "{out}");
+    assert!(!can_i(&kubectl, &["list", "pods", "-n", "shop", "--as", "alice"]).await);
+}
+
+#[tokio::test]
+async fn cluster_role_bindings_grant_everywhere_and_groups_are_subjects() {
+    let sim = empty_sim().await;
+    namespaces(&sim, &["shop", "payments"]);
+    let kubectl = Kubectl::new(&sim);
+    let out = kubectl
+        .run(&[
+            "create",
+            "clusterrolebinding",
+            "bob-view",
+            "--clusterrole=view",
+            "--user=bob",
+        ])
+        .await;
+    assert_eq!(
+        out.trim(),
+        "clusterrolebinding.rbac.authorization.k8s.io/bob-view created"
+    );
+    assert!(can_i(&kubectl, &["list", "pods", "--all-namespaces", "--as", "bob"]).await);
+    assert!(can_i(&kubectl, &["watch", "deployments", "-n", "payments", "--as", "bob"]).await);
+    assert!(!can_i(&kubectl, &["create", "deployments", "-n", "payments", "--as", "bob"]).await);
+    kubectl.run(&["get", "pods", "-A", "--as", "bob", "-o", "name"]).await;
+
+    kubectl
+        .run(&[
+            "create",
+            "rolebinding",
+            "devs-edit",
+            "--clusterrole=edit",
+            "--group=devs",
+            "-n",
+            "shop",
+        ])
+        .await;
+    let whoami = kubectl
+        .run(&["auth", "whoami", "--as", "carol", "--as-group", "devs", "-o", "json"])
+        .await;
+    let whoami: Value = serde_json::from_str(&whoami).expect("JSON");
+    assert_eq!(
+        whoami["status"]["userInfo"],
+        json!({ "username": "carol", "groups": ["devs", "system:authenticated"] })
+    );
+    let carol_in_devs = ["-n", "shop", "--as", "carol", "--as-group", "devs"];
+    assert!(can_i(&kubectl, &[&["create", "deployments"][..], &carol_in_devs].concat()).await);
+    assert!(can_i(&kubectl, &[&["get", "secrets"][..], &carol_in_devs].concat()).await);
+    assert!(!can_i(&kubectl, &["create", "deployments", "-n", "shop", "--as", "carol"]).await);
+    assert!(
+        !can_i(
+            &kubectl,
+            &[
+                "create",
+                "deployments",
+                "-n",
+                "payments",
+                "--as",
+                "carol",
+                "--as-group",
+                "devs"
+            ]
+        )
+        .await
+    );
+
+    // A service account is a user in its own groups.
+    kubectl
+        .run(&[
+            "create",
+            "rolebinding",
+            "ci-admin",
+            "--clusterrole=admin",
+            "--serviceaccount=shop:ci",
+            "-n",
+            "shop",
+        ])
+        .await;
+    let ci = "system:serviceaccount:shop:ci";
+    assert!(can_i(&kubectl, &["create", "rolebindings", "-n", "shop", "--as", ci]).await);
+    assert!(!can_i(&kubectl, &["create", "rolebindings", "-n", "payments", "--as", ci]).await);
+
+    kubectl.run(&["delete", "clusterrolebinding", "bob-view"]).await;
+    assert!(!can_i(&kubectl, &["list", "pods", "--all-namespaces", "--as", "bob"]).await);
+}

@@ -9,7 +9,7 @@ use kube::{Api, Client};
 use periscope_sim::{Scenario, SimOptions};
 use serde_json::json;
 
-use crate::support::{client, empty_sim, start, within};
+use crate::support::{client, client_as, empty_sim, start, within};
 
 fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "k": "v" } })).expect("a ConfigMap")
@@ -314,4 +314,210 @@ async fn admin_endpoint_injects_faults_and_counts_watches() {
         Some(WatchEvent::Error(status)) => assert_eq!(status.code, 410),
         other => panic!("expected 410, got {other:?}"),
     }
+}
+
+fn namespaces(sim: &periscope_sim::Sim, names: &[&str]) {
+    for name in names {
+        sim.apply(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }))
+            .expect("the namespace is stored");
+    }
+}
+
+fn alice_views_shop() -> serde_json::Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "alice-view", "namespace": "shop" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" }],
+    })
+}
+
+/// POSTs a SubjectAccessReview as JSON, the way the host asks, and returns the answer.
+async fn review(
+    client: &Client,
+    user: &str,
+    groups: &[&str],
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+) -> serde_json::Value {
+    let body = json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user, "groups": groups,
+            "resourceAttributes": { "verb": verb, "group": "", "resource": resource, "namespace": namespace },
+        },
+    });
+    let request = http::Request::post("/apis/authorization.k8s.io/v1/subjectaccessreviews")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).expect("JSON"))
+        .expect("a request");
+    client.request(request).await.expect("the review is answered")
+}
+
+#[tokio::test]
+async fn subject_access_reviews_answer_from_the_stored_bindings() {
+    let sim = empty_sim().await;
+    namespaces(&sim, &["shop", "payments"]);
+    let client = client(&sim);
+    let denied = review(&client, "alice", &[], "list", "pods", "shop").await;
+    assert_eq!(denied["status"], json!({ "allowed": false }));
+
+    sim.apply(alice_views_shop()).expect("the binding is stored");
+    let allowed = review(&client, "alice", &[], "list", "pods", "shop").await;
+    assert_eq!(allowed["kind"], "SubjectAccessReview");
+    assert_eq!(allowed["apiVersion"], "authorization.k8s.io/v1");
+    assert_eq!(allowed["spec"]["user"], "alice");
+    assert_eq!(allowed["spec"]["resourceAttributes"]["namespace"], "shop");
+    assert_eq!(
+        allowed["status"],
+        json!({
+            "allowed": true,
+            "reason": "RBAC: allowed by RoleBinding \"alice-view/shop\" of ClusterRole \"view\" to User \"alice\"",
+        })
+    );
+    for (verb, resource, namespace) in [
+        ("list", "pods", "payments"),
+        ("list", "secrets", "shop"),
+        ("list", "pods", ""),
+    ] {
+        let answer = review(&client, "alice", &[], verb, resource, namespace).await;
+        assert_eq!(answer["status"]["allowed"], false, "{verb} {resource} in {namespace:?}");
+    }
+    // Groups are taken as given; system:masters may do anything.
+    assert_eq!(
+        review(&client, "root", &["system:masters"], "delete", "nodes", "").await["status"]["allowed"],
+        true
+    );
+
+    sim.delete("rolebindings", Some("shop"), "alice-view")
+        .expect("the binding is deleted");
+    assert_eq!(
+        review(&client, "alice", &[], "list", "pods", "shop").await["status"]["allowed"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn typed_subject_access_reviews_and_the_direct_api_agree() {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+    use periscope_sim::rbac::{Attributes, UserInfo};
+
+    let sim = empty_sim().await;
+    sim.apply(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": { "name": "ops-edit" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops" }],
+    }))
+    .expect("the binding is stored");
+    let api: Api<SubjectAccessReview> = Api::all(client(&sim));
+    let ask = |groups: Vec<String>| SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("dave".into()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("patch".into()),
+                group: Some("apps".into()),
+                resource: Some("deployments".into()),
+                namespace: Some("default".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = api
+        .create(&PostParams::default(), &ask(vec!["ops".into()]))
+        .await
+        .expect("created");
+    let status = answer.status.expect("a status");
+    assert!(status.allowed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("RBAC: allowed by ClusterRoleBinding \"ops-edit\" of ClusterRole \"edit\" to Group \"ops\"")
+    );
+    let answer = api.create(&PostParams::default(), &ask(vec![])).await.expect("created");
+    assert!(!answer.status.expect("a status").allowed);
+
+    let attrs = Attributes::from_request(
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        &Default::default(),
+    );
+    assert!(sim.authorize(&UserInfo::new("dave", ["ops"]), &attrs).allowed);
+    assert!(
+        !sim.authorize(&UserInfo::new("dave", Vec::<String>::new()), &attrs)
+            .allowed
+    );
+
+    // A review that names nobody is invalid, as on a real apiserver.
+    let mut nobody = ask(vec![]);
+    nobody.spec.user = None;
+    match api.create(&PostParams::default(), &nobody).await {
+        Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (422, "Invalid")),
+        other => panic!("expected 422, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn impersonated_requests_get_403_forbidden_like_a_real_apiserver() {
+    let sim = empty_sim().await;
+    namespaces(&sim, &["shop", "payments"]);
+    sim.apply(alice_views_shop()).expect("the binding is stored");
+    let alice = client_as(&sim, "alice", &[]);
+
+    let shop: Api<ConfigMap> = Api::namespaced(alice.clone(), "shop");
+    shop.list(&ListParams::default()).await.expect("alice may list in shop");
+    let payments: Api<Pod> = Api::namespaced(alice.clone(), "payments");
+    let status = match payments.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => status,
+        other => panic!("expected 403, got {other:?}"),
+    };
+    assert_eq!(
+        serde_json::to_value(&*status).expect("JSON"),
+        json!({
+            "status": "Failure",
+            "message": "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"payments\"",
+            "reason": "Forbidden", "details": { "kind": "pods" }, "code": 403,
+            "metadata": {},
+        })
+    );
+    match payments.watch(&WatchParams::default(), "0").await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403),
+        Err(other) => panic!("expected 403, got {other:?}"),
+        Ok(_) => panic!("expected 403, the watch started"),
+    }
+    match shop.create(&PostParams::default(), &configmap("mine")).await {
+        Err(kube::Error::Api(status)) => assert_eq!(
+            status.message,
+            "configmaps is forbidden: User \"alice\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"shop\""
+        ),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    match shop.delete("absent", &DeleteParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(
+            (status.code, status.details.map(|d| d.name)),
+            (403, Some("absent".into()))
+        ),
+        other => panic!("expected 403, got {other:?}"),
+    }
+
+    // The same user in a group that may do more.
+    sim.apply(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "writers-edit", "namespace": "shop" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "writers" }],
+    }))
+    .expect("the binding is stored");
+    let writer: Api<ConfigMap> = Api::namespaced(client_as(&sim, "alice", &["writers"]), "shop");
+    writer
+        .create(&PostParams::default(), &configmap("mine"))
+        .await
+        .expect("writers may create");
+
+    // Requests without impersonation are the administrator's, and never checked.
+    let admin: Api<Pod> = Api::namespaced(client(&sim), "payments");
+    admin.list(&ListParams::default()).await.expect("the admin may list");
 }

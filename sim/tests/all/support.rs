@@ -38,6 +38,16 @@ pub fn client(sim: &Sim) -> kube::Client {
     kube::Client::try_from(config).expect("a kube client for the sim")
 }
 
+/// A kube client that impersonates `user` in `groups`, so the sim enforces RBAC on it.
+pub fn client_as(sim: &Sim, user: &str, groups: &[&str]) -> kube::Client {
+    let mut config = kube::Config::new(sim.url().parse().expect("the sim URL is a valid URI"));
+    config.auth_info.impersonate = Some(user.to_string());
+    if !groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    kube::Client::try_from(config).expect("a kube client for the sim")
+}
+
 /// The kubectl binary: `$PERISCOPE_KUBECTL`, else the one `scripts/install-tools.sh`
 /// installs. Fails the test (never skips it) when missing.
 pub fn kubectl_path() -> PathBuf {
@@ -126,11 +136,16 @@ impl Kubectl {
         path.display().to_string()
     }
 
+    /// Runs kubectl to completion, whatever its exit status.
+    pub async fn output(&self, args: &[&str]) -> Output {
+        within(&format!("kubectl {}", args.join(" ")), self.command(args).output())
+            .await
+            .expect("kubectl runs")
+    }
+
     /// Runs kubectl to completion and returns stdout; fails the test on a non-zero exit.
     pub async fn run(&self, args: &[&str]) -> String {
-        let output: Output = within(&format!("kubectl {}", args.join(" ")), self.command(args).output())
-            .await
-            .expect("kubectl runs");
+        let output = self.output(args).await;
         assert!(
             output.status.success(),
             "kubectl {} failed: {}\n{}",
