@@ -226,7 +226,7 @@ async fn limit_zero_disables_the_cap_and_counts_return_to_zero() {
         client.expect("snapshot").await;
         clients.push(client);
     }
-    assert_eq!(served.streams.open_for("anonymous"), 100);
+    assert_eq!(served.streams.open_for("anonymous@127.0.0.1"), 100);
     // 200 random connects and disconnects.
     let mut seed: u64 = 42;
     for _ in 0..200 {
@@ -248,7 +248,7 @@ async fn limit_zero_disables_the_cap_and_counts_return_to_zero() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(served.streams.open_for("anonymous"), 0);
+    assert_eq!(served.streams.open_for("anonymous@127.0.0.1"), 0);
     served.shutdown().await;
 }
 

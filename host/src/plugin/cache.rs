@@ -84,6 +84,11 @@ impl ComponentCache {
         Ok(component)
     }
 
+    /// True when `bytes` would be compiled rather than loaded from the cache.
+    pub fn is_cold(&self, bytes: &[u8]) -> bool {
+        self.entry_path(bytes).is_none_or(|path| !path.is_file())
+    }
+
     fn compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         let component = Component::new(engine, bytes)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
