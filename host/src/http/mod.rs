@@ -11,6 +11,7 @@
 //! | `GET /debug/streams` | active streams (admins: all; others: their own) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET`, `POST /api/admin/revocations` | revoked subjects (admins) |
+//! | `GET /`, `GET /assets/*` | the live page ([`crate::web`]) |
 
 mod debug;
 mod rest;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/debug/streams", get(debug::streams))
         .route("/metrics", get(debug::metrics))
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke))
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
