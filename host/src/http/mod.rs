@@ -17,6 +17,7 @@
 //! | `GET /debug/streams` | active streams (admins: all; others: their own) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET`, `POST /api/admin/revocations` | revoked subjects (admins) |
+//! | `GET /`, `GET /assets/*` | the live page ([`crate::web`]) |
 
 mod debug;
 mod rest;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_actor));
     public
+        .merge(crate::web::routes())
         .merge(protected)
         .method_not_allowed_fallback(|| async {
             ApiError::new(

