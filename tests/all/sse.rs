@@ -372,7 +372,10 @@ struct SpaBudget {
 impl SpaBudget {
     fn bump(&mut self) {
         let now = std::time::Instant::now();
-        if self.last_bump.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+        if self
+            .last_bump
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
             self.count += 1;
             self.last_bump = Some(now);
         }

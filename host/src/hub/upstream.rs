@@ -151,7 +151,6 @@ impl Upstream {
                 return (Initial::Resume(after), rx);
             }
         }
-        }
         let snapshot = match only {
             None => self.snapshot(&mut state),
             Some(only) => self.partial_snapshot(&state, only),
