@@ -284,8 +284,8 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     assert_eq!(body["error"], "forbidden");
     let (status, body) = get(&served.url("pods/watch?namespace=payments"), Some(&alice), &[]).await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = get(&served.url("secrets?namespace=shop"), Some(&alice), &[]).await;
-    assert_eq!(status, 403, "view does not read secrets: {body}");
+    let (status, body) = get(&served.url("nodes"), Some(&alice), &[]).await;
+    assert_eq!(status, 403, "a RoleBinding grants nothing cluster-scoped: {body}");
 
     // A cluster-wide poll and stream are partitioned to shop.
     let (status, body) = get(&served.url("pods"), Some(&alice), &[]).await;
