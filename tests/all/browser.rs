@@ -49,3 +49,16 @@ async fn the_live_page_asks_for_a_token_and_streams_after_sign_in() {
     served.shutdown().await;
     run.assert_success();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eventsource_on_a_quiet_kind_gets_a_frame_after_every_reconnect() {
+    let served = periscope_tests::served::serve(&[("PERISCOPE_WATCH_MAX_STREAM_DURATION", "2s")]).await;
+    let run = browser::run_script(
+        "eventsource-lifetime.mjs",
+        &served.base,
+        &["--path", "/api/clusters/test/nodes/watch", "--seconds", "12"],
+    )
+    .await;
+    served.shutdown().await;
+    run.assert_success();
+}
