@@ -168,7 +168,22 @@ impl App {
             origin: streams.origin.clone(),
             error,
         })?;
-        tracing::info!("watch streams enabled: {}", enabled.summary());
+        let streamed = enabled.tokens();
+        let total = registry.plugins().len();
+        if streamed.len() == total {
+            tracing::info!("watch streams: all {total} kinds ({})", streamed.join(", "));
+        } else {
+            tracing::info!(
+                "watch streams: {} of {total} kinds ({}); the others are served by polling only",
+                streamed.len(),
+                if streamed.is_empty() {
+                    "none".to_string()
+                } else {
+                    streamed.join(", ")
+                }
+            );
+        }
+        tracing::debug!("watch streams enabled: {}", enabled.summary());
 
         let (clusters, sims) = connect(&config).await?;
         let hub = Hub::new(
