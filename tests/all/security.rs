@@ -360,3 +360,26 @@ async fn a_user_bound_cluster_wide_sees_everything() {
     assert_eq!(served.hub.upstream_keys().len(), 1, "one shared upstream for {CLUSTER}");
     served.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_failing_on_every_object_is_an_error_never_an_empty_snapshot() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("podtrap.wasm"),
+        periscope_tests::fixtures::get("podtrap"),
+    )
+    .unwrap();
+    let dir = plugins.path().display().to_string();
+    let served = serve(&[("PERISCOPE_PLUGINS_DIR", dir.as_str())]).await;
+    served.sim.apply(periscope_tests::served::pod("shop", "web-0")).unwrap();
+    let mut stream = SseClient::connect(&served.url("pods/watch"), None).await;
+    assert_eq!(stream.status, 200);
+    let event = stream.next().await.expect("a frame");
+    assert_eq!(event.event, "error", "not a snapshot: {}", event.data);
+    assert!(event.data.contains("map pods: the plugin failed on every object"), "{}", event.data);
+    assert!(stream.next().await.is_none(), "the stream ends after the error");
+    // Polls answer an error too, never an empty list.
+    let response = reqwest::get(served.url("pods")).await.unwrap();
+    assert_eq!(response.status(), 500);
+    served.shutdown().await;
+}
