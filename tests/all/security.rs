@@ -376,7 +376,11 @@ async fn a_plugin_failing_on_every_object_is_an_error_never_an_empty_snapshot() 
     assert_eq!(stream.status, 200);
     let event = stream.next().await.expect("a frame");
     assert_eq!(event.event, "error", "not a snapshot: {}", event.data);
-    assert!(event.data.contains("map pods: the plugin failed on every object"), "{}", event.data);
+    assert!(
+        event.data.contains("map pods: the plugin failed on every object"),
+        "{}",
+        event.data
+    );
     assert!(stream.next().await.is_none(), "the stream ends after the error");
     // Polls answer an error too, never an empty list.
     let response = reqwest::get(served.url("pods")).await.unwrap();

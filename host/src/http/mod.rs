@@ -197,8 +197,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
     }
 }
 
+/// Longest `Last-Event-ID` accepted; ids are resourceVersions, far shorter.
+const MAX_LAST_EVENT_ID: usize = 256;
+
+/// The `Last-Event-ID` header of a resuming stream: visible ASCII of at most 256 bytes,
+/// else 400 JSON.
+pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(id)) if id.len() <= MAX_LAST_EVENT_ID => Ok(Some(id.to_string())),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("Last-Event-ID: must be visible ASCII of at most {MAX_LAST_EVENT_ID} bytes"),
+        )),
+    }
+}
+
 /// The `namespace` query parameter, validated; other parameters are ignored.
-fn namespace_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+pub fn namespace_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|_| bad("the query string is not valid form encoding".to_string()))?;

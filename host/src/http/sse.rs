@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, Authenticated, Scope, authorize, plain, subscribe_error};
+use super::{ApiError, AppState, Authenticated, Scope, authorize, last_event_id, plain, subscribe_error};
 use crate::auth::rbac::{Access, Authorizer};
 use crate::auth::{Actor, Authenticator};
 use crate::cluster::Cluster;
@@ -54,9 +54,6 @@ pub fn encode(frame: &Frame) -> Bytes {
         .clone()
 }
 
-/// Longest `Last-Event-ID` accepted; ids are resourceVersions, far shorter.
-const MAX_LAST_EVENT_ID: usize = 256;
-
 /// `GET /api/clusters/{cluster}/{kind}/watch`: a disabled kind has no route (404);
 /// then the cluster (404 `cluster not found`), the user's RBAC (403 JSON), the actor's
 /// cap (429 `too many concurrent watch streams for this user`) and the upstream caps
@@ -76,17 +73,9 @@ pub(super) async fn watch(
         )
         .into_response();
     }
-    let resume_from = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(id)) if id.len() <= MAX_LAST_EVENT_ID => Some(id.to_string()),
-        Some(_) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("Last-Event-ID: must be visible ASCII of at most {MAX_LAST_EVENT_ID} bytes"),
-            )
-            .into_response();
-        }
+    let resume_from = match last_event_id(&parts.headers) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
     };
     let Some(cluster) = state.hub.clusters().get(&scope.cluster).cloned() else {
         return plain(StatusCode::NOT_FOUND, "cluster not found");

@@ -137,7 +137,12 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     let meta = match std::fs::metadata(dir) {
         Ok(meta) => meta,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(format!("cannot read the component cache directory {}: {error}", dir.display())),
+        Err(error) => {
+            return Err(format!(
+                "cannot read the component cache directory {}: {error}",
+                dir.display()
+            ));
+        }
     };
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
