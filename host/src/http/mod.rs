@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::rbac::{Access, Authorizer, Resource};
+use crate::auth::rbac::{Access, Authorizer, Resource, ReviewError};
 use crate::auth::{Actor, AuthError, Authenticator};
 use crate::cluster::Cluster;
 use crate::hub::Hub;
@@ -215,24 +215,13 @@ async fn authorize(
     namespace: Option<&str>,
     verbs: &[&'static str],
 ) -> Result<Access, ApiError> {
-    let resource = Resource {
-        group: &info.api_group,
-        plural: &info.plural,
-        namespaced: info.namespaced,
-    };
-    match state
-        .authorizer
-        .access(cluster, actor, resource, namespace, verbs)
-        .await
-    {
+    match review(state, cluster, actor, info, namespace, verbs).await {
         Ok(Access::Denied) => {
-            state.metrics.rbac_denied(&cluster.name, &info.token);
             let place = match namespace.filter(|_| info.namespaced) {
                 Some(ns) => format!("in namespace {ns:?}"),
                 None if info.namespaced => "in any namespace".to_string(),
                 None => "(cluster-scoped)".to_string(),
             };
-            tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -246,15 +235,45 @@ async fn authorize(
             ))
         }
         Ok(access) => Ok(access),
-        Err(error) => {
-            tracing::warn!(%error, "access review failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "access_review_failed",
-                error.to_string(),
-            ))
-        }
+        Err(error) => Err(review_failed(&error)),
     }
+}
+
+/// Like [`authorize`], but a refusal is [`Access::Denied`] rather than an error, for
+/// routes that report it as data (the SPA shell's `accessibility`). A refusal is
+/// counted and logged here, whichever way the route reports it.
+async fn review(
+    state: &AppState,
+    cluster: &Cluster,
+    actor: &Actor,
+    info: &KindInfo,
+    namespace: Option<&str>,
+    verbs: &[&'static str],
+) -> Result<Access, ReviewError> {
+    let resource = Resource {
+        group: &info.api_group,
+        plural: &info.plural,
+        namespaced: info.namespaced,
+    };
+    let access = state
+        .authorizer
+        .access(cluster, actor, resource, namespace, verbs)
+        .await?;
+    if access == Access::Denied {
+        state.metrics.rbac_denied(&cluster.name, &info.token);
+        tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
+    }
+    Ok(access)
+}
+
+/// The 503 JSON of an access review the cluster could not answer.
+fn review_failed(error: &ReviewError) -> ApiError {
+    tracing::warn!(%error, "access review failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "access_review_failed",
+        error.to_string(),
+    )
 }
 
 /// A JSON error: `{"error": "<stable code>", "message": "<short text>"}`.
