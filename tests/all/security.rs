@@ -75,12 +75,16 @@ async fn metrics_can_require_a_token() {
     served.shutdown().await;
 }
 
+/// One bad request: its URL, extra headers, the status it gets and a word its message
+/// mentions.
+type BadInput<'a> = (String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_the_right_status_and_a_json_body_and_opens_nothing() {
     let served = serve(&[("PERISCOPE_WATCH_STREAMS", "pods")]).await;
     let long = "a".repeat(64);
     let huge_id = "1".repeat(10_000);
-    let cases: Vec<(String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<BadInput> = vec![
         (served.url("pods?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods/watch?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods?namespace=%00"), vec![], 400, "namespace"),
