@@ -3,14 +3,19 @@
 //!
 //! Every route that returns cluster data or identity sits behind one authentication
 //! layer applied by the router ([`require_actor`]), so a new route cannot forget it; only
-//! health checks (and `/metrics` unless `auth.protect_metrics`) are public. Path and
+//! health checks, `/api/auth/config` (the SPA reads it on its sign-in screen) and
+//! `/metrics` unless `auth.protect_metrics` are public. Path and
 //! query parameters are validated before anything reaches a hub or an apiserver
 //! ([`Scope`]), and every refusal is a JSON body with a stable code.
 //!
 //! | route | what |
 //! |---|---|
 //! | `GET /api/features` | build info and the enabled watch streams |
-//! | `GET /api/clusters` | configured clusters |
+//! | `GET /api/auth/whoami` | the caller's identity (the SPA shell, `spec/spa-shell.md`) |
+//! | `GET /api/auth/config` | public: the auth mode the SPA's sign-in screen uses |
+//! | `GET /api/clusters` | configured clusters, their backend, `execEnabled: false` |
+//! | `GET /api/fleet` | every cluster's health (the SPA's home page) |
+//! | `GET /api/clusters/{cluster}/dashboard` | one cluster's overview |
 //! | `GET /api/clusters/{cluster}/{kind}` | polling list (every registered kind) |
 //! | `GET /api/clusters/{cluster}/{kind}/watch` | SSE stream (enabled kinds only) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness |
@@ -20,6 +25,7 @@
 
 mod debug;
 mod rest;
+mod shell;
 mod sse;
 
 use std::sync::Arc;
@@ -85,12 +91,16 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     let mut protected = Router::new()
         .route("/api/features", get(rest::features))
-        .route("/api/clusters", get(rest::clusters))
+        .route("/api/auth/whoami", get(shell::whoami))
+        .route("/api/clusters", get(shell::clusters))
+        .route("/api/fleet", get(shell::fleet))
+        .route("/api/clusters/{cluster}/dashboard", get(shell::dashboard))
         .route("/api/clusters/{cluster}/{kind}", get(rest::list))
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
         .route("/debug/streams", get(debug::streams))
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke));
     let mut public = Router::new()
+        .route("/api/auth/config", get(shell::auth_config))
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz));
     if state.protect_metrics {
