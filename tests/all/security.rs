@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::auth::{claims, hs256, serve_jwt, serve_jwt_scenario};
 
 /// Status and JSON body of a GET, with an optional bearer token and extra headers.
-async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = reqwest::Client::new().get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -230,7 +230,7 @@ async fn upstream_watches_are_capped_per_user() {
     served.shutdown().await;
 }
 
-fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
+pub(crate) fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -240,7 +240,7 @@ fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
     })
 }
 
-fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
+pub(crate) fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
