@@ -7,7 +7,10 @@
 //! lock, and host-only rustflags (coverage, sanitizers) do not leak into the guests.
 //!
 //! This is not a general-purpose library: it panics with a message that says what to
-//! do, which is how a build script reports failure.
+//! do, which is how a build script reports failure. Its [`scripts`] module serves tests
+//! the same way: it runs the workspace's install scripts on first use.
+
+pub mod scripts;
 
 use std::env;
 use std::fmt::Write as _;

@@ -5,6 +5,7 @@
 //! [`plugin`]; the host itself knows no kind. Data flows one way: [`cluster`] clients
 //! feed the [`hub`]'s upstreams, which map objects through [`plugin`]s and fan frames
 //! out to the [`http`] transports. [`serve`] builds it all from a [`config::Config`].
+//! [`web`] is the live page at `/`.
 
 pub mod auth;
 pub mod cli;
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod plugin;
 pub mod serve;
 pub mod snapshot;
+pub mod web;

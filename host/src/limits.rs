@@ -96,6 +96,8 @@ impl std::fmt::Debug for Streams {
 pub struct Admission {
     /// The stream's registry entry (counters are updated through it).
     pub info: Arc<StreamInfo>,
+    /// The [`Actor::quota`] the slot is counted against.
+    quota: String,
     streams: Arc<Streams>,
 }
 
@@ -103,10 +105,10 @@ impl Drop for Admission {
     fn drop(&mut self) {
         let mut inner = self.streams.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.active.remove(&self.info.id);
-        if let Some(count) = inner.per_actor.get_mut(&self.info.actor) {
+        if let Some(count) = inner.per_actor.get_mut(&self.quota) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                inner.per_actor.remove(&self.info.actor);
+                inner.per_actor.remove(&self.quota);
             }
         }
         self.streams.metrics.stream_closed(self.info.transport, &self.info.kind);
@@ -132,11 +134,11 @@ impl Streams {
         key: &StreamKey,
     ) -> Result<Admission, LimitError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let open = inner.per_actor.get(&actor.subject).copied().unwrap_or(0);
+        let open = inner.per_actor.get(&actor.quota).copied().unwrap_or(0);
         if self.limit > 0 && open >= self.limit {
             self.metrics.rate_limited(transport);
             return Err(LimitError {
-                actor: actor.subject.clone(),
+                actor: actor.quota.clone(),
                 open,
                 limit: self.limit,
             });
@@ -153,19 +155,21 @@ impl Streams {
             queue_depth: AtomicUsize::new(0),
             objects_left_out: OnceLock::new(),
         });
-        *inner.per_actor.entry(actor.subject.clone()).or_default() += 1;
+        *inner.per_actor.entry(actor.quota.clone()).or_default() += 1;
         inner.active.insert(info.id, info.clone());
         self.metrics.stream_opened(transport, &key.kind);
         Ok(Admission {
             info,
+            quota: actor.quota.clone(),
             streams: self.clone(),
         })
     }
 
-    /// Open streams of `subject`.
-    pub fn open_for(&self, subject: &str) -> u32 {
+    /// Open streams counted against `quota` (an [`Actor::quota`]: the subject, or
+    /// `anonymous@<client address>` with auth off).
+    pub fn open_for(&self, quota: &str) -> u32 {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.per_actor.get(subject).copied().unwrap_or(0)
+        inner.per_actor.get(quota).copied().unwrap_or(0)
     }
 
     /// Open streams of every actor.

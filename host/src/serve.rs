@@ -138,13 +138,24 @@ impl App {
         };
         let plugin_dir = config.plugins.dir.clone();
         let plugins = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let runtime = PluginRuntime::new(runtime_options).map_err(StartError::Runtime)?;
+            let to_compile = runtime.bundled_to_compile();
+            if to_compile > 0 {
+                let cache = runtime.options().cache_dir.as_ref().map_or_else(
+                    || "no cache directory: every start compiles".to_string(),
+                    |dir| format!("cached in {} for later starts", dir.display()),
+                );
+                tracing::info!("compiling {to_compile} plugin components (first start; {cache})…");
+            }
             let plugins = runtime.load_all(plugin_dir.as_deref())?;
+            let stats = runtime.cache_stats();
             tracing::info!(
-                plugins = plugins.len(),
-                compiled = runtime.cache_stats().compiled(),
-                from_cache = runtime.cache_stats().loaded_from_cache(),
-                "plugins loaded"
+                "{} plugins loaded in {:.1?} ({} compiled, {} from cache)",
+                plugins.len(),
+                started.elapsed(),
+                stats.compiled(),
+                stats.loaded_from_cache()
             );
             Ok::<_, StartError>(plugins)
         })
@@ -157,7 +168,22 @@ impl App {
             origin: streams.origin.clone(),
             error,
         })?;
-        tracing::info!("watch streams enabled: {}", enabled.summary());
+        let streamed = enabled.tokens();
+        let total = registry.plugins().len();
+        if streamed.len() == total {
+            tracing::info!("watch streams: all {total} kinds ({})", streamed.join(", "));
+        } else {
+            tracing::info!(
+                "watch streams: {} of {total} kinds ({}); the others are served by polling only",
+                streamed.len(),
+                if streamed.is_empty() {
+                    "none".to_string()
+                } else {
+                    streamed.join(", ")
+                }
+            );
+        }
+        tracing::debug!("watch streams enabled: {}", enabled.summary());
 
         let (clusters, sims) = connect(&config).await?;
         let hub = Hub::new(
@@ -186,6 +212,7 @@ impl App {
             max_stream_duration: config.watch.max_stream_duration,
             authorizer: Authorizer::new(rbac, config.auth.rbac_ttl),
             protect_metrics: config.auth.protect_metrics && !auth.is_disabled(),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             auth,
             streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
             metrics,
@@ -218,7 +245,19 @@ impl App {
     /// period. Every SSE stream ends with `server_shutdown`.
     pub async fn serve(self) -> Result<(), StartError> {
         let shutdown = self.state.shutdown.clone();
-        tracing::info!(addr = %self.local_addr(), "listening");
+        let clusters: Vec<&str> = self.state.hub.clusters().iter().map(|c| c.name.as_str()).collect();
+        let addr = self.local_addr();
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        tracing::info!(
+            "listening on {addr}: open http://{}:{}/ (clusters: {})",
+            if host.contains(':') { format!("[{host}]") } else { host },
+            addr.port(),
+            clusters.join(", ")
+        );
         let router = http::router(self.state);
         let drained = shutdown.clone();
         // SSE writes many small frames: without TCP_NODELAY, Nagle's algorithm holds a
@@ -229,7 +268,8 @@ impl App {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move { drained.cancelled().await });
         let grace = self.shutdown_grace;
         tokio::select! {
             result = server => result.map_err(StartError::Serve),

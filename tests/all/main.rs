@@ -6,6 +6,8 @@
 
 /// Authentication, per-user caps, stream lifetime, /debug/streams and /metrics.
 mod auth;
+/// The live page at `/` in headless chromium (playwright-core scripts in tests/browser).
+mod browser;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// The plugin runtime against hostile components, the version check and the cache.

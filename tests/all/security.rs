@@ -2,6 +2,7 @@ use std::time::{Duration, Instant};
 
 use periscope_sim::Scenario;
 use periscope_tests::served::{CLUSTER, Served, SseClient, patience, serve};
+use periscope_tests::tools::kubectl_run;
 use serde_json::{Value, json};
 
 use super::auth::{claims, hs256, serve_jwt, serve_jwt_scenario};
@@ -230,16 +231,6 @@ async fn upstream_watches_are_capped_per_user() {
     served.shutdown().await;
 }
 
-pub(crate) fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": { "name": name, "namespace": namespace },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
-    })
-}
-
 pub(crate) fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -273,11 +264,23 @@ fn namespaces_of(items: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
-    let (served, _dir) = serve_rbac().await;
-    served
-        .sim
-        .apply(role_binding("shop", "alice-view", "view", "alice"))
-        .unwrap();
+    let (served, dir) = serve_rbac().await;
+    // The binding is made as an operator would: with real kubectl against the cluster.
+    let kubeconfig = dir.path().join("kubeconfig");
+    served.sim.write_kubeconfig(&kubeconfig).unwrap();
+    kubectl_run(
+        &kubeconfig,
+        &[
+            "create",
+            "rolebinding",
+            "alice-view",
+            "--clusterrole=view",
+            "--user=alice",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
     let alice = hs256(&claims("alice"));
 
     let (status, body) = get(&served.url("pods?namespace=shop"), Some(&alice), &[]).await;
@@ -288,8 +291,8 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     assert_eq!(body["error"], "forbidden");
     let (status, body) = get(&served.url("pods/watch?namespace=payments"), Some(&alice), &[]).await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = get(&served.url("secrets?namespace=shop"), Some(&alice), &[]).await;
-    assert_eq!(status, 403, "view does not read secrets: {body}");
+    let (status, body) = get(&served.url("nodes"), Some(&alice), &[]).await;
+    assert_eq!(status, 403, "a RoleBinding grants nothing cluster-scoped: {body}");
 
     // A cluster-wide poll and stream are partitioned to shop.
     let (status, body) = get(&served.url("pods"), Some(&alice), &[]).await;
@@ -320,7 +323,7 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     assert!(deltas > 0, "the demo churns shop too");
 
     // Deleting the binding ends the stream within the TTL, and the reconnect is refused.
-    served.sim.delete("rolebindings", Some("shop"), "alice-view").unwrap();
+    kubectl_run(&kubeconfig, &["delete", "rolebinding", "alice-view", "-n", "shop"]).await;
     let ended = Instant::now();
     let message = loop {
         let event = stream.next().await.expect("the stream ends with an error frame");

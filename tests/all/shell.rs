@@ -5,7 +5,7 @@ use periscope_tests::served::{CLUSTER, Served, SseClient, patience, serve_scenar
 use serde_json::{Value, json};
 
 use super::auth::{claims, hs256, serve_jwt, serve_jwt_scenario};
-use super::security::{cluster_role_binding, get, role_binding};
+use super::security::{cluster_role_binding, get};
 
 /// The JSON type a key must hold.
 #[derive(Debug, Clone, Copy)]
@@ -432,6 +432,17 @@ async fn the_fleet_ranks_the_demo_s_hot_signals() {
     assert_eq!(cluster["summary"]["nodes"]["total"], 4);
     assert_eq!(body["rollup"]["byStatus"], json!({ "degraded": 1 }));
     served.shutdown().await;
+}
+
+/// A RoleBinding of ClusterRole `role` to `user` in `namespace`.
+fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": name, "namespace": namespace },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
+    })
 }
 
 async fn serve_rbac() -> (Served, tempfile::TempDir) {

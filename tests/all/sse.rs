@@ -360,3 +360,63 @@ async fn the_events_snapshot_is_newest_first_after_changes() {
     assert_eq!(order(&second.expect_json("snapshot").await), ["a", "c", "b"]);
     served.shutdown().await;
 }
+
+/// Periscope's SPA's error budget, exactly as spec 3.4 states it: every closed or
+/// failed connection and every `error` frame adds one, at most once a second; only a
+/// snapshot or a delta resets it; at 4 the page stops streaming for good.
+struct SpaBudget {
+    count: u32,
+    last_bump: Option<std::time::Instant>,
+}
+
+impl SpaBudget {
+    fn bump(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .last_bump
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.count += 1;
+            self.last_bump = Some(now);
+        }
+    }
+
+    fn see(&mut self, event: &str) {
+        match event {
+            "snapshot" | "added" | "modified" | "deleted" => self.count = 0,
+            "error" => self.bump(),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_kind_stays_live_under_a_two_second_lifetime_cap() {
+    let served = serve(&[("PERISCOPE_WATCH_MAX_STREAM_DURATION", "2s")]).await;
+    served.sim.apply(pod("shop", "a")).unwrap();
+    let mut budget = SpaBudget {
+        count: 0,
+        last_bump: None,
+    };
+    let mut last_event_id: Option<String> = None;
+    let mut reconnects = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        let mut client = SseClient::connect(&served.url("pods/watch"), last_event_id.as_deref()).await;
+        assert_eq!(client.status, 200);
+        while let Some(event) = client.next().await {
+            budget.see(&event.event);
+            if !event.id.is_empty() {
+                last_event_id = Some(event.id.clone());
+            }
+        }
+        // The server closed the stream (the lifetime cap): one unit, then reconnect
+        // with Last-Event-ID as EventSource does.
+        budget.bump();
+        reconnects += 1;
+        assert!(budget.count < 4, "the SPA would poll after {reconnects} reconnects");
+    }
+    assert!(reconnects >= 10, "the cap closed the stream {reconnects} times in 30 s");
+    assert!(last_event_id.is_some());
+    served.shutdown().await;
+}

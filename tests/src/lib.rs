@@ -1,6 +1,7 @@
 //! Test harness for periscope's integration tests: the hostile fixture components,
-//! paths into the workspace and a plugin runtime that shares one component cache
-//! across tests, so each component is compiled once per test run.
+//! paths into the workspace, a plugin runtime that shares one component cache
+//! across tests, so each component is compiled once per test run, a served host in
+//! front of a sim, and browser scripts run against it.
 
 use std::path::{Path, PathBuf};
 
@@ -235,5 +236,132 @@ pub mod served {
             "metadata": { "name": name, "namespace": namespace, "labels": { "app": name } },
             "spec": { "containers": [{ "name": "app", "image": "example/app:1" }] },
         })
+    }
+}
+
+/// The real Kubernetes clients the project installs (`scripts/install-tools.sh`).
+pub mod tools {
+    use std::path::{Path, PathBuf};
+
+    /// The kubectl binary; fails the test (never skips it) when it cannot be had.
+    pub fn kubectl() -> PathBuf {
+        periscope_build_support::scripts::tool("kubectl", "PERISCOPE_KUBECTL")
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Runs kubectl against the cluster of `kubeconfig` and returns its stdout; panics
+    /// with its stderr when it fails.
+    pub async fn kubectl_run(kubeconfig: &Path, args: &[&str]) -> String {
+        let output = tokio::process::Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// Browser tests: Playwright scripts in `tests/browser/` (playwright-core, never a
+/// downloaded browser) driving Debian's chromium against a served periscope.
+///
+/// [`run_script`] installs both on first use with `scripts/install-browser.sh`, the way
+/// the sim's kubectl tests install kubectl, and runs `node tests/browser/<script> <url>`.
+/// A script exits non-zero with a message naming the step that failed.
+pub mod browser {
+    use std::process::{ExitStatus, Stdio};
+    use std::time::Duration;
+
+    /// How long one script may run: each of its steps waits up to [`patience`], and a
+    /// script has a handful of them.
+    ///
+    /// [`patience`]: crate::served::patience
+    pub fn deadline() -> Duration {
+        crate::served::patience() * 8 + Duration::from_secs(30)
+    }
+
+    /// What a script printed and how it ended.
+    #[derive(Debug)]
+    pub struct ScriptRun {
+        /// The script, as run (`tests/browser/<name> <args>`).
+        pub command: String,
+        /// Its exit status; `None` when it overran [`deadline`] and was killed.
+        pub status: Option<ExitStatus>,
+        /// Its standard output (one `ok: <step>` line per step).
+        pub stdout: String,
+        /// Its standard error (the failure and the page's state).
+        pub stderr: String,
+    }
+
+    impl ScriptRun {
+        /// Prints the script's output, then fails the test unless it exited 0.
+        pub fn assert_success(&self) {
+            println!("$ {}\n{}", self.command, self.stdout);
+            eprint!("{}", self.stderr);
+            match self.status {
+                Some(status) if status.success() => {}
+                Some(status) => panic!("{} failed ({status}):\n{}{}", self.command, self.stdout, self.stderr),
+                None => panic!(
+                    "{} did not finish within {:?} and was killed:\n{}{}",
+                    self.command,
+                    deadline(),
+                    self.stdout,
+                    self.stderr
+                ),
+            }
+        }
+    }
+
+    /// Installs chromium and playwright-core when this process has not checked yet;
+    /// panics with the install script's verdict when that fails.
+    pub fn ensure_installed() {
+        if let Err(message) = periscope_build_support::scripts::run_once("install-browser.sh") {
+            panic!("the browser tests need chromium and playwright-core: {message}");
+        }
+    }
+
+    /// Runs `node tests/browser/<script> <url> <args>` (after [`ensure_installed`]) and
+    /// returns what it printed; `PERISCOPE_CHROMIUM` and `PERISCOPE_TEST_PATIENCE_MS`
+    /// pass through to it.
+    pub async fn run_script(script: &str, url: &str, args: &[&str]) -> ScriptRun {
+        ensure_installed();
+        let dir = crate::workspace_root().join("tests/browser");
+        let command = format!("node tests/browser/{script} {url} {}", args.join(" "));
+        let child = tokio::process::Command::new("node")
+            .current_dir(&dir)
+            .arg(dir.join(script))
+            .arg(url)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run node for {command}: {error}"));
+        match tokio::time::timeout(deadline(), child.wait_with_output()).await {
+            Ok(output) => {
+                let output = output.unwrap_or_else(|error| panic!("{command}: {error}"));
+                ScriptRun {
+                    command,
+                    status: Some(output.status),
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                }
+            }
+            // The child is killed on drop; its output is lost with it.
+            Err(_) => ScriptRun {
+                command,
+                status: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+        }
     }
 }

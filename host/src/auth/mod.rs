@@ -44,6 +44,9 @@ pub struct Actor {
     pub admin: bool,
     /// When the token expires (`exp`), as seconds since the Unix epoch.
     pub expires_at: Option<u64>,
+    /// Who the per-user caps count against: the subject, or with auth off
+    /// `anonymous@<client address>`, so browsers do not share one cap.
+    pub quota: String,
 }
 
 impl Actor {
@@ -56,6 +59,15 @@ impl Actor {
             email: String::new(),
             admin: true,
             expires_at: None,
+            quota: ANONYMOUS.to_string(),
+        }
+    }
+
+    /// The development actor of mode `none`, counted per client address.
+    pub fn anonymous_from(client: std::net::IpAddr) -> Actor {
+        Actor {
+            quota: format!("{ANONYMOUS}@{client}"),
+            ..Actor::anonymous()
         }
     }
 }
@@ -302,6 +314,7 @@ impl Authenticator {
             .to_string();
         Ok(Actor {
             username,
+            quota: subject.clone(),
             subject,
             groups,
             email,

@@ -23,6 +23,8 @@ use crate::cluster::Cluster;
 
 /// Reviews in flight at once when a partition is computed.
 const CONCURRENT_REVIEWS: usize = 16;
+/// The group Kubernetes puts every authenticated user in.
+const AUTHENTICATED: &str = "system:authenticated";
 /// Cached decisions above which expired ones are swept.
 const SWEEP_AT: usize = 10_000;
 
@@ -204,10 +206,16 @@ impl Authorizer {
         {
             return Ok(*allowed);
         }
+        // The apiserver's authenticators add `system:authenticated` to every user they
+        // authenticate; a review on a user's behalf must say so itself.
+        let mut groups = actor.groups.clone();
+        if !groups.iter().any(|g| g == AUTHENTICATED) {
+            groups.push(AUTHENTICATED.to_string());
+        }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(actor.username.clone()),
-                groups: Some(actor.groups.clone()),
+                groups: Some(groups),
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(verb.to_string()),
                     group: Some(resource.group.to_string()),

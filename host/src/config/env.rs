@@ -16,6 +16,8 @@ pub const ENV_CONFIG: &str = "PERISCOPE_CONFIG";
 pub const ENV_LISTEN: &str = "PERISCOPE_LISTEN";
 /// `[server] shutdown_grace`.
 pub const ENV_SHUTDOWN_GRACE: &str = "PERISCOPE_SHUTDOWN_GRACE";
+/// `[server] trusted_proxies`.
+pub const ENV_TRUSTED_PROXIES: &str = "PERISCOPE_TRUSTED_PROXIES";
 /// `[watch] streams`.
 pub const ENV_WATCH_STREAMS: &str = "PERISCOPE_WATCH_STREAMS";
 /// `[watch] per_user_limit`.
@@ -87,6 +89,7 @@ pub const ALL: &[&str] = &[
     ENV_CONFIG,
     ENV_LISTEN,
     ENV_SHUTDOWN_GRACE,
+    ENV_TRUSTED_PROXIES,
     ENV_WATCH_STREAMS,
     ENV_WATCH_PER_USER_LIMIT,
     ENV_WATCH_LINGER,

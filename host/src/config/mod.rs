@@ -53,9 +53,9 @@ pub use env::{
     ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL, ENV_AUTH_REVOCATION_FILE,
     ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT,
     ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE,
-    ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE,
-    ENV_WATCH_RING, ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, EnvSource,
-    ProcessEnv, env_vars, unknown_env_warnings,
+    ENV_TRUSTED_PROXIES, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION,
+    ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_RING, ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER,
+    ENV_WATCH_UPSTREAMS_PER_USER, EnvSource, ProcessEnv, env_vars, unknown_env_warnings,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
@@ -111,6 +111,9 @@ pub struct Config {
     /// How long open streams get to finish on shutdown (`[server] shutdown_grace`,
     /// default 10s).
     pub shutdown_grace: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (`[server] trusted_proxies`,
+    /// addresses or CIDR ranges; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// One cluster to serve.

@@ -33,10 +33,11 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub listen: Option<Value>,
     pub shutdown_grace: Option<Value>,
+    pub trusted_proxies: Option<Value>,
 }
 
 impl RawServer {
-    const FIELDS: &[&str] = &["listen", "shutdown_grace"];
+    const FIELDS: &[&str] = &["listen", "shutdown_grace", "trusted_proxies"];
 }
 
 /// One `[[clusters]]` entry.

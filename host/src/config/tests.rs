@@ -100,6 +100,7 @@ fn defaults_apply_without_file_or_env() {
                 protect_metrics: false,
             },
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: vec![],
         }
     );
 }
@@ -761,6 +762,7 @@ fn the_docs_list_every_variable_and_key() {
     for key in [
         "[server] listen",
         "[server] shutdown_grace",
+        "[server] trusted_proxies",
         "[watch] streams",
         "[watch] per_user_limit",
         "[watch] linger",

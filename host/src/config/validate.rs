@@ -63,6 +63,13 @@ pub(super) fn validate(
         Duration::from_secs(10),
         duration,
     );
+    let trusted_proxies = layers.setting(
+        "server.trusted_proxies",
+        server.trusted_proxies,
+        ENV_TRUSTED_PROXIES,
+        Vec::new(),
+        ip_networks,
+    );
     let clusters = layers.clusters(raw.clusters.unwrap_or_default());
 
     let watch = WatchConfig {
@@ -200,6 +207,7 @@ pub(super) fn validate(
         log,
         auth,
         shutdown_grace: shutdown_grace.value,
+        trusted_proxies: trusted_proxies.value,
     }
 }
 
@@ -762,6 +770,20 @@ fn auth_mode(value: &Value) -> Result<AuthMode, String> {
         "jwt" => Ok(AuthMode::Jwt),
         _ => Err("must be \"none\" (no authentication) or \"jwt\" (JSON Web Tokens)".to_string()),
     }
+}
+
+/// Addresses (`10.0.0.1`, a single host) or CIDR ranges (`10.0.0.0/8`).
+fn ip_networks(value: &Value) -> Result<Vec<ipnet::IpNet>, String> {
+    list(value)?
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not an IP address or CIDR range; write addresses such as \"10.0.0.1\" or \"10.0.0.0/8\"")
+                })
+        })
+        .collect()
 }
 
 fn rbac_mode(value: &Value) -> Result<RbacMode, String> {

@@ -22,6 +22,7 @@
 //! | `GET /debug/streams` | active streams (admins: all; others: their own) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET`, `POST /api/admin/revocations` | revoked subjects (admins) |
+//! | `GET /`, `GET /assets/*` | the live page ([`crate::web`]) |
 
 mod debug;
 mod rest;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub authorizer: Arc<Authorizer>,
     /// Whether `/metrics` needs a token (in `jwt` mode).
     pub protect_metrics: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (caps per client with auth off).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Per-actor caps and the active-stream registry.
     pub streams: Arc<Streams>,
     /// Prometheus metrics.
@@ -110,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_actor));
     public
+        .merge(crate::web::routes())
         .merge(protected)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -127,12 +131,37 @@ pub fn router(state: AppState) -> Router {
 async fn require_actor(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     match authenticate(&state, &parts) {
-        Ok(actor) => {
+        Ok(mut actor) => {
+            if state.auth.is_disabled()
+                && let Some(client) = client_address(&parts, &state.trusted_proxies)
+            {
+                actor = Actor::anonymous_from(client);
+            }
             parts.extensions.insert(actor);
             next.run(Request::from_parts(parts, body)).await
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// The client's address: the first `X-Forwarded-For` hop when the peer is a trusted
+/// proxy, else the peer (absent when the router is served without connect info).
+fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|hop| hop.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
 }
 
 /// The actor [`require_actor`] put in the request.

@@ -55,7 +55,7 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
         Access::Namespaces(set) => Some(set.as_ref()),
         Access::All | Access::Denied => None,
     };
-    match state.hub.list(key, state.list_timeout, only, &actor.subject).await {
+    match state.hub.list(key, state.list_timeout, only, &actor.quota).await {
         Ok(items) => {
             let key = serde_json::to_string(&list_key).expect("strings serialize");
             let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + key.len() + 8);

@@ -133,7 +133,7 @@ pub(super) async fn watch(
     };
     let subscription = match state
         .hub
-        .subscribe(key, resume_from.as_deref(), access.only(), &actor.subject)
+        .subscribe(key, resume_from.as_deref(), access.only(), &actor.quota)
     {
         Ok(subscription) => subscription,
         Err(error) => {

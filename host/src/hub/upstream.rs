@@ -132,16 +132,22 @@ impl Upstream {
         if !state.warm {
             return (Initial::Pending, rx);
         }
+        // A resume with nothing to replay gets a snapshot instead: Periscope's SPA
+        // resets its error budget only on a snapshot or a delta (spec 3.4), so a quiet
+        // kind resumed with no frame after each server-side close would drift into
+        // polling.
         if let Some(id) = resume_from.filter(|id| !id.is_empty()) {
             let visible = |f: &&Arc<Frame>| only.is_none_or(|only| only.contains(&f.namespace));
-            if id == state.ring_base {
-                return (
-                    Initial::Resume(state.ring.iter().filter(visible).cloned().collect()),
-                    rx,
-                );
-            }
-            if let Some(at) = state.ring.iter().position(|f| f.id == id) {
-                let after = state.ring.iter().skip(at + 1).filter(visible).cloned().collect();
+            let after: Option<Vec<Arc<Frame>>> = if id == state.ring_base {
+                Some(state.ring.iter().filter(visible).cloned().collect())
+            } else {
+                state
+                    .ring
+                    .iter()
+                    .position(|f| f.id == id)
+                    .map(|at| state.ring.iter().skip(at + 1).filter(visible).cloned().collect())
+            };
+            if let Some(after) = after.filter(|frames| !frames.is_empty()) {
                 return (Initial::Resume(after), rx);
             }
         }

@@ -143,6 +143,9 @@ impl PluginRuntime {
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine)?;
         let linker = Linker::new(&engine);
+        if let Some(dir) = &options.cache_dir {
+            cache::check_dir(dir)?;
+        }
         let cache = cache::ComponentCache::new(&engine, options.cache_dir.clone());
         Ok(PluginRuntime {
             engine,
@@ -184,7 +187,7 @@ impl PluginRuntime {
                 source: e.into(),
             })?;
         let plugin = Plugin::new(self.engine.clone(), pre, source, self.options.clone())?;
-        tracing::info!(
+        tracing::debug!(
             kind = %plugin.info().token,
             group = %plugin.info().group_alias,
             api_version = %plugin.info().api_version_string(),
@@ -192,6 +195,12 @@ impl PluginRuntime {
             "loaded plugin"
         );
         Ok(Arc::new(plugin))
+    }
+
+    /// How many bundled components are not in the compiled-component cache yet (a first
+    /// start compiles them, which takes a few seconds).
+    pub fn bundled_to_compile(&self) -> usize {
+        BUNDLED.iter().filter(|(_, bytes)| self.cache.is_cold(bytes)).count()
     }
 
     /// Loads every bundled plugin, in registry order.
