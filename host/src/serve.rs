@@ -375,8 +375,14 @@ async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>),
                 kube::Config::new(uri)
             }
         };
+        let backend = match &cluster.source {
+            ClusterSource::Kubeconfig { .. } => "kubeconfig",
+            ClusterSource::InCluster => "in-cluster",
+            ClusterSource::Server(_) => "server",
+            ClusterSource::Sim(_) => "sim",
+        };
         let client = kube::Client::try_from(kube_config).map_err(|e| failed("creating the client")(e.into()))?;
-        clusters.push(Cluster { name, client });
+        clusters.push(Cluster { name, backend, client });
     }
     Ok((Clusters::new(clusters), sims))
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::auth::{claims, hs256, serve_jwt, serve_jwt_scenario};
 
 /// Status and JSON body of a GET, with an optional bearer token and extra headers.
-async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = reqwest::Client::new().get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -76,12 +76,16 @@ async fn metrics_can_require_a_token() {
     served.shutdown().await;
 }
 
+/// One bad request: its URL, extra headers, the status it gets and a word its message
+/// mentions.
+type BadInput<'a> = (String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_the_right_status_and_a_json_body_and_opens_nothing() {
     let served = serve(&[("PERISCOPE_WATCH_STREAMS", "pods")]).await;
     let long = "a".repeat(64);
     let huge_id = "1".repeat(10_000);
-    let cases: Vec<(String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<BadInput> = vec![
         (served.url("pods?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods/watch?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods?namespace=%00"), vec![], 400, "namespace"),
@@ -227,7 +231,7 @@ async fn upstream_watches_are_capped_per_user() {
     served.shutdown().await;
 }
 
-fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
+pub(crate) fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",

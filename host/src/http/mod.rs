@@ -3,14 +3,19 @@
 //!
 //! Every route that returns cluster data or identity sits behind one authentication
 //! layer applied by the router ([`require_actor`]), so a new route cannot forget it; only
-//! health checks (and `/metrics` unless `auth.protect_metrics`) are public. Path and
+//! health checks, `/api/auth/config` (the SPA reads it on its sign-in screen) and
+//! `/metrics` unless `auth.protect_metrics` are public. Path and
 //! query parameters are validated before anything reaches a hub or an apiserver
 //! ([`Scope`]), and every refusal is a JSON body with a stable code.
 //!
 //! | route | what |
 //! |---|---|
 //! | `GET /api/features` | build info and the enabled watch streams |
-//! | `GET /api/clusters` | configured clusters |
+//! | `GET /api/auth/whoami` | the caller's identity (the SPA shell, `spec/spa-shell.md`) |
+//! | `GET /api/auth/config` | public: the auth mode the SPA's sign-in screen uses |
+//! | `GET /api/clusters` | configured clusters, their backend, `execEnabled: false` |
+//! | `GET /api/fleet` | every cluster's health (the SPA's home page) |
+//! | `GET /api/clusters/{cluster}/dashboard` | one cluster's overview |
 //! | `GET /api/clusters/{cluster}/{kind}` | polling list (every registered kind) |
 //! | `GET /api/clusters/{cluster}/{kind}/watch` | SSE stream (enabled kinds only) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness |
@@ -21,6 +26,7 @@
 
 mod debug;
 mod rest;
+mod shell;
 mod sse;
 
 use std::sync::Arc;
@@ -35,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::rbac::{Access, Authorizer, Resource};
+use crate::auth::rbac::{Access, Authorizer, Resource, ReviewError};
 use crate::auth::{Actor, AuthError, Authenticator};
 use crate::cluster::Cluster;
 use crate::hub::Hub;
@@ -88,12 +94,16 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     let mut protected = Router::new()
         .route("/api/features", get(rest::features))
-        .route("/api/clusters", get(rest::clusters))
+        .route("/api/auth/whoami", get(shell::whoami))
+        .route("/api/clusters", get(shell::clusters))
+        .route("/api/fleet", get(shell::fleet))
+        .route("/api/clusters/{cluster}/dashboard", get(shell::dashboard))
         .route("/api/clusters/{cluster}/{kind}", get(rest::list))
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
         .route("/debug/streams", get(debug::streams))
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke));
     let mut public = Router::new()
+        .route("/api/auth/config", get(shell::auth_config))
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz));
     if state.protect_metrics {
@@ -261,24 +271,13 @@ async fn authorize(
     namespace: Option<&str>,
     verbs: &[&'static str],
 ) -> Result<Access, ApiError> {
-    let resource = Resource {
-        group: &info.api_group,
-        plural: &info.plural,
-        namespaced: info.namespaced,
-    };
-    match state
-        .authorizer
-        .access(cluster, actor, resource, namespace, verbs)
-        .await
-    {
+    match review(state, cluster, actor, info, namespace, verbs).await {
         Ok(Access::Denied) => {
-            state.metrics.rbac_denied(&cluster.name, &info.token);
             let place = match namespace.filter(|_| info.namespaced) {
                 Some(ns) => format!("in namespace {ns:?}"),
                 None if info.namespaced => "in any namespace".to_string(),
                 None => "(cluster-scoped)".to_string(),
             };
-            tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -292,15 +291,45 @@ async fn authorize(
             ))
         }
         Ok(access) => Ok(access),
-        Err(error) => {
-            tracing::warn!(%error, "access review failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "access_review_failed",
-                error.to_string(),
-            ))
-        }
+        Err(error) => Err(review_failed(&error)),
     }
+}
+
+/// Like [`authorize`], but a refusal is [`Access::Denied`] rather than an error, for
+/// routes that report it as data (the SPA shell's `accessibility`). A refusal is
+/// counted and logged here, whichever way the route reports it.
+async fn review(
+    state: &AppState,
+    cluster: &Cluster,
+    actor: &Actor,
+    info: &KindInfo,
+    namespace: Option<&str>,
+    verbs: &[&'static str],
+) -> Result<Access, ReviewError> {
+    let resource = Resource {
+        group: &info.api_group,
+        plural: &info.plural,
+        namespaced: info.namespaced,
+    };
+    let access = state
+        .authorizer
+        .access(cluster, actor, resource, namespace, verbs)
+        .await?;
+    if access == Access::Denied {
+        state.metrics.rbac_denied(&cluster.name, &info.token);
+        tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
+    }
+    Ok(access)
+}
+
+/// The 503 JSON of an access review the cluster could not answer.
+fn review_failed(error: &ReviewError) -> ApiError {
+    tracing::warn!(%error, "access review failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "access_review_failed",
+        error.to_string(),
+    )
 }
 
 /// A JSON error: `{"error": "<stable code>", "message": "<short text>"}`.

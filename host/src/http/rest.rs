@@ -28,17 +28,6 @@ pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::
     }))
 }
 
-/// `GET /api/clusters`: `{"clusters":[{"name":"demo"}]}`.
-pub(super) async fn clusters(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let clusters: Vec<serde_json::Value> = state
-        .hub
-        .clusters()
-        .iter()
-        .map(|c| serde_json::json!({ "name": c.name }))
-        .collect();
-    Json(serde_json::json!({ "clusters": clusters }))
-}
-
 /// `GET /api/clusters/{cluster}/{kind}[?namespace=]`: `{"<listKey>":[…]}` and a
 /// trailing newline, from the hub's store when the upstream is warm. The user must be
 /// allowed to `list` the kind there; a cluster-wide poll by a user allowed only some
