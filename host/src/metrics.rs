@@ -65,6 +65,7 @@ pub struct Metrics {
     mapping_failures: Family<ClusterKind, Counter>,
     rbac_denied: Family<ClusterKind, Counter>,
     upstreams_refused: Family<Scope, Counter>,
+    upstream_outages: Family<ClusterKind, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,6 +160,12 @@ impl Metrics {
             "New upstream watches refused at watch.upstreams_per_user or watch.upstreams_per_cluster",
             upstreams_refused.clone(),
         );
+        let upstream_outages = Family::<ClusterKind, Gauge>::default();
+        registry.register(
+            "upstream_outages",
+            "Upstreams failing within watch.outage_grace (streams held open on the last good state)",
+            upstream_outages.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -182,6 +189,7 @@ impl Metrics {
             mapping_failures,
             rbac_denied,
             upstreams_refused,
+            upstream_outages,
         }
     }
 
@@ -272,6 +280,13 @@ impl Metrics {
                 scope: scope.to_string(),
             })
             .inc();
+    }
+
+    /// An upstream entered (`+1`) or left (`-1`) an outage.
+    pub fn outage_changed(&self, cluster: &str, kind: &str, delta: i64) {
+        self.upstream_outages
+            .get_or_create(&Self::ck(cluster, kind))
+            .inc_by(delta);
     }
 
     /// A plugin call finished (the runtime's call observer).

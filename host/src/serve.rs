@@ -195,6 +195,9 @@ impl App {
                 ring: config.watch.ring,
                 upstreams_per_user: config.watch.upstreams_per_user,
                 upstreams_per_cluster: config.watch.upstreams_per_cluster,
+                outage_grace: config.watch.outage_grace,
+                request_timeout: config.watch.request_timeout,
+                watch_silence: config.watch.silence_timeout,
             },
             metrics.clone(),
         );

@@ -67,6 +67,11 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(ListError::Subscribe(error)) => subscribe_error(error),
+        // An outage past watch.outage_grace: a JSON 503 that says so.
+        Err(ListError::Upstream { message, status: 503 }) => {
+            tracing::warn!(%message, "polling list failed: upstream unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", message).into_response()
+        }
         Err(ListError::Upstream { message, status }) => {
             tracing::warn!(%message, status, "polling list failed");
             plain(

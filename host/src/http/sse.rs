@@ -130,7 +130,7 @@ pub(super) async fn watch(
             return subscribe_error(error);
         }
     };
-    admission.info.set_left_out(subscription.left_out());
+    admission.info.upstream.set(subscription.health());
     let key = subscription.key();
     let span = tracing::info_span!(
         "stream",
