@@ -17,30 +17,27 @@
 //! envelope and the object as dynamic messages and walks them into JSON. The kind's
 //! message is `k8s.io.api.<group's first label, or core>.<version>.<Kind>`; kinds of
 //! `meta/v1` (DeleteOptions, which client-go sends with typed deletes) are found too.
-//! Proto field names are the JSON names but for a few that `sim/proto/json-names.txt`
-//! lists (generated from upstream's `types.go` with the schemas): Go embeddings such as a
-//! Volume's VolumeSource, which the encoding nests and JSON flattens, and two renames.
 //!
-//! The walk follows the JSON encoding of the Go types:
+//! The walk prints what Go's `encoding/json` prints for the typed object:
 //!
 //! - `metav1.Time` is an RFC 3339 string in whole seconds, `metav1.MicroTime` has six
 //!   fraction digits, and a zero time is left out (Go writes `null`);
 //! - `IntOrString` is a number or a string, `Quantity` is its string;
 //! - `bytes` fields (Secret `data`, ConfigMap `binaryData`) are base64 strings;
 //! - `FieldsV1` and `RawExtension` hold JSON, which is embedded as it is;
-//! - `Verbs` and `ExtraValue` (named string lists) are plain arrays.
+//! - `Verbs` and `ExtraValue` (named string lists) are plain arrays;
+//! - nested messages are printed even when empty (`status: {}`, `resources: {}`), as Go
+//!   prints structs; empty lists and maps are left out.
 //!
-//! **Zero values.** The wire cannot tell a Go value field from a pointer: client-go
-//! writes every value field, zero or not, and a pointer field only when set, so a
-//! present `0` may be an unset `minReadySeconds` or a deliberate `replicas: 0`. Empty
-//! strings, lists and maps are left out, as `omitempty` does (an explicit `""` in a
-//! pointer field, such as a PersistentVolumeClaim's `storageClassName`, is lost). Zero
-//! numbers and `false` are kept, so a spec keeps its meaning (`replicas: 0`,
-//! `allowPrivilegeEscalation: false`) at the price of some fields the apiserver would
-//! not print (`hostNetwork: false`); in server-owned parts, `metadata` and every
-//! `…Status` message, zero numbers and `false` are left out as well. Nested messages are
-//! kept even when empty (`status: {}`, `resources: {}`), as Go prints structs. Fields
-//! the schemas do not know (a newer client's) are skipped.
+//! Two things only Go's struct tags know, so `sim/proto/fields.txt` carries them,
+//! generated from upstream's `types.go` with the schemas. Field names: proto names are
+//! the JSON names but for Go embeddings with `json:",inline"` (a Volume's VolumeSource,
+//! a Probe's ProbeHandler), which the encoding nests and JSON flattens, and two
+//! renames. Zero values: client-go writes every value field on the wire, zero or not,
+//! and a pointer only when set, so the wire cannot tell an unset `minReadySeconds` from
+//! `replicas: 0`; a zero scalar is printed for pointers and fields without `omitempty`
+//! and left out otherwise, as Go does. Fields the schemas do not know (a newer
+//! client's) are skipped.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -65,17 +62,32 @@ static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes
 static POOL: LazyLock<DescriptorPool> =
     LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).expect("build.rs writes a valid descriptor set"));
 
-/// The fields whose JSON name is not their proto name, by message and field number:
-/// `None` for a Go embedding whose fields JSON flattens into the parent, else the JSON
-/// name. Generated from upstream's `types.go` with the schemas (`sim/proto/update.sh`).
-static JSON_NAMES: LazyLock<HashMap<(&'static str, u32), Option<&'static str>>> = LazyLock::new(|| {
-    include_str!("../proto/json-names.txt")
+/// What Go's struct tags say about a field, where it differs from the defaults (the
+/// proto name is the JSON name; a zero scalar is left out, as `omitempty` does).
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    /// The JSON name; `None` for a Go embedding whose fields JSON flattens into the
+    /// parent.
+    json: Option<&'static str>,
+    /// Whether a zero scalar is printed: pointers and fields without `omitempty`.
+    keep_zero: bool,
+}
+
+/// The rules by message and field number, generated from upstream's `types.go` with the
+/// schemas (`sim/proto/update.sh`, `sim/proto/fields.txt`).
+static RULES: LazyLock<HashMap<(&'static str, u32), Rule>> = LazyLock::new(|| {
+    include_str!("../proto/fields.txt")
         .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
             let mut words = line.split_whitespace();
-            let (message, number, json) = (words.next()?, words.next()?.parse().ok()?, words.next()?);
-            Some(((message, number), (json != "*").then_some(json)))
+            let (message, number) = (words.next()?, words.next()?.parse().ok()?);
+            let json = words.next()?;
+            let rule = Rule {
+                json: (json != "*").then_some(json),
+                keep_zero: words.next()? == "keep",
+            };
+            Some(((message, number), rule))
         })
         .collect()
 });
@@ -211,21 +223,20 @@ fn message(m: &DynamicMessage) -> Option<Value> {
         }
         _ => {}
     }
-    let server_owned =
-        name == "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta" || descriptor.name().ends_with("Status");
     let mut out = Map::new();
     for (field, v) in m.fields() {
-        let Some(converted) = value(v, !server_owned) else {
+        let rule = RULES.get(&(name, field.number()));
+        let Some(converted) = value(v, rule.is_some_and(|r| r.keep_zero)) else {
             continue;
         };
-        match JSON_NAMES.get(&(name, field.number())) {
+        match rule.map(|r| r.json) {
             Some(None) => {
                 if let Value::Object(inlined) = converted {
                     out.extend(inlined);
                 }
             }
             Some(Some(json_name)) => {
-                out.insert((*json_name).to_string(), converted);
+                out.insert(json_name.to_string(), converted);
             }
             None => {
                 out.insert(field.name().to_string(), converted);
@@ -268,21 +279,22 @@ fn value(v: &Field, keep_zero: bool) -> Option<Value> {
     }
 }
 
-/// Whether a scalar is left out: always an empty string or bytes, and zero numbers and
-/// `false` unless `keep_zero`.
+/// Whether a scalar is left out: a zero value (`""`, `0`, `false`, empty bytes) unless
+/// `keep_zero`.
 fn is_zero(v: &Field, keep_zero: bool) -> bool {
-    match v {
-        Field::String(s) => s.is_empty(),
-        Field::Bytes(b) => b.is_empty(),
-        Field::Bool(b) => !keep_zero && !b,
-        Field::I32(n) | Field::EnumNumber(n) => !keep_zero && *n == 0,
-        Field::I64(n) => !keep_zero && *n == 0,
-        Field::U32(n) => !keep_zero && *n == 0,
-        Field::U64(n) => !keep_zero && *n == 0,
-        Field::F32(n) => !keep_zero && *n == 0.0,
-        Field::F64(n) => !keep_zero && *n == 0.0,
-        Field::Message(_) | Field::List(_) | Field::Map(_) => false,
-    }
+    !keep_zero
+        && match v {
+            Field::String(s) => s.is_empty(),
+            Field::Bytes(b) => b.is_empty(),
+            Field::Bool(b) => !b,
+            Field::I32(n) | Field::EnumNumber(n) => *n == 0,
+            Field::I64(n) => *n == 0,
+            Field::U32(n) => *n == 0,
+            Field::U64(n) => *n == 0,
+            Field::F32(n) => *n == 0.0,
+            Field::F64(n) => *n == 0.0,
+            Field::Message(_) | Field::List(_) | Field::Map(_) => false,
+        }
 }
 
 /// A scalar as JSON (bytes as base64, like Go's `[]byte`).
@@ -426,9 +438,10 @@ mod tests {
     }
 
     #[test]
-    fn decodes_times_and_keeps_explicit_false() {
+    fn decodes_times_and_prints_zero_pointers_only() {
+        // `generation` is a value field with omitempty; the other zeros are pointers.
         let text = r#"
-            metadata { name: "settings" namespace: "default" creationTimestamp { seconds: 1700000000 }
+            metadata { name: "settings" namespace: "default" generation: 0 creationTimestamp { seconds: 1700000000 }
                        deletionTimestamp { seconds: 1700000060 nanos: 0 } deletionGracePeriodSeconds: 0 }
             immutable: false
             data { key: "mode" value: "fast" }
@@ -442,6 +455,7 @@ mod tests {
                     "name": "settings", "namespace": "default",
                     "creationTimestamp": "2023-11-14T22:13:20Z",
                     "deletionTimestamp": "2023-11-14T22:14:20Z",
+                    "deletionGracePeriodSeconds": 0,
                 },
                 "immutable": false,
                 "data": { "mode": "fast" },
@@ -481,21 +495,23 @@ mod tests {
     }
 
     /// A Deployment with what charts set: quantities, int-or-string surges, a volume and
-    /// a probe (whose sources Go embeds inline), an env var from a Secret, `replicas: 0`
-    /// and `allowPrivilegeEscalation: false`; client-go's zero status is left out.
+    /// a probe (whose sources Go embeds inline), an env var from a Secret, and the zeros
+    /// client-go writes: pointers (`replicas: 0`, `allowPrivilegeEscalation: false`) are
+    /// printed, value fields (`minReadySeconds`, `hostNetwork`, the status) are not.
     #[test]
     fn decodes_a_deployment_as_charts_write_it() {
         let text = r#"
             metadata { name: "web" namespace: "shop" labels { key: "app" value: "web" } }
             spec {
-              replicas: 0
+              replicas: 0 minReadySeconds: 0 paused: false
               selector { matchLabels { key: "app" value: "web" } }
               template {
                 metadata { labels { key: "app" value: "web" } creationTimestamp {} }
                 spec {
+                  hostNetwork: false hostPID: false restartPolicy: "" dnsPolicy: ""
                   volumes { name: "config" volumeSource { configMap { localObjectReference { name: "web" } defaultMode: 420 } } }
                   containers {
-                    name: "web" image: "nginx:1.27"
+                    name: "web" image: "nginx:1.27" stdin: false tty: false workingDir: ""
                     ports { name: "http" containerPort: 8080 protocol: "TCP" }
                     env { name: "TOKEN" valueFrom { secretKeyRef { localObjectReference { name: "web" } key: "token" } } }
                     resources {
@@ -635,6 +651,43 @@ mod tests {
                     "user": "alice", "groups": ["dev"], "extra": { "scopes": ["a", "b"] },
                 },
             })
+        );
+    }
+
+    /// Names from Go's struct tags: an IngressRule embeds its IngressRuleValue inline, and
+    /// a parameters reference's `aPIGroup` is `apiGroup` in JSON.
+    #[test]
+    fn uses_the_json_names_of_go_struct_tags() {
+        let text = r#"
+            metadata { name: "web" namespace: "shop" }
+            spec {
+              ingressClassName: "nginx"
+              rules { host: "shop.example.com" ingressRuleValue { http { paths {
+                path: "/" pathType: "Prefix" backend { service { name: "web" port { number: 80 } } }
+              } } } }
+            }
+        "#;
+        let networking = "networking.k8s.io/v1";
+        assert_eq!(
+            to_json(&body(networking, "Ingress", "k8s.io.api.networking.v1.Ingress", text)).unwrap()["spec"],
+            json!({
+                "ingressClassName": "nginx",
+                "rules": [{ "host": "shop.example.com", "http": { "paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": { "service": { "name": "web", "port": { "number": 80 } } },
+                }] } }],
+            })
+        );
+        let text = r#"metadata { name: "nginx" } spec { controller: "k8s.io/ingress-nginx" parameters { aPIGroup: "example.com" kind: "Params" name: "p" } }"#;
+        assert_eq!(
+            to_json(&body(
+                networking,
+                "IngressClass",
+                "k8s.io.api.networking.v1.IngressClass",
+                text
+            ))
+            .unwrap()["spec"]["parameters"],
+            json!({ "apiGroup": "example.com", "kind": "Params", "name": "p" })
         );
     }
 
