@@ -79,14 +79,18 @@ pub struct HubOptions {
     pub upstreams_per_cluster: u32,
 }
 
+/// The defaults of the `[watch]` settings, declared once in [`crate::config::settings`].
 impl Default for HubOptions {
     fn default() -> Self {
+        use crate::config::settings::{
+            WATCH_LINGER, WATCH_QUEUE, WATCH_RING, WATCH_UPSTREAMS_PER_CLUSTER, WATCH_UPSTREAMS_PER_USER,
+        };
         HubOptions {
-            linger: Duration::from_secs(30),
-            queue: 256,
-            ring: 1024,
-            upstreams_per_user: 16,
-            upstreams_per_cluster: 256,
+            linger: WATCH_LINGER.default(),
+            queue: WATCH_QUEUE.default(),
+            ring: WATCH_RING.default(),
+            upstreams_per_user: WATCH_UPSTREAMS_PER_USER.default(),
+            upstreams_per_cluster: WATCH_UPSTREAMS_PER_CLUSTER.default(),
         }
     }
 }
