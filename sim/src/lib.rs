@@ -399,6 +399,26 @@ impl Sim {
     /// Stops the churn, ends open watches and log streams, and waits for the server
     /// to finish.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Stops serving, stays down for `down` (connections are refused), then serves
+    /// again on the same address from a fresh store seeded by `opts` (its `listen` is
+    /// ignored): as an apiserver restarted on an empty or restored etcd, every object
+    /// and resourceVersion is new and resourceVersions went backwards.
+    pub async fn restart(&mut self, opts: SimOptions, down: Duration) -> Result<(), Error> {
+        self.stop().await;
+        tokio::time::sleep(down).await;
+        let fresh = Sim::start(SimOptions {
+            listen: self.addr,
+            ..opts
+        })
+        .await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             match server.await {

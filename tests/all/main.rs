@@ -13,6 +13,8 @@ mod browser;
 mod chart;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
+/// Upstream outages: restarts with a fresh store, pauses within and past the grace.
+mod outage;
 /// The plugin runtime against hostile components, the version check and the cache.
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.

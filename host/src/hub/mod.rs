@@ -424,16 +424,18 @@ impl Hub {
         let mut subscription = self.subscribe(key, None, only.as_ref(), subject)?;
         let wait = async {
             loop {
-                if let Some(items) = subscription.guard.upstream.items(only.as_ref()) {
-                    return Ok(items);
-                }
                 let upstream = &subscription.guard.upstream;
                 let failed = |frame: &Frame| ListError::Upstream {
                     message: error_message(frame),
                     status: upstream.failure_status().unwrap_or(500),
                 };
+                // A published failure wins over the last good state: within the outage
+                // grace nothing is published and the store still answers.
                 if let Initial::Failed(frame) = &subscription.initial {
                     return Err(failed(frame));
+                }
+                if let Some(items) = upstream.items(only.as_ref()) {
+                    return Ok(items);
                 }
                 match subscription.frames.recv().await {
                     Ok(frame) if frame.kind == FrameKind::Error => return Err(failed(&frame)),
