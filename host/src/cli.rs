@@ -331,8 +331,15 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
         .get("kind")
         .and_then(|k| k.as_str())
         .is_some_and(|k| k.ends_with("List"));
+    // What the plugin sees in production: the host's stripping first.
+    let fields = &plugin.info().fields;
+    let stripped = |object: &serde_json::Value| {
+        let mut object = object.clone();
+        periscope_golden::strip(&mut object, fields);
+        object.to_string()
+    };
     if !is_list {
-        let dto = plugin.to_dto(&input, now)?;
+        let dto = plugin.to_dto(&stripped(&value), now)?;
         return write_stdout(&format!("{dto}\n"));
     }
     let items = value
@@ -340,7 +347,7 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
         .and_then(|i| i.as_array())
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let objects: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let objects: Vec<String> = items.iter().map(stripped).collect();
     let mut dtos = Vec::with_capacity(objects.len());
     let mut failed = 0;
     for (i, result) in plugin.to_dto_batch(&objects, now).into_iter().enumerate() {

@@ -12,17 +12,9 @@ use super::wit::latest::exports::periscope::plugin::mapper as wit;
 use super::wit::latest::{KindPlugin, KindPluginPre};
 use super::{EPOCH_TICK, RuntimeOptions, Source};
 
-/// How the host orders and trims snapshots of a kind (events: newest first, 500).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnapshotPolicy {
-    /// Top-level DTO key holding an RFC 3339 timestamp to sort by.
-    pub sort_field: String,
-    /// Newest first when true; the zero time always sorts last.
-    pub descending: bool,
-    /// Keep at most this many items.
-    pub cap: Option<u32>,
-}
+/// How the host orders and trims snapshots of a kind (events: newest first, 500);
+/// shared with the golden runner.
+pub use periscope_golden::SnapshotPolicy;
 
 /// What a plugin says about its kind (the WIT `kind-info`, validated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -25,6 +25,7 @@
 mod bundled;
 pub mod cache;
 mod error;
+mod golden;
 mod instance;
 pub mod wit;
 

@@ -93,6 +93,11 @@ impl Object for serde_json::Value {
     const FIELDS: &'static [&'static str] = &[];
 }
 
+/// A mapping that reads nothing of the object (it is passed whole).
+impl Object for serde::de::IgnoredAny {
+    const FIELDS: &'static [&'static str] = &[];
+}
+
 /// The version of the `periscope:plugin` WIT package this SDK builds: the SDK's own
 /// version, by rule (the `wit_versions_agree` integration test ties it to
 /// `wit/since_v<version>/plugin.wit` and to the host's supported range).
