@@ -14,6 +14,8 @@ mod golden;
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.
 mod registry;
+/// Hot reload of the plugin directory over real HTTP.
+mod reload;
 /// Authentication on every route, Kubernetes RBAC per subscriber, bounded upstreams
 /// and the bad-input matrix.
 mod security;

@@ -213,6 +213,12 @@ impl Upstream {
         let _ = self.tx.send(frame);
     }
 
+    /// Ends every subscriber's stream with an `error` frame (the hub retired this
+    /// upstream: its kind's plugin was reloaded).
+    pub(super) fn close(&self, message: &str) {
+        let _ = self.tx.send(Arc::new(Frame::error(message)));
+    }
+
     /// The HTTP status of the current failure, if the upstream is failing.
     pub(super) fn failure_status(&self) -> Option<u16> {
         self.lock().failure.as_ref().map(|(_, status)| *status)
