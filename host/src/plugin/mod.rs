@@ -173,13 +173,13 @@ impl PluginRuntime {
                 source_name: source_name.clone(),
                 source: e.into(),
             })?;
-        check_exports(&self.engine, &component, &source_name)?;
+        let version = check_exports(&self.engine, &component, &source_name)?;
         check_imports(&self.engine, &component, &source_name)?;
         let mut linker = self.linker.clone();
         let pre = linker
             .define_unknown_imports_as_traps(&component)
             .and_then(|()| linker.instantiate_pre(&component))
-            .and_then(wit::latest::KindPluginPre::new)
+            .and_then(|pre| wit::Pre::new(version, pre))
             .map_err(|e| LoadError::Instantiate {
                 source_name: source_name.clone(),
                 source: e.into(),
@@ -272,8 +272,9 @@ pub fn merge(mut plugins: Vec<Arc<Plugin>>, from_dir: Vec<Arc<Plugin>>) -> Resul
     Ok(plugins)
 }
 
-/// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`.
-fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> Result<(), LoadError> {
+/// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`,
+/// and returns `v`.
+fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> Result<wit::Version, LoadError> {
     let prefix = format!("{}/{}@", wit::PACKAGE, wit::INTERFACE);
     let ty = component.component_type();
     let Some(found) = ty
@@ -287,7 +288,7 @@ fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> R
         });
     };
     match wit::Version::parse(&found) {
-        Some(version) if wit::is_supported(version) => Ok(()),
+        Some(version) if wit::is_supported(version) => Ok(version),
         _ => Err(LoadError::IncompatibleVersion {
             source_name: source_name.to_string(),
             found,
