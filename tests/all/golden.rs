@@ -1,5 +1,6 @@
 use periscope::plugin::BUNDLED;
-use periscope_tests::{runtime, workspace_root};
+use periscope::plugin::Source;
+use periscope_tests::{examples, runtime, workspace_root};
 
 /// Runs every `golden/*.k8s.json` of every bundled plugin through its component, with
 /// the host's stripping (`periscope_golden::run`, the runner the SDK and
@@ -28,4 +29,21 @@ fn every_bundled_plugin_reproduces_its_golden_cases() {
         "{details}\nIf the new output is correct, run: PERISCOPE_BLESS=1 cargo test -p periscope-tests golden"
     );
     assert!(cases >= BUNDLED.len(), "only {cases} golden cases");
+}
+
+/// The example plugins under `examples/` (a CRD kind) pass their golden cases through
+/// their real components too.
+#[test]
+fn every_example_plugin_reproduces_its_golden_cases() {
+    let runtime = runtime();
+    assert!(!examples::EXAMPLES.is_empty());
+    for (name, bytes) in examples::EXAMPLES {
+        let plugin = runtime
+            .load(Source::Bundled(format!("examples/{name}")), bytes)
+            .expect("the example loads");
+        let dir = workspace_root().join("examples").join(name).join("golden");
+        let report = periscope_golden::run(&dir, plugin.as_ref(), periscope_golden::bless_requested());
+        assert!(report.cases > 0, "example {name} has no golden cases");
+        assert!(report.passed(), "{}", report.details());
+    }
 }
