@@ -37,6 +37,8 @@ async fn eventually<F: AsyncFn() -> bool>(what: &str, condition: F) {
     }
 }
 
+// TODO(#16): once the sim serves CRDs, stream `certificates` end to end: drop
+// examples/certificates into the directory, apply a Certificate, read it on the watch.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plugin_directory_is_watched_while_the_host_runs() {
     let dir = tempfile::tempdir().unwrap();
