@@ -99,6 +99,49 @@ pub enum PluginsCommand {
         #[command(flatten)]
         plugins: PluginArgs,
     },
+    /// Write a new kind plugin crate (builds on its own with
+    /// `cargo build --release --target wasm32-wasip2`), with a sample golden case.
+    New(NewArgs),
+    /// Load a component with the host's rules (contract version, forbidden imports,
+    /// `info`, kind names) and run its golden cases; one line per problem.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// A directory of golden cases (`<case>.k8s.json` beside `<case>.dto.json`).
+        golden: Option<PathBuf>,
+        /// Where plugins come from (the check loads the bundled kinds beside it).
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+}
+
+/// `periscope plugins new`'s arguments.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The resource's plural: the URL token and crate name (`certificates`).
+    pub plural: String,
+    /// Kubernetes API group; "" for the core group.
+    #[arg(long)]
+    pub group: String,
+    /// Kubernetes API version (`v1`).
+    #[arg(long)]
+    pub version: String,
+    /// Kubernetes kind (`Certificate`).
+    #[arg(long)]
+    pub kind: String,
+    /// The kind is cluster-scoped (default: namespaced).
+    #[arg(long)]
+    pub cluster_scoped: bool,
+    /// The group alias the kind joins in kinds expressions.
+    #[arg(long, default_value = "custom")]
+    pub alias: String,
+    /// Directory of the new crate [default: ./<plural>].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The periscope-plugin-sdk crate to depend on [default: the checkout this binary
+    /// was built from].
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
 }
 
 /// Options shared by commands that load plugins.
@@ -153,6 +196,17 @@ pub enum Error {
         /// Objects in the input.
         total: usize,
     },
+    /// `plugins new` could not write the crate (exit 2 for bad arguments, else 1).
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
+    /// `plugins check` found problems (exit 1); each was printed on its own line.
+    #[error("{problems} problem(s) in {file}")]
+    Check {
+        /// How many.
+        problems: usize,
+        /// The component checked.
+        file: String,
+    },
     /// Reading input or writing output failed (exit 1).
     #[error("{what}")]
     Io {
@@ -168,7 +222,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Scaffold(crate::scaffold::ScaffoldError::Invalid(_)) => 2,
             Error::Config(_) => 64,
             Error::Start(error) if error.is_config() => 64,
             _ => 1,
@@ -223,6 +277,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     now,
                     plugins,
                 } => map(&kind, file, now, &plugins),
+                PluginsCommand::New(args) => new(args),
+                PluginsCommand::Check { file, golden, plugins } => check(&file, golden.as_deref(), &plugins),
             }
         }
         Command::Kinds(KindsCommand::Resolve { expression, plugins }) => {
@@ -242,13 +298,124 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-fn load(args: &PluginArgs) -> Result<Registry, Error> {
+fn plugin_runtime(args: &PluginArgs) -> Result<PluginRuntime, Error> {
     let mut options = RuntimeOptions::default();
     if let Some(dir) = &args.plugin_cache_dir {
         options.cache_dir = Some(dir.clone());
     }
-    let runtime = PluginRuntime::new(options).map_err(Error::Runtime)?;
+    PluginRuntime::new(options).map_err(Error::Runtime)
+}
+
+fn load(args: &PluginArgs) -> Result<Registry, Error> {
+    let runtime = plugin_runtime(args)?;
     Ok(Registry::new(runtime.load_all(args.plugin_dir.as_deref())?)?)
+}
+
+fn new(args: NewArgs) -> Result<(), Error> {
+    let sdk = args.sdk.or_else(crate::scaffold::default_sdk).ok_or_else(|| {
+        Error::Usage(
+            "cannot find periscope-plugin-sdk (this binary was not built from a checkout that still exists); \
+                 pass --sdk <checkout>/plugins/sdk"
+                .into(),
+        )
+    })?;
+    let new = crate::scaffold::NewPlugin {
+        dir: args.dir.unwrap_or_else(|| PathBuf::from(&args.plural)),
+        plural: args.plural,
+        group: args.group,
+        version: args.version,
+        kind: args.kind,
+        cluster_scoped: args.cluster_scoped,
+        alias: args.alias,
+        sdk,
+    };
+    let files = crate::scaffold::write(&new)?;
+    let mut out = format!("wrote {} in {}:\n", files.len(), new.dir.display());
+    for file in files {
+        out.push_str(&format!("  {}\n", file.display()));
+    }
+    out.push_str(&format!(
+        "next:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  periscope plugins check {} golden\n",
+        new.dir.display(),
+        crate::scaffold::component_path(&crate::scaffold::NewPlugin {
+            dir: PathBuf::new(),
+            ..new.clone()
+        })
+        .display()
+    ));
+    write_stdout(&out)
+}
+
+fn check(file: &std::path::Path, golden: Option<&std::path::Path>, args: &PluginArgs) -> Result<(), Error> {
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        what: format!("cannot read {}", file.display()),
+        source,
+    })?;
+    let runtime = plugin_runtime(args)?;
+    let failed = |problems: Vec<String>| {
+        let mut out = String::new();
+        for problem in &problems {
+            // One line each, even when a cause (wasmtime's parser) spans several.
+            let line: Vec<&str> = problem.split_whitespace().collect();
+            out.push_str(&format!("problem: {}\n", line.join(" ")));
+        }
+        write_stdout(&out)?;
+        Err(Error::Check {
+            problems: problems.len(),
+            file: file.display().to_string(),
+        })
+    };
+    let plugin = match runtime.load(plugin::Source::File(file.to_path_buf()), &bytes) {
+        Ok(plugin) => plugin,
+        Err(error) => return failed(vec![error_chain(&error)]),
+    };
+    let info = plugin.info();
+    let mut out = format!(
+        "{}: kind {} ({} {}, {}, group alias {}, list key {}, reads {})\n",
+        file.display(),
+        info.token,
+        info.api_version_string(),
+        info.kind,
+        if info.namespaced {
+            "namespaced"
+        } else {
+            "cluster-scoped"
+        },
+        info.group_alias,
+        info.list_key,
+        if info.fields.is_empty() {
+            "every key".to_string()
+        } else {
+            info.fields.join(", ")
+        }
+    );
+    let mut problems = Vec::new();
+    // The kind must fit beside the bundled ones, as it would in a plugin directory.
+    let mut plugins = runtime.load_bundled()?;
+    match plugins.iter_mut().find(|p| p.info().token == info.token) {
+        Some(existing) => {
+            out.push_str(&format!("note: overrides the bundled kind {}\n", info.token));
+            *existing = plugin.clone();
+        }
+        None => plugins.push(plugin.clone()),
+    }
+    if let Err(error) = Registry::new(plugins) {
+        problems.push(error_chain(&error));
+    }
+    let mut cases = 0;
+    if let Some(dir) = golden {
+        let report = periscope_golden::run(dir, plugin.as_ref(), false);
+        cases = report.cases;
+        problems.extend(report.problems.iter().map(ToString::to_string));
+    }
+    write_stdout(&out)?;
+    if !problems.is_empty() {
+        return failed(problems);
+    }
+    match golden {
+        Some(_) => write_stdout(&format!("ok: loads, and {cases} golden case(s) pass\n")),
+        None => write_stdout("ok: loads (pass a golden directory to run its cases)\n"),
+    }
 }
 
 fn resolve(expression: &str, args: &PluginArgs) -> Result<(), Error> {
@@ -331,8 +498,15 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
         .get("kind")
         .and_then(|k| k.as_str())
         .is_some_and(|k| k.ends_with("List"));
+    // What the plugin sees in production: the host's stripping first.
+    let fields = &plugin.info().fields;
+    let stripped = |object: &serde_json::Value| {
+        let mut object = object.clone();
+        periscope_golden::strip(&mut object, fields);
+        object.to_string()
+    };
     if !is_list {
-        let dto = plugin.to_dto(&input, now)?;
+        let dto = plugin.to_dto(&stripped(&value), now)?;
         return write_stdout(&format!("{dto}\n"));
     }
     let items = value
@@ -340,7 +514,7 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
         .and_then(|i| i.as_array())
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let objects: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let objects: Vec<String> = items.iter().map(stripped).collect();
     let mut dtos = Vec::with_capacity(objects.len());
     let mut failed = 0;
     for (i, result) in plugin.to_dto_batch(&objects, now).into_iter().enumerate() {

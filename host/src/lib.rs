@@ -18,6 +18,7 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod plugin;
+pub mod scaffold;
 pub mod serve;
 pub mod snapshot;
 pub mod web;

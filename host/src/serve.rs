@@ -15,7 +15,8 @@ use crate::cluster::{Cluster, Clusters};
 use crate::config::{ClusterSource, Config, Origin, RbacMode};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubOptions};
-use crate::kinds::{self, ExprError, Registry};
+use crate::kinds::reload::{self, Reloader};
+use crate::kinds::{self, ExprError, LiveKinds, Registry};
 use crate::limits::Streams;
 use crate::metrics::Metrics;
 use crate::plugin::{self, CallObserver, PluginRuntime, RuntimeOptions};
@@ -137,9 +138,10 @@ impl App {
             ..RuntimeOptions::default()
         };
         let plugin_dir = config.plugins.dir.clone();
-        let plugins = tokio::task::spawn_blocking(move || {
+        let loaded_dir = plugin_dir.clone();
+        let (runtime, bundled, from_dir, plugins) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let runtime = PluginRuntime::new(runtime_options).map_err(StartError::Runtime)?;
+            let runtime = Arc::new(PluginRuntime::new(runtime_options).map_err(StartError::Runtime)?);
             let to_compile = runtime.bundled_to_compile();
             if to_compile > 0 {
                 let cache = runtime.options().cache_dir.as_ref().map_or_else(
@@ -148,7 +150,12 @@ impl App {
                 );
                 tracing::info!("compiling {to_compile} plugin components (first start; {cache})…");
             }
-            let plugins = runtime.load_all(plugin_dir.as_deref())?;
+            let bundled = runtime.load_bundled()?;
+            let from_dir = match &loaded_dir {
+                Some(dir) => runtime.load_dir(dir)?,
+                None => Vec::new(),
+            };
+            let plugins = plugin::merge(bundled.clone(), from_dir.clone())?;
             let stats = runtime.cache_stats();
             tracing::info!(
                 "{} plugins loaded in {:.1?} ({} compiled, {} from cache)",
@@ -157,11 +164,11 @@ impl App {
                 stats.compiled(),
                 stats.loaded_from_cache()
             );
-            Ok::<_, StartError>(plugins)
+            Ok::<_, StartError>((runtime, bundled, from_dir, plugins))
         })
         .await
         .map_err(|e| StartError::Runtime(e.into()))??;
-        let registry = Arc::new(Registry::new(plugins)?);
+        let registry = Registry::new(plugins)?;
         let streams = &config.watch.streams;
         let enabled = registry.resolve(&streams.value).map_err(|error| StartError::Streams {
             value: streams.value.clone(),
@@ -184,11 +191,12 @@ impl App {
             );
         }
         tracing::debug!("watch streams enabled: {}", enabled.summary());
+        let kinds = LiveKinds::new(registry, enabled);
 
         let (clusters, sims) = connect(&config).await?;
         let hub = Hub::new(
             clusters,
-            registry,
+            kinds.clone(),
             HubOptions {
                 linger: config.watch.linger,
                 queue: config.watch.queue,
@@ -209,7 +217,7 @@ impl App {
             })?;
         let state = AppState {
             hub,
-            enabled: Arc::new(enabled),
+            enabled: kinds.clone(),
             heartbeat: config.watch.heartbeat,
             list_timeout: Duration::from_secs(30),
             max_stream_duration: config.watch.max_stream_duration,
@@ -221,6 +229,10 @@ impl App {
             metrics,
             shutdown: CancellationToken::new(),
         };
+        if let Some(dir) = plugin_dir {
+            let reloader = Reloader::new(runtime, dir, streams.value.clone(), bundled, &from_dir, kinds);
+            watch_plugin_dir(reloader, state.hub.clone(), state.shutdown.clone());
+        }
         Ok(App {
             state,
             listener,
@@ -282,6 +294,34 @@ impl App {
             }
         }
     }
+}
+
+/// Polls the plugin directory until shutdown ([`reload`]); closes the streams of kinds
+/// whose plugin was replaced or removed.
+fn watch_plugin_dir(reloader: Reloader, hub: Arc<Hub>, shutdown: CancellationToken) {
+    let reloader = Arc::new(std::sync::Mutex::new(reloader));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(reload::POLL_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let reloader = reloader.clone();
+            // Loading compiles components: off the async workers.
+            let polled =
+                tokio::task::spawn_blocking(move || reloader.lock().unwrap_or_else(|p| p.into_inner()).poll()).await;
+            match polled {
+                Ok(reload) => {
+                    for kind in &reload.retired {
+                        hub.retire(kind);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "polling the plugin directory failed"),
+            }
+        }
+    });
 }
 
 /// Cancels `token` on SIGTERM or ctrl-c.

@@ -399,3 +399,86 @@ fn serve_says_what_it_does_in_a_few_lines_and_shows_a_first_compile() {
     assert!(text.contains("open http://127.0.0.1:"), "{text}");
     assert!(!text.contains("loaded plugin"), "per-plugin lines are debug: {text}");
 }
+
+#[test]
+fn plugins_check_of_a_file_that_is_not_a_component_says_so_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.wasm");
+    std::fs::write(&file, b"\x7fELF not a component").unwrap();
+    let output = periscope(&["plugins", "check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let problems: Vec<&str> = stdout.lines().filter(|l| l.starts_with("problem: ")).collect();
+    assert_eq!(problems.len(), 1, "{stdout}");
+    assert!(problems[0].contains("not a valid WebAssembly component"), "{stdout}");
+}
+
+#[test]
+fn plugins_new_refuses_a_kind_that_is_not_pascal_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("widgets");
+    let output = periscope(&[
+        "plugins",
+        "new",
+        "widgets",
+        "--group",
+        "example.com",
+        "--version",
+        "v1",
+        "--kind",
+        "widget",
+        "--dir",
+        crate_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("PascalCase"), "{}", stderr(&output));
+    assert!(!crate_dir.exists());
+}
+
+/// The promise to plugin authors: `plugins new` writes a crate that builds outside this
+/// repository, offline (dependencies from the local registry cache and the checkout's
+/// SDK), and the component it builds passes `plugins check` with its sample case.
+#[test]
+fn a_scaffolded_plugin_builds_offline_outside_the_repository_and_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("widgets");
+    assert!(!crate_dir.starts_with(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()));
+    let output = periscope(&[
+        "plugins",
+        "new",
+        "widgets",
+        "--group",
+        "example.com",
+        "--version",
+        "v1",
+        "--kind",
+        "Widget",
+        "--dir",
+        crate_dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Kept between runs so only the new crate recompiles.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let build = Command::new("cargo")
+        .current_dir(&crate_dir)
+        .args(["build", "--offline", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", &target)
+        // The crate's rust-toolchain.toml decides, not the toolchain running this test.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "cargo build failed:\n{}", stderr(&build));
+    let wasm = target.join("wasm32-wasip2/release/periscope_plugin_widgets.wasm");
+    let golden = crate_dir.join("golden");
+    let output = periscope(&["plugins", "check", wasm.to_str().unwrap(), golden.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr(&output));
+    assert!(
+        stdout.contains("kind widgets (example.com/v1 Widget, namespaced, group alias custom"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("reads metadata, status"), "{stdout}");
+    assert!(stdout.contains("ok: loads, and 1 golden case(s) pass"), "{stdout}");
+}

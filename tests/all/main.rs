@@ -11,6 +11,8 @@ mod browser;
 /// The helm chart with the real helm: generated files, lint, template matrix, schemas,
 /// install into the sim.
 mod chart;
+/// The contract version agrees across wit/, the SDK and the host.
+mod contract;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// Upstream outages: restarts with a fresh store, pauses within and past the grace.
@@ -19,6 +21,8 @@ mod outage;
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.
 mod registry;
+/// Hot reload of the plugin directory over real HTTP.
+mod reload;
 /// Authentication on every route, Kubernetes RBAC per subscriber, bounded upstreams
 /// and the bad-input matrix.
 mod security;

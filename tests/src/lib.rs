@@ -21,6 +21,11 @@ pub mod fixtures {
     }
 }
 
+/// Example plugins built from `examples/*` (kinds outside the bundle, such as a CRD).
+pub mod examples {
+    include!(concat!(env!("OUT_DIR"), "/examples.rs"));
+}
+
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -46,7 +46,7 @@ use crate::auth::{Actor, AuthError, Authenticator};
 use crate::cluster::Cluster;
 use crate::hub::Hub;
 use crate::hub::SubscribeError;
-use crate::kinds::Enabled;
+use crate::kinds::LiveKinds;
 use crate::limits::Streams;
 use crate::metrics::Metrics;
 use crate::plugin::KindInfo;
@@ -58,8 +58,8 @@ pub use sse::encode as encode_sse;
 pub struct AppState {
     /// The watch hub (and through it, clusters and kinds).
     pub hub: Arc<Hub>,
-    /// Kinds with a watch route.
-    pub enabled: Arc<Enabled>,
+    /// Kinds with a watch route; follows plugin reloads (the hub's [`LiveKinds`]).
+    pub enabled: Arc<LiveKinds>,
     /// Time between `: ping` comments on idle SSE streams.
     pub heartbeat: Duration,
     /// How long a polling request waits for a cold upstream's first list.

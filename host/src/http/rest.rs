@@ -33,7 +33,7 @@ pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::
 /// allowed to `list` the kind there; a cluster-wide poll by a user allowed only some
 /// namespaces lists only those.
 pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Authenticated, scope: Scope) -> Response {
-    let Some(plugin) = state.hub.registry().get(&scope.kind) else {
+    let Some(plugin) = state.hub.registry().get(&scope.kind).cloned() else {
         let kind = &scope.kind;
         return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", format!("unknown kind {kind:?}")).into_response();
     };
@@ -90,9 +90,8 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: ready unless a plugin is quarantined (it names them).
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    let quarantined: Vec<&str> = state
-        .hub
-        .registry()
+    let registry = state.hub.registry();
+    let quarantined: Vec<&str> = registry
         .plugins()
         .iter()
         .filter(|p| p.health().quarantined)

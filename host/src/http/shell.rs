@@ -140,7 +140,7 @@ fn shell_subject(cluster: &Cluster) -> String {
 
 /// `token`'s DTOs on `cluster` that `actor` may list, parsed as `T`.
 async fn read<T: DeserializeOwned>(state: &AppState, cluster: &Cluster, actor: &Actor, token: &str) -> Read<T> {
-    let Some(plugin) = state.hub.registry().get(token) else {
+    let Some(plugin) = state.hub.registry().get(token).cloned() else {
         return Read::Unavailable;
     };
     let access = match review(state, cluster, actor, plugin.info(), None, &["list"]).await {

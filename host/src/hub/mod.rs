@@ -42,7 +42,7 @@ pub use frame::{Frame, FrameKind, write_json_array};
 pub use upstream::Initial;
 
 use crate::cluster::Clusters;
-use crate::kinds::Registry;
+use crate::kinds::{LiveKinds, Registry};
 use crate::metrics::Metrics;
 use upstream::Upstream;
 
@@ -183,7 +183,7 @@ struct Entry {
 /// The hub. Cheap to share behind an `Arc`.
 pub struct Hub {
     clusters: Clusters,
-    registry: Arc<Registry>,
+    kinds: Arc<LiveKinds>,
     options: HubOptions,
     metrics: Arc<Metrics>,
     upstreams: Mutex<HashMap<StreamKey, Entry>>,
@@ -260,11 +260,11 @@ impl Drop for SubscriberGuard {
 }
 
 impl Hub {
-    /// A hub over `clusters`, mapping with the plugins of `registry`.
-    pub fn new(clusters: Clusters, registry: Arc<Registry>, options: HubOptions, metrics: Arc<Metrics>) -> Arc<Hub> {
+    /// A hub over `clusters`, mapping with the plugins `kinds` holds at each moment.
+    pub fn new(clusters: Clusters, kinds: Arc<LiveKinds>, options: HubOptions, metrics: Arc<Metrics>) -> Arc<Hub> {
         Arc::new(Hub {
             clusters,
-            registry,
+            kinds,
             options,
             metrics,
             upstreams: Mutex::new(HashMap::new()),
@@ -276,9 +276,30 @@ impl Hub {
         &self.clusters
     }
 
-    /// The kinds registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The kinds registry as it is now (plugin reloads replace it).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.kinds.registry()
+    }
+
+    /// The live kinds (registry and enabled set) the hub serves.
+    pub fn kinds(&self) -> &Arc<LiveKinds> {
+        &self.kinds
+    }
+
+    /// Ends the running upstreams of `kind` after its plugin was replaced or removed:
+    /// each subscriber gets an `error` frame (it reconnects and is served by the new
+    /// plugin, or gets 404), and the next subscription starts a fresh upstream.
+    pub fn retire(&self, kind: &str) {
+        let mut upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<StreamKey> = upstreams.keys().filter(|k| k.kind == kind).cloned().collect();
+        for key in keys {
+            if let Some(entry) = upstreams.remove(&key) {
+                entry.task.abort();
+                entry.upstream.close(&format!("the plugin of {kind} was reloaded"));
+                self.metrics.upstream_changed(&key.cluster, &key.kind, -1);
+                tracing::info!(cluster = %key.cluster, kind = %key.kind, namespace = key.namespace_label(), "upstream stopped: plugin reloaded");
+            }
+        }
     }
 
     /// Subscribes `subject` to `key`, starting its upstream if it is not running and
@@ -292,8 +313,8 @@ impl Hub {
         subject: &str,
     ) -> Result<Subscription, SubscribeError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
-        let plugin = self
-            .registry
+        let registry = self.kinds.registry();
+        let plugin = registry
             .get(&key.kind)
             .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
         // Cluster-scoped kinds have one scope whatever the query says.
@@ -382,8 +403,8 @@ impl Hub {
         subject: &str,
     ) -> Result<Vec<Bytes>, ListError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
-        let plugin = self
-            .registry
+        let registry = self.kinds.registry();
+        let plugin = registry
             .get(&key.kind)
             .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
         let namespace = key

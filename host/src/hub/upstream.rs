@@ -220,6 +220,12 @@ impl Upstream {
         let _ = self.tx.send(frame);
     }
 
+    /// Ends every subscriber's stream with an `error` frame (the hub retired this
+    /// upstream: its kind's plugin was reloaded).
+    pub(super) fn close(&self, message: &str) {
+        let _ = self.tx.send(Arc::new(Frame::error(message)));
+    }
+
     /// The HTTP status of the current failure, if the upstream is failing.
     pub(super) fn failure_status(&self) -> Option<u16> {
         self.lock().failure.as_ref().map(|(_, status)| *status)
@@ -704,13 +710,21 @@ fn object_key(object: &DynamicObject) -> ObjectKey {
 
 /// The object as the plugin gets it: `managedFields` stripped and, when the plugin
 /// declares the top-level fields it reads, everything else dropped.
-fn object_json(mut object: DynamicObject, fields: &[String]) -> String {
-    object.metadata.managed_fields = None;
-    if !fields.is_empty()
-        && let Some(data) = object.data.as_object_mut()
-    {
-        data.retain(|key, _| fields.iter().any(|f| f == key));
+fn object_json(object: DynamicObject, fields: &[String]) -> String {
+    // The golden runner strips with the same function, so golden cases see exactly
+    // what a plugin sees here.
+    let DynamicObject { types, metadata, data } = object;
+    let mut map = match data {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(types) = types {
+        map.insert("apiVersion".into(), types.api_version.into());
+        map.insert("kind".into(), types.kind.into());
     }
+    map.insert("metadata".into(), serde_json::to_value(metadata).unwrap_or_default());
+    let mut object = serde_json::Value::Object(map);
+    periscope_golden::strip(&mut object, fields);
     serde_json::to_string(&object).unwrap_or_default()
 }
 

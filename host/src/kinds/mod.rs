@@ -7,6 +7,8 @@
 //! ([`expr`]) that every entry point shares.
 
 pub mod expr;
+mod live;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use crate::plugin::Plugin;
 
 pub use expr::{Enabled, ExprError};
+pub use live::LiveKinds;
 
 /// Why the loaded plugins do not form a usable registry.
 #[derive(Debug, thiserror::Error)]

@@ -9,20 +9,12 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
 use super::error::{CallError, LoadError};
 use super::wit::latest::exports::periscope::plugin::mapper as wit;
-use super::wit::latest::{KindPlugin, KindPluginPre};
+use super::wit::{Bindings, Pre};
 use super::{EPOCH_TICK, RuntimeOptions, Source};
 
-/// How the host orders and trims snapshots of a kind (events: newest first, 500).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnapshotPolicy {
-    /// Top-level DTO key holding an RFC 3339 timestamp to sort by.
-    pub sort_field: String,
-    /// Newest first when true; the zero time always sorts last.
-    pub descending: bool,
-    /// Keep at most this many items.
-    pub cap: Option<u32>,
-}
+/// How the host orders and trims snapshots of a kind (events: newest first, 500);
+/// shared with the golden runner.
+pub use periscope_golden::SnapshotPolicy;
 
 /// What a plugin says about its kind (the WIT `kind-info`, validated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,14 +149,14 @@ impl ResourceLimiter for MemoryLimits {
 /// A live instance with its own store.
 struct Instance {
     store: Store<StoreState>,
-    bindings: KindPlugin,
+    bindings: Bindings,
 }
 
 /// A loaded kind plugin. Shared behind an `Arc`; calls from many threads each take an
 /// idle instance (or make one) and give it back when the call went well.
 pub struct Plugin {
     engine: Engine,
-    pre: KindPluginPre<StoreState>,
+    pre: Pre<StoreState>,
     info: KindInfo,
     source: Source,
     options: RuntimeOptions,
@@ -189,7 +181,7 @@ impl Plugin {
     /// Instantiates once and asks the plugin to describe itself.
     pub(super) fn new(
         engine: Engine,
-        pre: KindPluginPre<StoreState>,
+        pre: Pre<StoreState>,
         source: Source,
         options: RuntimeOptions,
     ) -> Result<Plugin, LoadError> {
@@ -199,11 +191,7 @@ impl Plugin {
             source: e.into(),
         };
         let mut instance = new_instance(&engine, &pre, &options).map_err(instantiate_error)?;
-        let info = instance
-            .bindings
-            .periscope_plugin_mapper()
-            .call_info(&mut instance.store)
-            .map_err(instantiate_error)?;
+        let info = instance.bindings.info(&mut instance.store).map_err(instantiate_error)?;
         let plugin = Plugin {
             info: KindInfo::from_wit(info, &source_name)?,
             engine,
@@ -245,7 +233,7 @@ impl Plugin {
     /// Maps one raw object (JSON) to its DTO (a JSON object), at time `now`.
     pub fn to_dto(&self, object: &str, now: time::OffsetDateTime) -> Result<String, CallError> {
         let ctx = context(now);
-        self.call(|bindings, store| bindings.periscope_plugin_mapper().call_to_dto(store, object, ctx))
+        self.call(|bindings, store| bindings.to_dto(store, object, ctx))
             .and_then(|result| self.check_result(result))
     }
 
@@ -256,7 +244,7 @@ impl Plugin {
         let ctx = context(now);
         let mut results = Vec::with_capacity(objects.len());
         for chunk in objects.chunks(self.options.batch_chunk.max(1)) {
-            match self.call(|bindings, store| bindings.periscope_plugin_mapper().call_to_dto_batch(store, chunk, ctx)) {
+            match self.call(|bindings, store| bindings.to_dto_batch(store, chunk, ctx)) {
                 Ok(outputs) if outputs.len() == chunk.len() => {
                     results.extend(outputs.into_iter().map(|result| self.check_result(result)));
                 }
@@ -286,7 +274,7 @@ impl Plugin {
     /// Runs `f` on an instance under the deadline and classifies failures.
     fn call<R>(
         &self,
-        f: impl FnOnce(&KindPlugin, &mut Store<StoreState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.quarantine_left().is_some() {
             return Err(self.quarantined_error());
@@ -433,11 +421,7 @@ impl Plugin {
 }
 
 /// A fresh instance in its own store, with the memory cap and a deadline armed.
-fn new_instance(
-    engine: &Engine,
-    pre: &KindPluginPre<StoreState>,
-    options: &RuntimeOptions,
-) -> wasmtime::Result<Instance> {
+fn new_instance(engine: &Engine, pre: &Pre<StoreState>, options: &RuntimeOptions) -> wasmtime::Result<Instance> {
     let limits = MemoryLimits {
         cap: options.memory_cap,
         size: 0,

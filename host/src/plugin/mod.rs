@@ -25,6 +25,7 @@
 mod bundled;
 pub mod cache;
 mod error;
+mod golden;
 mod instance;
 pub mod wit;
 
@@ -177,13 +178,13 @@ impl PluginRuntime {
                 source_name: source_name.clone(),
                 source: e.into(),
             })?;
-        check_exports(&self.engine, &component, &source_name)?;
+        let version = check_exports(&self.engine, &component, &source_name)?;
         check_imports(&self.engine, &component, &source_name)?;
         let mut linker = self.linker.clone();
         let pre = linker
             .define_unknown_imports_as_traps(&component)
             .and_then(|()| linker.instantiate_pre(&component))
-            .and_then(wit::latest::KindPluginPre::new)
+            .and_then(|pre| wit::Pre::new(version, pre))
             .map_err(|e| LoadError::Instantiate {
                 source_name: source_name.clone(),
                 source: e.into(),
@@ -239,38 +240,46 @@ impl PluginRuntime {
     }
 
     /// Loads the bundled plugins, then those in `dir` (if any), which add kinds or
-    /// override bundled kinds with the same token. Registry order: bundled order, then
-    /// new kinds from the directory in file order.
+    /// override bundled kinds with the same token ([`merge`]).
     pub fn load_all(&self, dir: Option<&Path>) -> Result<Vec<Arc<Plugin>>, LoadError> {
-        let mut plugins = self.load_bundled()?;
-        let Some(dir) = dir else {
-            return Ok(plugins);
-        };
-        let mut seen: Vec<(String, String)> = Vec::new();
-        for plugin in self.load_dir(dir)? {
-            let token = plugin.info().token.clone();
-            if let Some((_, first)) = seen.iter().find(|(t, _)| *t == token) {
-                return Err(LoadError::DuplicateKind {
-                    token,
-                    first: first.clone(),
-                    second: plugin.source().to_string(),
-                });
-            }
-            seen.push((token.clone(), plugin.source().to_string()));
-            match plugins.iter_mut().find(|p| p.info().token == token) {
-                Some(existing) => {
-                    tracing::info!(kind = %token, source = %plugin.source(), replaces = %existing.source(), "plugin overrides a bundled kind");
-                    *existing = plugin;
-                }
-                None => plugins.push(plugin),
-            }
+        let plugins = self.load_bundled()?;
+        match dir {
+            None => Ok(plugins),
+            Some(dir) => merge(plugins, self.load_dir(dir)?),
         }
-        Ok(plugins)
     }
 }
 
-/// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`.
-fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> Result<(), LoadError> {
+/// Bundled plugins followed by a plugin directory's: a directory plugin overrides the
+/// bundled kind with its token, or adds its kind. Registry order: bundled order, then
+/// new kinds from the directory in file order. Two directory plugins with one token
+/// are an error.
+pub fn merge(mut plugins: Vec<Arc<Plugin>>, from_dir: Vec<Arc<Plugin>>) -> Result<Vec<Arc<Plugin>>, LoadError> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for plugin in from_dir {
+        let token = plugin.info().token.clone();
+        if let Some((_, first)) = seen.iter().find(|(t, _)| *t == token) {
+            return Err(LoadError::DuplicateKind {
+                token,
+                first: first.clone(),
+                second: plugin.source().to_string(),
+            });
+        }
+        seen.push((token.clone(), plugin.source().to_string()));
+        match plugins.iter_mut().find(|p| p.info().token == token) {
+            Some(existing) => {
+                tracing::info!(kind = %token, source = %plugin.source(), replaces = %existing.source(), "plugin overrides a bundled kind");
+                *existing = plugin;
+            }
+            None => plugins.push(plugin),
+        }
+    }
+    Ok(plugins)
+}
+
+/// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`,
+/// and returns `v`.
+fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> Result<wit::Version, LoadError> {
     let prefix = format!("{}/{}@", wit::PACKAGE, wit::INTERFACE);
     let ty = component.component_type();
     let Some(found) = ty
@@ -284,7 +293,7 @@ fn check_exports(engine: &Engine, component: &Component, source_name: &str) -> R
         });
     };
     match wit::Version::parse(&found) {
-        Some(version) if wit::is_supported(version) => Ok(()),
+        Some(version) if wit::is_supported(version) => Ok(version),
         _ => Err(LoadError::IncompatibleVersion {
             source_name: source_name.to_string(),
             found,

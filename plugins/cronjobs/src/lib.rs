@@ -3,38 +3,33 @@
 //! A straight projection; the one wire quirk is `lastScheduleTime`, the only summary
 //! timestamp that is omitted (not the zero time) when the source lacks it.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
 
 /// The cronjobs mapper.
 pub struct CronJobs;
 
 /// The fields of a CronJob this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct CronJob {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: CronJobSpec,
-    #[serde(deserialize_with = "nullable")]
     status: CronJobStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct CronJobSpec {
-    #[serde(deserialize_with = "nullable")]
     schedule: String,
-    #[serde(deserialize_with = "nullable")]
     suspend: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct CronJobStatus {
-    #[serde(deserialize_with = "nullable")]
     active: Vec<IgnoredAny>,
     last_schedule_time: Timestamp,
 }
@@ -58,18 +53,7 @@ impl Mapper for CronJobs {
     type Dto = CronJobDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "cronjobs",
-            group_alias: "workloads",
-            api_group: "batch",
-            api_version: "v1",
-            kind: "CronJob",
-            plural: "cronjobs",
-            namespaced: true,
-            list_key: "cronJobs",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "batch/v1", "CronJob", "cronjobs").with_list_key("cronJobs")
     }
 
     fn map(cron: CronJob, _ctx: &Context) -> Result<CronJobDto, MapError> {

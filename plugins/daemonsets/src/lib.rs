@@ -4,34 +4,28 @@
 //! Every number is a `status` counter passed through as-is, 0 when absent; nothing is
 //! derived from `spec`.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The daemonsets mapper.
 pub struct DaemonSets;
 
 /// The fields of a DaemonSet this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct DaemonSet {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     status: DaemonSetStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct DaemonSetStatus {
-    #[serde(deserialize_with = "nullable")]
     desired_number_scheduled: i32,
-    #[serde(deserialize_with = "nullable")]
     number_ready: i32,
-    #[serde(deserialize_with = "nullable")]
     updated_number_scheduled: i32,
-    #[serde(deserialize_with = "nullable")]
     number_available: i32,
-    #[serde(deserialize_with = "nullable")]
     number_misscheduled: i32,
 }
 
@@ -54,18 +48,7 @@ impl Mapper for DaemonSets {
     type Dto = DaemonSetDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "daemonsets",
-            group_alias: "workloads",
-            api_group: "apps",
-            api_version: "v1",
-            kind: "DaemonSet",
-            plural: "daemonsets",
-            namespaced: true,
-            list_key: "daemonSets",
-            snapshot: None,
-            fields: &["metadata", "status"],
-        }
+        KindInfo::namespaced("workloads", "apps/v1", "DaemonSet", "daemonsets").with_list_key("daemonSets")
     }
 
     fn map(set: DaemonSet, _ctx: &Context) -> Result<DaemonSetDto, MapError> {

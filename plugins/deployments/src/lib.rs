@@ -5,39 +5,33 @@
 //! not apply the API default of 1. `status.replicas`, which exceeds the desired count
 //! during a surge, is not shown.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The deployments mapper.
 pub struct Deployments;
 
 /// The fields of a Deployment this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Deployment {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: DeploymentSpec,
-    #[serde(deserialize_with = "nullable")]
     status: DeploymentStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct DeploymentSpec {
-    #[serde(deserialize_with = "nullable")]
     replicas: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct DeploymentStatus {
-    #[serde(deserialize_with = "nullable")]
     ready_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     updated_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     available_replicas: i32,
 }
 
@@ -59,18 +53,7 @@ impl Mapper for Deployments {
     type Dto = DeploymentDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "deployments",
-            group_alias: "workloads",
-            api_group: "apps",
-            api_version: "v1",
-            kind: "Deployment",
-            plural: "deployments",
-            namespaced: true,
-            list_key: "deployments",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "apps/v1", "Deployment", "deployments")
     }
 
     fn map(deployment: Deployment, _ctx: &Context) -> Result<DeploymentDto, MapError> {

@@ -5,8 +5,8 @@
 //! `spec`. An endpoint counts as ready only when `conditions.ready` is exactly `true`:
 //! an absent `ready` is *not* ready, unlike the Kubernetes convention.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The endpointslices mapper.
 pub struct EndpointSlices;
@@ -15,41 +15,34 @@ pub struct EndpointSlices;
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The fields of an EndpointSlice this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointSlice {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     address_type: String,
-    #[serde(deserialize_with = "nullable")]
     ports: Vec<EndpointPort>,
-    #[serde(deserialize_with = "nullable")]
     endpoints: Vec<Endpoint>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct EndpointPort {
-    #[serde(deserialize_with = "nullable")]
     name: String,
-    #[serde(deserialize_with = "nullable")]
     protocol: String,
-    #[serde(deserialize_with = "nullable")]
     port: i32,
-    #[serde(deserialize_with = "nullable")]
     app_protocol: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Endpoint {
-    #[serde(deserialize_with = "nullable")]
     conditions: EndpointConditions,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct EndpointConditions {
     ready: Option<bool>,
 }
@@ -87,18 +80,8 @@ impl Mapper for EndpointSlices {
     type Dto = EndpointSliceDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "endpointslices",
-            group_alias: "networking",
-            api_group: "discovery.k8s.io",
-            api_version: "v1",
-            kind: "EndpointSlice",
-            plural: "endpointslices",
-            namespaced: true,
-            list_key: "endpointSlices",
-            snapshot: None,
-            fields: &["metadata", "addressType", "ports", "endpoints"],
-        }
+        KindInfo::namespaced("networking", "discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
+            .with_list_key("endpointSlices")
     }
 
     fn map(slice: EndpointSlice, _ctx: &Context) -> Result<EndpointSliceDto, MapError> {

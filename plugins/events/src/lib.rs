@@ -6,52 +6,42 @@
 //! Snapshots are sorted by `last`, newest first, and capped at 500 (spec 3.5).
 
 use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, SnapshotPolicy, Timestamp, export_mapper, nullable,
+    Context, KindInfo, MapError, Mapper, Meta, SnapshotPolicy, Timestamp, export_mapper, object,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The events mapper.
 pub struct Events;
 
 /// The fields of an Event this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     involved_object: InvolvedObject,
-    #[serde(rename = "type", deserialize_with = "nullable")]
+    #[serde(rename = "type")]
     event_type: String,
-    #[serde(deserialize_with = "nullable")]
     reason: String,
-    #[serde(deserialize_with = "nullable")]
     message: String,
-    #[serde(deserialize_with = "nullable")]
     count: i32,
     first_timestamp: Timestamp,
     last_timestamp: Timestamp,
-    #[serde(deserialize_with = "nullable")]
     source: EventSource,
-    #[serde(deserialize_with = "nullable")]
     reporting_component: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct InvolvedObject {
-    #[serde(deserialize_with = "nullable")]
     kind: String,
-    #[serde(deserialize_with = "nullable")]
     name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct EventSource {
-    #[serde(deserialize_with = "nullable")]
     component: String,
-    #[serde(deserialize_with = "nullable")]
     host: String,
 }
 
@@ -77,33 +67,11 @@ impl Mapper for Events {
     type Dto = ClusterEventDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "events",
-            group_alias: "core",
-            api_group: "",
-            api_version: "v1",
-            kind: "Event",
-            plural: "events",
-            namespaced: true,
-            list_key: "events",
-            snapshot: Some(SnapshotPolicy {
-                sort_field: "last",
-                descending: true,
-                cap: Some(500),
-            }),
-            fields: &[
-                "metadata",
-                "involvedObject",
-                "type",
-                "reason",
-                "message",
-                "count",
-                "firstTimestamp",
-                "lastTimestamp",
-                "source",
-                "reportingComponent",
-            ],
-        }
+        KindInfo::namespaced("core", "v1", "Event", "events").with_snapshot(SnapshotPolicy {
+            sort_field: "last",
+            descending: true,
+            cap: Some(500),
+        })
     }
 
     fn map(event: Event, _ctx: &Context) -> Result<ClusterEventDto, MapError> {

@@ -4,51 +4,43 @@
 //! `minReplicas` falls back to 1 when absent, and `ready` reflects only the
 //! `AbleToScale` condition (`ScalingActive` is irrelevant).
 
-use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The horizontalpodautoscalers mapper.
 pub struct HorizontalPodAutoscalers;
 
 /// The fields of a HorizontalPodAutoscaler this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct HorizontalPodAutoscaler {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: HpaSpec,
-    #[serde(deserialize_with = "nullable")]
     status: HpaStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct HpaSpec {
-    #[serde(deserialize_with = "nullable")]
     scale_target_ref: ScaleTargetRef,
     min_replicas: Option<i32>,
-    #[serde(deserialize_with = "nullable")]
     max_replicas: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct ScaleTargetRef {
-    #[serde(deserialize_with = "nullable")]
     kind: String,
-    #[serde(deserialize_with = "nullable")]
     name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct HpaStatus {
-    #[serde(deserialize_with = "nullable")]
     current_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     desired_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     conditions: Vec<Condition>,
 }
 
@@ -72,18 +64,13 @@ impl Mapper for HorizontalPodAutoscalers {
     type Dto = HpaDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "horizontalpodautoscalers",
-            group_alias: "workloads",
-            api_group: "autoscaling",
-            api_version: "v2",
-            kind: "HorizontalPodAutoscaler",
-            plural: "horizontalpodautoscalers",
-            namespaced: true,
-            list_key: "hpas",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced(
+            "workloads",
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        )
+        .with_list_key("hpas")
     }
 
     fn map(hpa: HorizontalPodAutoscaler, _ctx: &Context) -> Result<HpaDto, MapError> {

@@ -4,8 +4,8 @@
 //! Cluster-scoped, so the DTO has no `namespace` key. `isDefault` reflects the
 //! `ingressclass.kubernetes.io/is-default-class` annotation, compared case-sensitively.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The annotation that marks the cluster's default IngressClass.
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
@@ -14,19 +14,16 @@ const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-cl
 pub struct IngressClasses;
 
 /// The fields of an IngressClass this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct IngressClass {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: IngressClassSpec,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct IngressClassSpec {
-    #[serde(deserialize_with = "nullable")]
     controller: String,
 }
 
@@ -45,18 +42,8 @@ impl Mapper for IngressClasses {
     type Dto = IngressClassDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "ingressclasses",
-            group_alias: "networking",
-            api_group: "networking.k8s.io",
-            api_version: "v1",
-            kind: "IngressClass",
-            plural: "ingressclasses",
-            namespaced: false,
-            list_key: "ingressClasses",
-            snapshot: None,
-            fields: &["metadata", "spec"],
-        }
+        KindInfo::cluster_scoped("networking", "networking.k8s.io/v1", "IngressClass", "ingressclasses")
+            .with_list_key("ingressClasses")
     }
 
     fn map(class: IngressClass, _ctx: &Context) -> Result<IngressClassDto, MapError> {

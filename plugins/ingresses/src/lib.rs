@@ -6,54 +6,47 @@
 //! reverse of Service).
 
 use periscope_plugin_sdk::{
-    Context, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+    Context, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, object,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The ingresses mapper.
 pub struct Ingresses;
 
 /// The fields of an Ingress this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Ingress {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: IngressSpec,
-    #[serde(deserialize_with = "nullable")]
     status: IngressStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct IngressSpec {
-    #[serde(deserialize_with = "nullable")]
     ingress_class_name: String,
-    #[serde(deserialize_with = "nullable")]
     rules: Vec<IngressRule>,
-    #[serde(deserialize_with = "nullable")]
     tls: Vec<IngressTls>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct IngressRule {
-    #[serde(deserialize_with = "nullable")]
     host: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct IngressTls {
-    #[serde(deserialize_with = "nullable")]
     hosts: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct IngressStatus {
-    #[serde(deserialize_with = "nullable")]
     load_balancer: LoadBalancerStatus,
 }
 
@@ -76,18 +69,7 @@ impl Mapper for Ingresses {
     type Dto = IngressDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "ingresses",
-            group_alias: "networking",
-            api_group: "networking.k8s.io",
-            api_version: "v1",
-            kind: "Ingress",
-            plural: "ingresses",
-            namespaced: true,
-            list_key: "ingresses",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("networking", "networking.k8s.io/v1", "Ingress", "ingresses")
     }
 
     fn map(ing: Ingress, _ctx: &Context) -> Result<IngressDto, MapError> {

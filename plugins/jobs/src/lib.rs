@@ -4,42 +4,35 @@
 //! `suspend`, `failed`, `active`) and [`format_duration`] (kubectl-like, truncated to
 //! whole units, with an em dash for a job that has not started).
 
-use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The jobs mapper.
 pub struct Jobs;
 
 /// The fields of a Job this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Job {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: JobSpec,
-    #[serde(deserialize_with = "nullable")]
     status: JobStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct JobSpec {
     completions: Option<i32>,
-    #[serde(deserialize_with = "nullable")]
     suspend: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct JobStatus {
-    #[serde(deserialize_with = "nullable")]
     conditions: Vec<Condition>,
-    #[serde(deserialize_with = "nullable")]
     succeeded: i32,
-    #[serde(deserialize_with = "nullable")]
     failed: i32,
-    #[serde(deserialize_with = "nullable")]
     active: i32,
     start_time: Timestamp,
     completion_time: Timestamp,
@@ -63,18 +56,7 @@ impl Mapper for Jobs {
     type Dto = JobDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "jobs",
-            group_alias: "workloads",
-            api_group: "batch",
-            api_version: "v1",
-            kind: "Job",
-            plural: "jobs",
-            namespaced: true,
-            list_key: "jobs",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "batch/v1", "Job", "jobs")
     }
 
     fn map(job: Job, ctx: &Context) -> Result<JobDto, MapError> {

@@ -4,26 +4,23 @@
 //! Cluster-scoped, so the DTO has no `namespace` key; `phase` is the raw
 //! `status.phase` (`Active`, `Terminating`, or `""` when absent).
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The namespaces mapper.
 pub struct Namespaces;
 
 /// The fields of a Namespace this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Namespace {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     status: NamespaceStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct NamespaceStatus {
-    #[serde(deserialize_with = "nullable")]
     phase: String,
 }
 
@@ -41,18 +38,7 @@ impl Mapper for Namespaces {
     type Dto = NamespaceDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "namespaces",
-            group_alias: "cluster",
-            api_group: "",
-            api_version: "v1",
-            kind: "Namespace",
-            plural: "namespaces",
-            namespaced: false,
-            list_key: "namespaces",
-            snapshot: None,
-            fields: &["metadata", "status"],
-        }
+        KindInfo::cluster_scoped("cluster", "v1", "Namespace", "namespaces")
     }
 
     fn map(namespace: Namespace, _ctx: &Context) -> Result<NamespaceDto, MapError> {

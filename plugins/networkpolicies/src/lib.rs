@@ -7,36 +7,33 @@
 use std::collections::BTreeMap;
 
 use periscope_plugin_sdk::{
-    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, label_selector, nullable,
+    Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, label_selector, object,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The networkpolicies mapper.
 pub struct NetworkPolicies;
 
 /// The fields of a NetworkPolicy this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct NetworkPolicy {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: NetworkPolicySpec,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct NetworkPolicySpec {
-    #[serde(deserialize_with = "nullable")]
     pod_selector: LabelSelector,
-    #[serde(deserialize_with = "nullable")]
     policy_types: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct LabelSelector {
-    #[serde(deserialize_with = "nullable")]
     match_labels: BTreeMap<String, String>,
 }
 
@@ -56,18 +53,8 @@ impl Mapper for NetworkPolicies {
     type Dto = NetworkPolicyDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "networkpolicies",
-            group_alias: "networking",
-            api_group: "networking.k8s.io",
-            api_version: "v1",
-            kind: "NetworkPolicy",
-            plural: "networkpolicies",
-            namespaced: true,
-            list_key: "networkPolicies",
-            snapshot: None,
-            fields: &["metadata", "spec"],
-        }
+        KindInfo::namespaced("networking", "networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+            .with_list_key("networkPolicies")
     }
 
     fn map(np: NetworkPolicy, _ctx: &Context) -> Result<NetworkPolicyDto, MapError> {

@@ -5,9 +5,9 @@
 //! `node-role.kubernetes.io/*` labels, and human-readable CPU and memory capacities.
 
 use periscope_plugin_sdk::{
-    Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable, quantity,
+    Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object, quantity,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Labels whose key starts with this name a role; the remainder is the role.
 const ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
@@ -19,58 +19,50 @@ const NO_ROLE: &str = "<none>";
 pub struct Nodes;
 
 /// The fields of a Node this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Node {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: NodeSpec,
-    #[serde(deserialize_with = "nullable")]
     status: NodeStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct NodeSpec {
-    #[serde(deserialize_with = "nullable")]
     unschedulable: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct NodeStatus {
-    #[serde(deserialize_with = "nullable")]
     conditions: Vec<Condition>,
-    #[serde(deserialize_with = "nullable")]
     addresses: Vec<Address>,
-    #[serde(deserialize_with = "nullable")]
     capacity: Capacity,
-    #[serde(deserialize_with = "nullable")]
     node_info: NodeInfo,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Address {
-    #[serde(rename = "type", deserialize_with = "nullable")]
+    #[serde(rename = "type")]
     kind: String,
-    #[serde(deserialize_with = "nullable")]
     address: String,
 }
 
 /// `status.capacity`; absent quantities format as zero.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Capacity {
     cpu: Option<String>,
     memory: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct NodeInfo {
-    #[serde(deserialize_with = "nullable")]
     kubelet_version: String,
 }
 
@@ -95,18 +87,7 @@ impl Mapper for Nodes {
     type Dto = NodeDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "nodes",
-            group_alias: "cluster",
-            api_group: "",
-            api_version: "v1",
-            kind: "Node",
-            plural: "nodes",
-            namespaced: false,
-            list_key: "nodes",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::cluster_scoped("cluster", "v1", "Node", "nodes")
     }
 
     fn map(node: Node, _ctx: &Context) -> Result<NodeDto, MapError> {

@@ -4,43 +4,36 @@
 //! `minAvailable` and `maxUnavailable` are IntOrString text (`"2"`, `"50%"`), or `"N/A"`
 //! when the budget does not set them.
 
-use periscope_plugin_sdk::{
-    Context, IntOrString, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
-};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, IntOrString, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The poddisruptionbudgets mapper.
 pub struct PodDisruptionBudgets;
 
 /// The fields of a PodDisruptionBudget this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct PodDisruptionBudget {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: PdbSpec,
-    #[serde(deserialize_with = "nullable")]
     status: PdbStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PdbSpec {
     min_available: Option<IntOrString>,
     max_unavailable: Option<IntOrString>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PdbStatus {
-    #[serde(deserialize_with = "nullable")]
     current_healthy: i32,
-    #[serde(deserialize_with = "nullable")]
     desired_healthy: i32,
-    #[serde(deserialize_with = "nullable")]
     expected_pods: i32,
-    #[serde(deserialize_with = "nullable")]
     disruptions_allowed: i32,
 }
 
@@ -67,18 +60,8 @@ impl Mapper for PodDisruptionBudgets {
     type Dto = PdbDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "poddisruptionbudgets",
-            group_alias: "workloads",
-            api_group: "policy",
-            api_version: "v1",
-            kind: "PodDisruptionBudget",
-            plural: "poddisruptionbudgets",
-            namespaced: true,
-            list_key: "pdbs",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+            .with_list_key("pdbs")
     }
 
     fn map(pdb: PodDisruptionBudget, _ctx: &Context) -> Result<PdbDto, MapError> {

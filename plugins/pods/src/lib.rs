@@ -3,87 +3,73 @@
 //! The interesting part is [`display_status`], a kubectl-style STATUS column frozen at
 //! the older kubectl behaviour Periscope reproduces.
 
-use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
+use periscope_plugin_sdk::{Condition, Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
 
 /// The pods mapper.
 pub struct Pods;
 
 /// The fields of a Pod this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Pod {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: PodSpec,
-    #[serde(deserialize_with = "nullable")]
     status: PodStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PodSpec {
-    #[serde(deserialize_with = "nullable")]
     node_name: String,
-    #[serde(deserialize_with = "nullable")]
     containers: Vec<IgnoredAny>,
-    #[serde(deserialize_with = "nullable")]
     init_containers: Vec<IgnoredAny>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PodStatus {
-    #[serde(deserialize_with = "nullable")]
     phase: String,
-    #[serde(deserialize_with = "nullable")]
     reason: String,
-    #[serde(rename = "podIP", deserialize_with = "nullable")]
+    #[serde(rename = "podIP")]
     pod_ip: String,
-    #[serde(deserialize_with = "nullable")]
     conditions: Vec<Condition>,
-    #[serde(deserialize_with = "nullable")]
     container_statuses: Vec<ContainerStatus>,
-    #[serde(deserialize_with = "nullable")]
     init_container_statuses: Vec<ContainerStatus>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct ContainerStatus {
-    #[serde(deserialize_with = "nullable")]
     ready: bool,
-    #[serde(deserialize_with = "nullable")]
     restart_count: i64,
-    #[serde(deserialize_with = "nullable")]
     state: ContainerState,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct ContainerState {
     waiting: Option<Waiting>,
     running: Option<IgnoredAny>,
     terminated: Option<Terminated>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Waiting {
-    #[serde(deserialize_with = "nullable")]
     reason: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct Terminated {
-    #[serde(deserialize_with = "nullable")]
     reason: String,
-    #[serde(deserialize_with = "nullable")]
     signal: i64,
-    #[serde(deserialize_with = "nullable")]
     exit_code: i64,
 }
 
@@ -108,18 +94,7 @@ impl Mapper for Pods {
     type Dto = PodDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "pods",
-            group_alias: "core",
-            api_group: "",
-            api_version: "v1",
-            kind: "Pod",
-            plural: "pods",
-            namespaced: true,
-            list_key: "pods",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("core", "v1", "Pod", "pods")
     }
 
     fn map(pod: Pod, _ctx: &Context) -> Result<PodDto, MapError> {

@@ -4,8 +4,8 @@
 //! A PriorityClass has no `spec`: its fields sit at the top level of the object. It is
 //! cluster-scoped, so the DTO has no `namespace` key.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// What an absent `preemptionPolicy` means (the Kubernetes default, applied here because
 /// the summary always carries a policy).
@@ -15,14 +15,12 @@ const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
 pub struct PriorityClasses;
 
 /// The fields of a PriorityClass this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct PriorityClass {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     value: i32,
-    #[serde(deserialize_with = "nullable")]
     global_default: bool,
     /// `None` when absent or `null`, which takes the default.
     preemption_policy: Option<String>,
@@ -44,18 +42,8 @@ impl Mapper for PriorityClasses {
     type Dto = PriorityClassDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "priorityclasses",
-            group_alias: "cluster",
-            api_group: "scheduling.k8s.io",
-            api_version: "v1",
-            kind: "PriorityClass",
-            plural: "priorityclasses",
-            namespaced: false,
-            list_key: "priorityClasses",
-            snapshot: None,
-            fields: &["metadata", "value", "globalDefault", "preemptionPolicy"],
-        }
+        KindInfo::cluster_scoped("cluster", "scheduling.k8s.io/v1", "PriorityClass", "priorityclasses")
+            .with_list_key("priorityClasses")
     }
 
     fn map(class: PriorityClass, _ctx: &Context) -> Result<PriorityClassDto, MapError> {

@@ -6,56 +6,48 @@
 //! verbatim: the apiserver already writes it in canonical form (spec 1.3).
 //! `accessModes` are the requested ones from `spec`, not the bound volume's from `status`.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The pvcs mapper.
 pub struct Pvcs;
 
 /// The fields of a PersistentVolumeClaim this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct PersistentVolumeClaim {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: PersistentVolumeClaimSpec,
-    #[serde(deserialize_with = "nullable")]
     status: PersistentVolumeClaimStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PersistentVolumeClaimSpec {
-    #[serde(deserialize_with = "nullable")]
     storage_class_name: String,
-    #[serde(deserialize_with = "nullable")]
     access_modes: Vec<String>,
-    #[serde(deserialize_with = "nullable")]
     resources: ResourceRequirements,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct ResourceRequirements {
-    #[serde(deserialize_with = "nullable")]
     requests: Resources,
 }
 
 /// A resource list (`requests`, `capacity`); only `storage` matters here.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Resources {
     /// `None` when absent or `null`, so a missing status capacity falls back to requests.
     storage: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct PersistentVolumeClaimStatus {
-    #[serde(deserialize_with = "nullable")]
     phase: String,
-    #[serde(deserialize_with = "nullable")]
     capacity: Resources,
 }
 
@@ -79,18 +71,9 @@ impl Mapper for Pvcs {
     type Dto = PvcDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "pvcs",
-            group_alias: "storage",
-            api_group: "",
-            api_version: "v1",
-            kind: "PersistentVolumeClaim",
-            plural: "persistentvolumeclaims",
-            namespaced: true,
-            list_key: "pvcs",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("storage", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+            .with_token("pvcs")
+            .with_list_key("pvcs")
     }
 
     fn map(pvc: PersistentVolumeClaim, _ctx: &Context) -> Result<PvcDto, MapError> {

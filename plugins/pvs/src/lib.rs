@@ -4,49 +4,41 @@
 //! `spec.capacity.storage` through verbatim: the apiserver already writes quantities in
 //! canonical form (spec 1.3).
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The pvs mapper.
 pub struct Pvs;
 
 /// The fields of a PersistentVolume this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct PersistentVolume {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: PersistentVolumeSpec,
-    #[serde(deserialize_with = "nullable")]
     status: PersistentVolumeStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct PersistentVolumeSpec {
-    #[serde(deserialize_with = "nullable")]
     storage_class_name: String,
-    #[serde(deserialize_with = "nullable")]
     capacity: Resources,
-    #[serde(deserialize_with = "nullable")]
     access_modes: Vec<String>,
-    #[serde(deserialize_with = "nullable")]
     persistent_volume_reclaim_policy: String,
 }
 
 /// A resource list (`spec.capacity`); only `storage` matters here.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct Resources {
-    #[serde(deserialize_with = "nullable")]
     storage: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct PersistentVolumeStatus {
-    #[serde(deserialize_with = "nullable")]
     phase: String,
 }
 
@@ -71,18 +63,9 @@ impl Mapper for Pvs {
     type Dto = PvDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "pvs",
-            group_alias: "storage",
-            api_group: "",
-            api_version: "v1",
-            kind: "PersistentVolume",
-            plural: "persistentvolumes",
-            namespaced: false,
-            list_key: "pvs",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::cluster_scoped("storage", "v1", "PersistentVolume", "persistentvolumes")
+            .with_token("pvs")
+            .with_list_key("pvs")
     }
 
     fn map(pv: PersistentVolume, _ctx: &Context) -> Result<PvDto, MapError> {

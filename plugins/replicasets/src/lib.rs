@@ -4,37 +4,32 @@
 //! Unlike the other workloads, `createdAt` comes third. `owner` names only a Deployment
 //! owner (`Deployment/<name>`); other owners, such as an Argo `Rollout`, give `""`.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The replicasets mapper.
 pub struct ReplicaSets;
 
 /// The fields of a ReplicaSet this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct ReplicaSet {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: ReplicaSetSpec,
-    #[serde(deserialize_with = "nullable")]
     status: ReplicaSetStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct ReplicaSetSpec {
-    #[serde(deserialize_with = "nullable")]
     replicas: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct ReplicaSetStatus {
-    #[serde(deserialize_with = "nullable")]
     replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     ready_replicas: i32,
 }
 
@@ -56,18 +51,7 @@ impl Mapper for ReplicaSets {
     type Dto = ReplicaSetDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "replicasets",
-            group_alias: "workloads",
-            api_group: "apps",
-            api_version: "v1",
-            kind: "ReplicaSet",
-            plural: "replicasets",
-            namespaced: true,
-            list_key: "replicaSets",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "apps/v1", "ReplicaSet", "replicasets").with_list_key("replicaSets")
     }
 
     fn map(set: ReplicaSet, _ctx: &Context) -> Result<ReplicaSetDto, MapError> {

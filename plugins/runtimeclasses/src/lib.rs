@@ -6,38 +6,33 @@
 //! through verbatim (the apiserver already writes them in canonical form, spec 1.3) and,
 //! unlike most optional DTO fields, are always present: `""` when absent.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The runtimeclasses mapper.
 pub struct RuntimeClasses;
 
 /// The fields of a RuntimeClass this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct RuntimeClass {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     handler: String,
-    #[serde(deserialize_with = "nullable")]
     overhead: Overhead,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct Overhead {
-    #[serde(deserialize_with = "nullable")]
     pod_fixed: PodFixed,
 }
 
 /// `overhead.podFixed`; only CPU and memory are summarised.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct PodFixed {
-    #[serde(deserialize_with = "nullable")]
     cpu: String,
-    #[serde(deserialize_with = "nullable")]
     memory: String,
 }
 
@@ -57,18 +52,8 @@ impl Mapper for RuntimeClasses {
     type Dto = RuntimeClassDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "runtimeclasses",
-            group_alias: "cluster",
-            api_group: "node.k8s.io",
-            api_version: "v1",
-            kind: "RuntimeClass",
-            plural: "runtimeclasses",
-            namespaced: false,
-            list_key: "runtimeClasses",
-            snapshot: None,
-            fields: &["metadata", "handler", "overhead"],
-        }
+        KindInfo::cluster_scoped("cluster", "node.k8s.io/v1", "RuntimeClass", "runtimeclasses")
+            .with_list_key("runtimeClasses")
     }
 
     fn map(class: RuntimeClass, _ctx: &Context) -> Result<RuntimeClassDto, MapError> {

@@ -38,8 +38,70 @@ pub use status::{Condition, LoadBalancerIngress, LoadBalancerStatus};
 pub use timestamp::Timestamp;
 pub use values::{IntOrString, label_selector, nullable};
 
-/// The version of the `periscope:plugin` WIT package this SDK builds.
-pub const WIT_VERSION: &str = "0.1.0";
+/// Marks a struct of raw-object fields: every field defaults when it is absent **or
+/// `null`**, and the struct records which top-level keys it reads ([`Object::FIELDS`]).
+///
+/// It derives `Default` and `Deserialize` (unless the struct does already), adds
+/// `#[serde(default)]`, and gives every field [`nullable`] unless it has its own
+/// `deserialize_with`. serde's `rename`, `rename_all` and `alias` are honoured when
+/// naming the keys; a `#[serde(flatten)]` field means the struct reads every key.
+/// Put it above the struct's other attributes.
+///
+/// ```
+/// use periscope_plugin_sdk::{Meta, Object, object};
+///
+/// #[object]
+/// #[derive(Debug)]
+/// #[serde(rename_all = "camelCase")]
+/// pub struct Widget {
+///     metadata: Meta,
+///     spec: WidgetSpec,
+///     last_seen: String,
+/// }
+///
+/// #[object]
+/// #[derive(Debug)]
+/// struct WidgetSpec {
+///     size: i64,
+/// }
+///
+/// let w: Widget = serde_json::from_str(r#"{"spec": null, "lastSeen": null}"#).unwrap();
+/// assert_eq!(w.spec.size, 0);
+/// assert_eq!(Widget::FIELDS, ["metadata", "spec", "lastSeen"]);
+/// ```
+pub use periscope_plugin_sdk_macros::object;
+
+/// What [`object`] expands to refers to serde through this path, so a plugin needs no
+/// particular serde import for it.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
+
+/// A raw object a [`Mapper`] deserializes, and the top-level keys it reads.
+///
+/// [`object`] implements it. The host drops every other top-level key
+/// (`apiVersion`, `kind` and `metadata` always stay) before an object crosses into the
+/// plugin, which saves copying large `status` or `data` blocks a kind never shows.
+pub trait Object: serde::de::DeserializeOwned {
+    /// The top-level keys read; empty means every key (nothing is dropped).
+    const FIELDS: &'static [&'static str];
+}
+
+/// A mapping that wants the whole object.
+impl Object for serde_json::Value {
+    const FIELDS: &'static [&'static str] = &[];
+}
+
+/// A mapping that reads nothing of the object (it is passed whole).
+impl Object for serde::de::IgnoredAny {
+    const FIELDS: &'static [&'static str] = &[];
+}
+
+/// The version of the `periscope:plugin` WIT package this SDK builds: the SDK's own
+/// version, by rule (the `wit_versions_agree` integration test ties it to
+/// `wit/since_v<version>/plugin.wit` and to the host's supported range).
+pub const WIT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Generated WIT bindings; plugins use [`Mapper`] and [`export_mapper!`] instead.
 #[doc(hidden)]
@@ -68,6 +130,19 @@ pub struct SnapshotPolicy {
 }
 
 /// Which Kubernetes kind a plugin maps and how the host serves it.
+///
+/// Start from [`KindInfo::namespaced`] or [`KindInfo::cluster_scoped`], which use the
+/// plural as the URL token and the polling list key, and override what differs:
+///
+/// ```
+/// use periscope_plugin_sdk::KindInfo;
+///
+/// let info = KindInfo::namespaced("workloads", "apps/v1", "ReplicaSet", "replicasets").with_list_key("replicaSets");
+/// assert_eq!((info.token, info.api_group, info.api_version), ("replicasets", "apps", "v1"));
+/// ```
+///
+/// The keys the mapping reads (`kind-info.fields` on the wire) are not written here:
+/// they come from the [`Mapper::Object`] type ([`Object::FIELDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindInfo {
     /// URL token and watch kind name, the lowercase plural (`pods`).
@@ -88,8 +163,65 @@ pub struct KindInfo {
     pub list_key: &'static str,
     /// Snapshot ordering and cap; `None` keeps list order and every item.
     pub snapshot: Option<SnapshotPolicy>,
-    /// Top-level object keys the mapping reads; the host may drop the others. Empty: all.
-    pub fields: &'static [&'static str],
+}
+
+impl KindInfo {
+    /// A namespaced kind in group alias `group_alias`; `api_version` is `group/version`
+    /// (`apps/v1`), or just the version for the core group (`v1`). Token and list key
+    /// are the plural; there is no snapshot policy.
+    pub fn namespaced(
+        group_alias: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+    ) -> KindInfo {
+        let (api_group, api_version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        KindInfo {
+            token: plural,
+            group_alias,
+            api_group,
+            api_version,
+            kind,
+            plural,
+            namespaced: true,
+            list_key: plural,
+            snapshot: None,
+        }
+    }
+
+    /// A cluster-scoped kind; otherwise as [`KindInfo::namespaced`].
+    pub fn cluster_scoped(
+        group_alias: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+    ) -> KindInfo {
+        KindInfo {
+            namespaced: false,
+            ..KindInfo::namespaced(group_alias, api_version, kind, plural)
+        }
+    }
+
+    /// Another URL token than the plural.
+    #[must_use]
+    pub fn with_token(self, token: &'static str) -> KindInfo {
+        KindInfo { token, ..self }
+    }
+
+    /// Another polling list key than the plural (`replicaSets`, `hpas`).
+    #[must_use]
+    pub fn with_list_key(self, list_key: &'static str) -> KindInfo {
+        KindInfo { list_key, ..self }
+    }
+
+    /// A snapshot order and cap.
+    #[must_use]
+    pub fn with_snapshot(self, snapshot: SnapshotPolicy) -> KindInfo {
+        KindInfo {
+            snapshot: Some(snapshot),
+            ..self
+        }
+    }
 }
 
 /// What the host passes to every mapping call.
@@ -121,8 +253,9 @@ impl std::error::Error for MapError {}
 
 /// The mapping of one Kubernetes kind, as plain Rust.
 pub trait Mapper {
-    /// The fields of the raw object this mapping reads; everything else is ignored.
-    type Object: serde::de::DeserializeOwned;
+    /// The fields of the raw object this mapping reads; everything else is ignored
+    /// (and dropped by the host before the call). Mark it with [`object`].
+    type Object: Object;
     /// The summary DTO, serialized in field order.
     type Dto: serde::Serialize;
 
@@ -140,8 +273,9 @@ pub trait Mapper {
     }
 }
 
-/// Adds the test that maps every single-object case in the crate's `golden/`
-/// directory natively and compares it with the expected DTO ([`golden::check`]).
+/// Adds the test that maps every case in the crate's `golden/` directory natively,
+/// through the host's stripping, and compares it with the expected DTO
+/// ([`golden::check`]).
 ///
 /// ```ignore
 /// periscope_plugin_sdk::golden_tests!(Pods);

@@ -2,47 +2,38 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
-use crate::{Timestamp, nullable};
+use crate::{Timestamp, object};
 
 /// The `metadata` fields plugins read. Missing and `null` values become defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[object]
+#[derive(Debug, Clone)]
+#[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// `metadata.name`.
-    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// `metadata.namespace`; empty for cluster-scoped objects.
-    #[serde(deserialize_with = "nullable")]
     pub namespace: String,
     /// `metadata.uid`.
-    #[serde(deserialize_with = "nullable")]
     pub uid: String,
     /// `metadata.creationTimestamp`; the zero time when absent.
     pub creation_timestamp: Timestamp,
     /// `metadata.deletionTimestamp`; the zero time when absent (not being deleted).
     pub deletion_timestamp: Timestamp,
     /// `metadata.labels`, sorted by key.
-    #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`, sorted by key.
-    #[serde(deserialize_with = "nullable")]
     pub annotations: BTreeMap<String, String>,
     /// `metadata.ownerReferences`, in order.
-    #[serde(deserialize_with = "nullable")]
     pub owner_references: Vec<OwnerReference>,
 }
 
 /// One entry of `metadata.ownerReferences`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug, Clone)]
 pub struct OwnerReference {
     /// The owner's kind (`Deployment`).
-    #[serde(deserialize_with = "nullable")]
     pub kind: String,
     /// The owner's name.
-    #[serde(deserialize_with = "nullable")]
     pub name: String,
 }
 

@@ -1,18 +1,15 @@
 //! Status shapes many kinds share: conditions and load-balancer ingress points.
 
-use serde::Deserialize;
-
-use crate::nullable;
+use crate::object;
 
 /// One entry of `status.conditions[]`: only what summaries read.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug, Clone)]
 pub struct Condition {
     /// `type` (`Ready`, `Complete`, `AbleToScale`…).
-    #[serde(rename = "type", deserialize_with = "nullable")]
+    #[serde(rename = "type")]
     pub kind: String,
     /// `status`: `"True"`, `"False"` or `"Unknown"`.
-    #[serde(deserialize_with = "nullable")]
     pub status: String,
 }
 
@@ -24,23 +21,20 @@ impl Condition {
 }
 
 /// `status.loadBalancer` of Services and Ingresses.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug, Clone)]
 pub struct LoadBalancerStatus {
     /// The ingress points, in order.
-    #[serde(deserialize_with = "nullable")]
     pub ingress: Vec<LoadBalancerIngress>,
 }
 
 /// One load-balancer ingress point.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug, Clone)]
 pub struct LoadBalancerIngress {
     /// Its IP address, if any.
-    #[serde(deserialize_with = "nullable")]
     pub ip: String,
     /// Its hostname, if any.
-    #[serde(deserialize_with = "nullable")]
     pub hostname: String,
 }
 

@@ -5,54 +5,47 @@
 //! preferring its `ip` over its `hostname` (the reverse of Ingress).
 
 use periscope_plugin_sdk::{
-    Context, IntOrString, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, nullable,
+    Context, IntOrString, KindInfo, LoadBalancerStatus, MapError, Mapper, Meta, Timestamp, export_mapper, object,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The services mapper.
 pub struct Services;
 
 /// The fields of a Service this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct Service {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: ServiceSpec,
-    #[serde(deserialize_with = "nullable")]
     status: ServiceStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct ServiceSpec {
-    #[serde(rename = "type", deserialize_with = "nullable")]
+    #[serde(rename = "type")]
     kind: String,
-    #[serde(rename = "clusterIP", deserialize_with = "nullable")]
+    #[serde(rename = "clusterIP")]
     cluster_ip: String,
-    #[serde(deserialize_with = "nullable")]
     ports: Vec<ServicePort>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct ServicePort {
-    #[serde(deserialize_with = "nullable")]
     name: String,
-    #[serde(deserialize_with = "nullable")]
     protocol: String,
-    #[serde(deserialize_with = "nullable")]
     port: i32,
     target_port: Option<IntOrString>,
-    #[serde(deserialize_with = "nullable")]
     node_port: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct ServiceStatus {
-    #[serde(deserialize_with = "nullable")]
     load_balancer: LoadBalancerStatus,
 }
 
@@ -95,18 +88,7 @@ impl Mapper for Services {
     type Dto = ServiceDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "services",
-            group_alias: "networking",
-            api_group: "",
-            api_version: "v1",
-            kind: "Service",
-            plural: "services",
-            namespaced: true,
-            list_key: "services",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("networking", "v1", "Service", "services")
     }
 
     fn map(svc: Service, _ctx: &Context) -> Result<ServiceDto, MapError> {

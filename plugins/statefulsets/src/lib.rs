@@ -4,39 +4,33 @@
 //! `replicas` is the desired count, `spec.replicas`, and **0** when absent: Periscope does
 //! not apply the API default of 1. The status counters are passed through, 0 when absent.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The statefulsets mapper.
 pub struct StatefulSets;
 
 /// The fields of a StatefulSet this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 pub struct StatefulSet {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     spec: StatefulSetSpec,
-    #[serde(deserialize_with = "nullable")]
     status: StatefulSetStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[object]
+#[derive(Debug)]
 struct StatefulSetSpec {
-    #[serde(deserialize_with = "nullable")]
     replicas: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 struct StatefulSetStatus {
-    #[serde(deserialize_with = "nullable")]
     ready_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     updated_replicas: i32,
-    #[serde(deserialize_with = "nullable")]
     current_replicas: i32,
 }
 
@@ -58,18 +52,7 @@ impl Mapper for StatefulSets {
     type Dto = StatefulSetDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "statefulsets",
-            group_alias: "workloads",
-            api_group: "apps",
-            api_version: "v1",
-            kind: "StatefulSet",
-            plural: "statefulsets",
-            namespaced: true,
-            list_key: "statefulSets",
-            snapshot: None,
-            fields: &["metadata", "spec", "status"],
-        }
+        KindInfo::namespaced("workloads", "apps/v1", "StatefulSet", "statefulsets").with_list_key("statefulSets")
     }
 
     fn map(set: StatefulSet, _ctx: &Context) -> Result<StatefulSetDto, MapError> {

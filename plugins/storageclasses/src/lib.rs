@@ -5,26 +5,22 @@
 //! cluster-scoped, so the DTO has no `namespace` key. The default-class annotation is
 //! deliberately not surfaced.
 
-use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, nullable};
-use serde::{Deserialize, Serialize};
+use periscope_plugin_sdk::{Context, KindInfo, MapError, Mapper, Meta, Timestamp, export_mapper, object};
+use serde::Serialize;
 
 /// The storageclasses mapper.
 pub struct StorageClasses;
 
 /// The fields of a StorageClass this plugin reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[object]
+#[derive(Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct StorageClass {
-    #[serde(deserialize_with = "nullable")]
     metadata: Meta,
-    #[serde(deserialize_with = "nullable")]
     provisioner: String,
-    #[serde(deserialize_with = "nullable")]
     reclaim_policy: String,
-    #[serde(deserialize_with = "nullable")]
     volume_binding_mode: String,
     /// Absent or `null` is false; Periscope applies no API defaulting (spec 1.3).
-    #[serde(deserialize_with = "nullable")]
     allow_volume_expansion: bool,
 }
 
@@ -47,24 +43,8 @@ impl Mapper for StorageClasses {
     type Dto = StorageClassDto;
 
     fn info() -> KindInfo {
-        KindInfo {
-            token: "storageclasses",
-            group_alias: "storage",
-            api_group: "storage.k8s.io",
-            api_version: "v1",
-            kind: "StorageClass",
-            plural: "storageclasses",
-            namespaced: false,
-            list_key: "storageClasses",
-            snapshot: None,
-            fields: &[
-                "metadata",
-                "provisioner",
-                "reclaimPolicy",
-                "volumeBindingMode",
-                "allowVolumeExpansion",
-            ],
-        }
+        KindInfo::cluster_scoped("storage", "storage.k8s.io/v1", "StorageClass", "storageclasses")
+            .with_list_key("storageClasses")
     }
 
     fn map(class: StorageClass, _ctx: &Context) -> Result<StorageClassDto, MapError> {
