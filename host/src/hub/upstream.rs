@@ -17,7 +17,8 @@ use tokio::sync::broadcast;
 use super::frame::{Frame, FrameKind};
 use super::{HubOptions, ListError, StreamKey};
 use crate::metrics::Metrics;
-use crate::plugin::Plugin;
+use super::view::Mapper;
+use crate::plugin::KindInfo;
 use crate::snapshot;
 
 /// Objects per list page.
@@ -37,9 +38,8 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(dto: String, plugin: &Plugin) -> Stored {
-        let sort_key = plugin
-            .info()
+    fn new(dto: String, info: &KindInfo) -> Stored {
+        let sort_key = info
             .snapshot
             .as_ref()
             .and_then(|policy| snapshot::sort_key(&dto, &policy.sort_field));
@@ -53,7 +53,7 @@ impl Stored {
 /// What subscribers of a key share.
 pub(super) struct Upstream {
     pub(super) key: StreamKey,
-    plugin: Arc<Plugin>,
+    plugin: Mapper,
     options: HubOptions,
     metrics: Arc<Metrics>,
     state: Mutex<State>,
@@ -98,7 +98,7 @@ pub enum Initial {
 }
 
 impl Upstream {
-    pub(super) fn new(key: StreamKey, plugin: Arc<Plugin>, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
+    pub(super) fn new(key: StreamKey, plugin: Mapper, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
         let (tx, _) = broadcast::channel(options.queue.max(1));
         Upstream {
             key,
@@ -420,7 +420,7 @@ impl Upstream {
             let json = object_json(object, &plugin.info().fields);
             plugin
                 .to_dto(&json, time::OffsetDateTime::now_utc())
-                .map(|dto| Stored::new(dto, &plugin))
+                .map(|dto| Stored::new(dto, plugin.info()))
         })
         .await;
         match result {
@@ -474,7 +474,7 @@ pub(super) enum MapFailure {
 /// left out (counted and logged); a task failure or a plugin failing on every object
 /// is an error, so a broken plugin never wipes subscribers' views.
 pub(super) async fn map_all(
-    plugin: &Arc<Plugin>,
+    plugin: &Mapper,
     key: &StreamKey,
     objects: Vec<DynamicObject>,
 ) -> Result<Mapped, MapFailure> {
@@ -494,7 +494,7 @@ pub(super) async fn map_all(
         for (object_key, result) in keys.into_iter().zip(results) {
             match result {
                 Ok(dto) => {
-                    mapped.objects.insert(object_key, Stored::new(dto, &plugin));
+                    mapped.objects.insert(object_key, Stored::new(dto, plugin.info()));
                 }
                 Err(error) => {
                     mapped.left_out += 1;
@@ -578,7 +578,7 @@ mod tests {
             kind: "pods".into(),
             namespace: None,
         };
-        Upstream::new(key, plugin, HubOptions::default(), Arc::new(Metrics::new()))
+        Upstream::new(key, Mapper::Plugin(plugin), HubOptions::default(), Arc::new(Metrics::new()))
     }
 
     #[tokio::test]
