@@ -202,6 +202,10 @@ impl App {
             streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
             metrics,
             shutdown: CancellationToken::new(),
+            graphql: crate::transport::graphql::GraphqlOptions::new(
+                config.graphql.init_timeout,
+                config.graphql.max_operation_duration,
+            ),
         };
         Ok(App {
             state,

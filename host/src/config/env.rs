@@ -84,6 +84,11 @@ pub const ENV_AUTH_RBAC_TTL: &str = "PERISCOPE_AUTH_RBAC_TTL";
 /// `[auth] protect_metrics`.
 pub const ENV_AUTH_PROTECT_METRICS: &str = "PERISCOPE_AUTH_PROTECT_METRICS";
 
+/// `[graphql] init_timeout`.
+pub const ENV_GRAPHQL_INIT_TIMEOUT: &str = "PERISCOPE_GRAPHQL_INIT_TIMEOUT";
+/// `[graphql] max_operation_duration`.
+pub const ENV_GRAPHQL_MAX_OPERATION_DURATION: &str = "PERISCOPE_GRAPHQL_MAX_OPERATION_DURATION";
+
 /// Every variable periscope's configuration reads, [`ENV_CONFIG`] included.
 pub const ALL: &[&str] = &[
     ENV_CONFIG,
@@ -122,6 +127,8 @@ pub const ALL: &[&str] = &[
     ENV_AUTH_RBAC,
     ENV_AUTH_RBAC_TTL,
     ENV_AUTH_PROTECT_METRICS,
+    ENV_GRAPHQL_INIT_TIMEOUT,
+    ENV_GRAPHQL_MAX_OPERATION_DURATION,
 ];
 
 /// `PERISCOPE_*` variables read by tests and scripts, not by the service. A developer's

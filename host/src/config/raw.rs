@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub plugins: Option<RawPlugins>,
     pub log: Option<RawLog>,
     pub auth: Option<RawAuth>,
+    pub graphql: Option<RawGraphql>,
 }
 
 /// `[server]`.
@@ -111,6 +112,18 @@ impl RawLog {
     const FIELDS: &[&str] = &["filter", "format"];
 }
 
+/// `[graphql]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGraphql {
+    pub init_timeout: Option<Value>,
+    pub max_operation_duration: Option<Value>,
+}
+
+impl RawGraphql {
+    const FIELDS: &[&str] = &["init_timeout", "max_operation_duration"];
+}
+
 /// `[auth]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,11 +176,12 @@ const TABLES: &[(&str, &[&str])] = &[
     ("plugins", RawPlugins::FIELDS),
     ("log", RawLog::FIELDS),
     ("auth", RawAuth::FIELDS),
+    ("graphql", RawGraphql::FIELDS),
 ];
 
 const CLUSTERS: &str = "clusters";
 
-const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins], [log] and [auth]";
+const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins], [log], [auth] and [graphql]";
 
 /// Reads and parses `path`; problems are appended, and what could not be read is left
 /// at its default so the rest can still be validated.

@@ -16,7 +16,7 @@ use super::env::*;
 use super::raw::{RawAuth, RawCluster, RawConfig, closest, render};
 use super::{
     AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, JWT_ALGORITHMS, LogConfig, LogFormat,
-    Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
+    GraphqlConfig, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 const MIB: u64 = 1 << 20;
@@ -199,6 +199,28 @@ pub(super) fn validate(
 
     let auth = layers.auth(auth);
 
+    let graphql = raw.graphql.unwrap_or_default();
+    let graphql = GraphqlConfig {
+        init_timeout: layers
+            .setting(
+                "graphql.init_timeout",
+                graphql.init_timeout,
+                ENV_GRAPHQL_INIT_TIMEOUT,
+                Duration::from_secs(3),
+                |v| nonzero_duration(v, "clients get this long to send connection_init (default 3s)"),
+            )
+            .value,
+        max_operation_duration: layers
+            .setting(
+                "graphql.max_operation_duration",
+                graphql.max_operation_duration,
+                ENV_GRAPHQL_MAX_OPERATION_DURATION,
+                Duration::from_secs(5 * 60),
+                duration,
+            )
+            .value,
+    };
+
     Config {
         listen: listen.value,
         clusters,
@@ -206,6 +228,7 @@ pub(super) fn validate(
         plugins,
         log,
         auth,
+        graphql,
         shutdown_grace: shutdown_grace.value,
         trusted_proxies: trusted_proxies.value,
     }

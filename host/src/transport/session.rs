@@ -423,11 +423,13 @@ impl Session {
     }
 
     /// The session as a stream of items, ending after [`Item::End`].
-    pub fn into_stream(self) -> impl futures::Stream<Item = Item> + Send {
+    pub fn into_stream(self) -> futures::stream::BoxStream<'static, Item> {
+        use futures::StreamExt;
         futures::stream::unfold(self, |mut session| async move {
             let item = session.next().await?;
             Some((item, session))
         })
+        .boxed()
     }
 }
 
