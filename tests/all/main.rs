@@ -8,6 +8,8 @@
 mod auth;
 /// The live page at `/` in headless chromium (playwright-core scripts in tests/browser).
 mod browser;
+/// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
+mod graphql;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// The plugin runtime against hostile components, the version check and the cache.

@@ -379,6 +379,7 @@ fn not_yet(what: &str) -> async_graphql::Error {
 impl SubscriptionRoot {
     /// A container's log: the last `tailLines`, then the live tail (not yet served).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(name = "k8sPodLogs")]
     async fn k8s_pod_logs(
         &self,
         cluster: String,
@@ -393,6 +394,7 @@ impl SubscriptionRoot {
     }
 
     /// Events observed after subscribe, of one namespace or all.
+    #[graphql(name = "k8sEvents")]
     async fn k8s_events(
         &self,
         ctx: &Context<'_>,
@@ -411,6 +413,7 @@ impl SubscriptionRoot {
 
     /// One workload's status now, then whenever ready, desired, status, restarts or
     /// image change; completes when the workload is deleted.
+    #[graphql(name = "k8sWorkloadStatus")]
     async fn k8s_workload_status(
         &self,
         ctx: &Context<'_>,
@@ -426,6 +429,7 @@ impl SubscriptionRoot {
     }
 
     /// A Helm release's status (not yet served).
+    #[graphql(name = "k8sHelmReleaseStatus")]
     async fn k8s_helm_release_status(
         &self,
         cluster: String,
