@@ -8,10 +8,10 @@
 mod auth;
 /// The live page at `/` in headless chromium (playwright-core scripts in tests/browser).
 mod browser;
-/// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
-mod graphql;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
+/// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
+mod graphql;
 /// The plugin runtime against hostile components, the version check and the cache.
 mod plugin_runtime;
 /// The kinds registry built from plugins, and group aliases that grow with them.

@@ -81,12 +81,15 @@ struct DecisionKey {
     namespace: Option<String>,
 }
 
+/// Each cluster's namespaces and when they were listed.
+type NamespaceCache = HashMap<String, (Arc<Vec<String>>, Instant)>;
+
 /// Decides, per user, what the shared watches may show; cheap to share.
 pub struct Authorizer {
     enabled: bool,
     ttl: Duration,
     decisions: Mutex<HashMap<DecisionKey, (bool, Instant)>>,
-    namespaces: Mutex<HashMap<String, (Arc<Vec<String>>, Instant)>>,
+    namespaces: Mutex<NamespaceCache>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -270,7 +273,7 @@ impl Authorizer {
         self.decisions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Vec<String>>, Instant)>> {
+    fn lock_namespaces(&self) -> std::sync::MutexGuard<'_, NamespaceCache> {
         self.namespaces.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

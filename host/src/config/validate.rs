@@ -15,8 +15,8 @@ use toml::Value;
 use super::env::*;
 use super::raw::{RawAuth, RawCluster, RawConfig, closest, render};
 use super::{
-    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, JWT_ALGORITHMS, LogConfig, LogFormat,
-    GraphqlConfig, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
+    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, GraphqlConfig, JWT_ALGORITHMS, LogConfig,
+    LogFormat, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 const MIB: u64 = 1 << 20;

@@ -115,11 +115,16 @@ const TRANSPORT: &str = "sse";
 fn refusal(error: OpenError) -> Response {
     match error {
         OpenError::UnknownCluster => plain(StatusCode::NOT_FOUND, "cluster not found"),
-        OpenError::UnknownKind(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response(),
-        OpenError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response(),
-        OpenError::Review(error) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "access_review_failed", error.to_string()).into_response()
+        OpenError::UnknownKind(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
         }
+        OpenError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response(),
+        OpenError::Review(error) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access_review_failed",
+            error.to_string(),
+        )
+        .into_response(),
         OpenError::Limit(_) => {
             let mut response = plain(
                 StatusCode::TOO_MANY_REQUESTS,

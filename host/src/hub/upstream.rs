@@ -15,9 +15,9 @@ use kube::runtime::watcher::DefaultBackoff;
 use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
+use super::view::Mapper;
 use super::{HubOptions, ListError, StreamKey};
 use crate::metrics::Metrics;
-use super::view::Mapper;
 use crate::plugin::KindInfo;
 use crate::snapshot;
 
@@ -578,7 +578,12 @@ mod tests {
             kind: "pods".into(),
             namespace: None,
         };
-        Upstream::new(key, Mapper::Plugin(plugin), HubOptions::default(), Arc::new(Metrics::new()))
+        Upstream::new(
+            key,
+            Mapper::Plugin(plugin),
+            HubOptions::default(),
+            Arc::new(Metrics::new()),
+        )
     }
 
     #[tokio::test]

@@ -114,16 +114,19 @@ fn labels(object: &Value) -> Value {
 /// whose reason is `reason`).
 fn condition(object: &Value, kind: &str, status: &str, reason: Option<&str>) -> bool {
     object["status"]["conditions"].as_array().is_some_and(|conditions| {
-        conditions.iter().any(|c| {
-            c["type"] == kind && c["status"] == status && reason.is_none_or(|r| c["reason"] == r)
-        })
+        conditions
+            .iter()
+            .any(|c| c["type"] == kind && c["status"] == status && reason.is_none_or(|r| c["reason"] == r))
     })
 }
 
 /// A pod's part of a workload's status: labels (for selectors), restarts, readiness and
 /// whether a container is crash-looping.
 fn pod_status(pod: &Value) -> Value {
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let restarts: i64 = statuses.iter().map(|s| int(&s["restartCount"])).sum();
     let crash_loop = statuses
         .iter()

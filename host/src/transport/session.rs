@@ -26,7 +26,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::rbac::{Access, Authorizer, ReviewError, Resource};
+use crate::auth::rbac::{Access, Authorizer, Resource, ReviewError};
 use crate::auth::{Actor, Authenticator};
 use crate::cluster::Cluster;
 use crate::http::AppState;
@@ -464,7 +464,11 @@ async fn authorize(state: &AppState, actor: &Actor, key: &StreamKey) -> Result<(
         namespaced: info.namespaced,
     };
     let namespace = key.namespace.as_deref();
-    match state.authorizer.access(&cluster, actor, resource, namespace, VERBS).await {
+    match state
+        .authorizer
+        .access(&cluster, actor, resource, namespace, VERBS)
+        .await
+    {
         Ok(Access::Denied) => {
             state.metrics.rbac_denied(&cluster.name, &info.token);
             let place = match namespace.filter(|_| info.namespaced) {

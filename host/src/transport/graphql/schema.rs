@@ -71,7 +71,12 @@ pub fn guard(state: &AppState, actor: &Actor) -> Result<(), Refusal> {
     if !state.auth.is_disabled() && (expired || state.auth.is_revoked(&actor.subject)) {
         return Err(Refusal {
             code: "UNAUTHENTICATED",
-            message: if expired { "the token expired" } else { "the subject of this token is revoked" }.to_string(),
+            message: if expired {
+                "the token expired"
+            } else {
+                "the subject of this token is revoked"
+            }
+            .to_string(),
         });
     }
     Ok(())

@@ -186,7 +186,10 @@ impl Tracker {
         };
         let pods: Vec<&Value> = self.pods.values().filter(|pod| selects(workload, pod)).collect();
         let clamp = |v: &Value| i32::try_from(v.as_i64().unwrap_or(0)).unwrap_or(i32::MAX);
-        let restarts = pods.iter().map(|pod| clamp(&pod["restarts"])).fold(0i32, i32::saturating_add);
+        let restarts = pods
+            .iter()
+            .map(|pod| clamp(&pod["restarts"]))
+            .fold(0i32, i32::saturating_add);
         let record = Workload {
             id: self.id.clone().into(),
             kind: self.kind,
@@ -242,7 +245,9 @@ fn status(workload: &Value, pods: &[&Value]) -> WorkloadStatus {
     if desired > 0 && ready >= desired && rolled_out {
         return WorkloadStatus::Ok;
     }
-    let restarting = pods.iter().any(|p| p["ready"] != true && p["restarts"].as_i64().unwrap_or(0) > 0);
+    let restarting = pods
+        .iter()
+        .any(|p| p["ready"] != true && p["restarts"].as_i64().unwrap_or(0) > 0);
     if !restarting && (!rolled_out || desired == 0) {
         return WorkloadStatus::Pending;
     }
