@@ -16,7 +16,7 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://127.0.0.1:$port/api/clusters/demo/pods" | grep -q '"pods":\[{' \
   || { echo "the demo's pods did not come back"; cat "$log"; exit 1; }
-snapshot="$(curl -fsS -N --max-time 5 "http://127.0.0.1:$port/api/clusters/demo/pods/watch" | head -c 200 || true)"
+snapshot="$(curl -fsS -N --max-time 5 "http://127.0.0.1:$port/api/clusters/demo/pods/watch" 2>/dev/null | head -c 200 || true)"
 [[ "$snapshot" == "event: snapshot"* ]] || { echo "no snapshot on the watch route: $snapshot"; cat "$log"; exit 1; }
 echo "periscope serve answered on 127.0.0.1:$port; start-up said:"
 sed -n '1,12p' "$log"

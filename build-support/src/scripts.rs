@@ -48,3 +48,35 @@ pub fn run_once(name: &str) -> Result<(), String> {
     runs.insert(name.to_string(), outcome.clone());
     outcome
 }
+
+/// A tool `scripts/install-tools.sh` installs (`kubectl`, `helm`): `$<env>` when set,
+/// else `<tools dir>/bin/<tool>`, running the script first when it is missing. The tools
+/// dir is `$PERISCOPE_TOOLS_DIR`, else `$XDG_CACHE_HOME/periscope-tools`, else
+/// `~/.cache/periscope-tools`. The error says what to do.
+pub fn tool(tool: &str, env: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(env) {
+        return Ok(PathBuf::from(path));
+    }
+    let tools = std::env::var_os("PERISCOPE_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|cache| cache.join("periscope-tools"))
+        })
+        .ok_or_else(|| "neither HOME nor XDG_CACHE_HOME is set".to_string())?;
+    let path = tools.join("bin").join(tool);
+    if !path.is_file() {
+        // A failure is reported by the script; the check below says what is missing.
+        let _ = run_once("install-tools.sh");
+    }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{tool} not found at {}: run scripts/install-tools.sh (or set {env})",
+            path.display()
+        ))
+    }
+}

@@ -7,6 +7,9 @@ use std::sync::Arc;
 pub struct Cluster {
     /// The configured name (`/api/clusters/{name}/…`).
     pub name: String,
+    /// Where its connection comes from, as the SPA's `/api/clusters` names it:
+    /// `kubeconfig`, `in-cluster`, `server` (a plain URL) or `sim` (embedded demo).
+    pub backend: &'static str,
     /// A kube client for its apiserver.
     pub client: kube::Client,
 }
@@ -15,6 +18,7 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("name", &self.name)
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::Serialize;
 
 use crate::auth::Actor;
-use crate::hub::StreamKey;
+use crate::hub::{StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
 
 /// The cap was reached.
@@ -49,24 +49,30 @@ pub struct StreamInfo {
     pub events_sent: AtomicU64,
     /// Frames waiting for this stream in the hub's queue.
     pub queue_depth: AtomicUsize,
-    /// Objects its upstream left out because their plugin failed (set once the
-    /// stream has subscribed).
-    #[serde(serialize_with = "serialize_left_out")]
-    pub objects_left_out: OnceLock<Arc<AtomicU64>>,
+    /// Its upstream's left-out count and outage (`objectsLeftOut`,
+    /// `upstreamOutageSince`), linked once the stream has subscribed.
+    #[serde(flatten)]
+    pub upstream: UpstreamLink,
 }
 
-impl StreamInfo {
-    /// Links the stream to its upstream's left-out counter.
-    pub fn set_left_out(&self, counter: Arc<AtomicU64>) {
-        let _ = self.objects_left_out.set(counter);
+/// A stream's link to its upstream's health; empty until it subscribed.
+#[derive(Debug, Default)]
+pub struct UpstreamLink(OnceLock<Arc<UpstreamHealth>>);
+
+impl UpstreamLink {
+    /// Links the stream to its upstream.
+    pub fn set(&self, health: Arc<UpstreamHealth>) {
+        let _ = self.0.set(health);
     }
 }
 
-fn serialize_left_out<S: serde::Serializer>(
-    value: &OnceLock<Arc<AtomicU64>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(value.get().map_or(0, |c| c.load(Ordering::Relaxed)))
+impl Serialize for UpstreamLink {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.get() {
+            Some(health) => health.serialize(serializer),
+            None => UpstreamHealth::default().serialize(serializer),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -153,7 +159,7 @@ impl Streams {
             opened_at: now_rfc3339(),
             events_sent: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
-            objects_left_out: OnceLock::new(),
+            upstream: UpstreamLink::default(),
         });
         *inner.per_actor.entry(actor.quota.clone()).or_default() += 1;
         inner.active.insert(info.id, info.clone());

@@ -67,6 +67,7 @@ pub struct Metrics {
     mapping_failures: Family<ClusterKind, Counter>,
     rbac_denied: Family<ClusterKind, Counter>,
     upstreams_refused: Family<Scope, Counter>,
+    upstream_outages: Family<ClusterKind, Gauge>,
     graphql_sockets: Gauge,
     graphql_closes: Family<Code, Counter>,
 }
@@ -168,6 +169,12 @@ impl Metrics {
             "New upstream watches refused at watch.upstreams_per_user or watch.upstreams_per_cluster",
             upstreams_refused.clone(),
         );
+        let upstream_outages = Family::<ClusterKind, Gauge>::default();
+        registry.register(
+            "upstream_outages",
+            "Upstreams failing within watch.outage_grace (streams held open on the last good state)",
+            upstream_outages.clone(),
+        );
         let graphql_sockets = Gauge::default();
         registry.register("graphql_sockets", "Open /graphqlws sockets", graphql_sockets.clone());
         let graphql_closes = Family::<Code, Counter>::default();
@@ -199,6 +206,7 @@ impl Metrics {
             mapping_failures,
             rbac_denied,
             upstreams_refused,
+            upstream_outages,
             graphql_sockets,
             graphql_closes,
         }
@@ -291,6 +299,13 @@ impl Metrics {
                 scope: scope.to_string(),
             })
             .inc();
+    }
+
+    /// An upstream entered (`+1`) or left (`-1`) an outage.
+    pub fn outage_changed(&self, cluster: &str, kind: &str, delta: i64) {
+        self.upstream_outages
+            .get_or_create(&Self::ck(cluster, kind))
+            .inc_by(delta);
     }
 
     /// A `/graphqlws` socket opened (`+1`) or closed (`-1`).

@@ -168,7 +168,22 @@ impl App {
             origin: streams.origin.clone(),
             error,
         })?;
-        tracing::info!("watch streams enabled: {}", enabled.summary());
+        let streamed = enabled.tokens();
+        let total = registry.plugins().len();
+        if streamed.len() == total {
+            tracing::info!("watch streams: all {total} kinds ({})", streamed.join(", "));
+        } else {
+            tracing::info!(
+                "watch streams: {} of {total} kinds ({}); the others are served by polling only",
+                streamed.len(),
+                if streamed.is_empty() {
+                    "none".to_string()
+                } else {
+                    streamed.join(", ")
+                }
+            );
+        }
+        tracing::debug!("watch streams enabled: {}", enabled.summary());
 
         let (clusters, sims) = connect(&config).await?;
         let hub = Hub::new(
@@ -180,6 +195,9 @@ impl App {
                 ring: config.watch.ring,
                 upstreams_per_user: config.watch.upstreams_per_user,
                 upstreams_per_cluster: config.watch.upstreams_per_cluster,
+                outage_grace: config.watch.outage_grace,
+                request_timeout: config.watch.request_timeout,
+                watch_silence: config.watch.silence_timeout,
             },
             metrics.clone(),
         );
@@ -364,8 +382,14 @@ async fn connect(config: &Config) -> Result<(Clusters, Vec<periscope_sim::Sim>),
                 kube::Config::new(uri)
             }
         };
+        let backend = match &cluster.source {
+            ClusterSource::Kubeconfig { .. } => "kubeconfig",
+            ClusterSource::InCluster => "in-cluster",
+            ClusterSource::Server(_) => "server",
+            ClusterSource::Sim(_) => "sim",
+        };
         let client = kube::Client::try_from(kube_config).map_err(|e| failed("creating the client")(e.into()))?;
-        clusters.push(Cluster { name, client });
+        clusters.push(Cluster { name, backend, client });
     }
     Ok((Clusters::new(clusters), sims))
 }

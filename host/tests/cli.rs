@@ -323,7 +323,7 @@ fn json_log_format_writes_one_json_object_per_line() {
         .find(|l| {
             l["fields"]["message"]
                 .as_str()
-                .is_some_and(|m| m.starts_with("watch streams enabled: pods=true"))
+                .is_some_and(|m| m.starts_with("watch streams: all 22 kinds (pods, events,"))
         })
         .unwrap_or_else(|| panic!("no start-up line in {text}"));
     assert_eq!(enabled["level"], "INFO");
@@ -364,4 +364,38 @@ fn periscope_sim_prints_its_url_and_serves_the_kubernetes_api() {
         response.contains("\"kind\":\"NamespaceList\"") && response.contains("kube-system"),
         "{response}"
     );
+}
+
+#[test]
+fn serve_says_what_it_does_in_a_few_lines_and_shows_a_first_compile() {
+    use std::io::BufRead;
+    // A fresh cache: this start compiles every bundled component and must say so.
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("PERISCOPE_PLUGINS_CACHE_DIR", cache.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = lines.join("\n");
+    assert!(lines.len() <= 8, "start-up took {} lines:\n{text}", lines.len());
+    assert!(text.contains("compiling 22 plugin components (first start;"), "{text}");
+    assert!(text.contains("22 plugins loaded in"), "{text}");
+    assert!(text.contains("(22 compiled, 0 from cache)"), "{text}");
+    assert!(text.contains("watch streams: all 22 kinds"), "{text}");
+    assert!(text.contains("open http://127.0.0.1:"), "{text}");
+    assert!(!text.contains("loaded plugin"), "per-plugin lines are debug: {text}");
 }

@@ -6,6 +6,11 @@
 //! merge and strategic-merge patch, delete (with finalizers and graceful pod
 //! termination), and pod logs with `follow`, `tailLines`, `timestamps` and
 //! `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it over plain HTTP.
+//! Request bodies may be JSON or, for every built-in kind it serves, the Kubernetes
+//! protobuf encoding that client-go's typed clients send (helm's release Secrets,
+//! `kubectl create …`; see [`protobuf`]); answers are always JSON, which those clients
+//! accept. `helm install`, `upgrade`, `rollback`, `uninstall`, `list` and `status` work
+//! against it with `--server-side=false`.
 //!
 //! It speaks Kubernetes RBAC ([`rbac`]): Roles, ClusterRoles, RoleBindings and
 //! ClusterRoleBindings are ordinary resources, every scenario starts with the bootstrap
@@ -22,9 +27,9 @@
 //! inject faults through [`Sim`], and benchmarks seed it with tens of thousands of pods.
 //!
 //! It is not a conformant apiserver: there is no authentication, admission, OpenAPI
-//! schema, server-side apply, ClusterRole aggregation or Table output, protobuf request
-//! bodies are read only for the RBAC kinds and access reviews (see [`protobuf`]), and
-//! paged lists are not snapshots (see the `store` module).
+//! schema, server-side apply (so helm 4 needs `--server-side=false`), defaulting,
+//! ClusterRole aggregation, Table output or protobuf responses, and paged lists are not
+//! snapshots (see the `store` module).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), periscope_sim::Error> {

@@ -313,7 +313,7 @@ async fn revoking_the_actor_ends_its_streams_with_auth_expired() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_lifetime_cap_ends_streams_and_they_resume_without_a_snapshot() {
+async fn the_lifetime_cap_ends_streams_and_they_resume_with_what_they_missed() {
     let served = serve(&[("PERISCOPE_WATCH_MAX_STREAM_DURATION", "1s")]).await;
     let mut client = SseClient::connect(&served.url("pods/watch"), None).await;
     let snapshot = client.expect("snapshot").await;
@@ -321,9 +321,25 @@ async fn the_lifetime_cap_ends_streams_and_they_resume_without_a_snapshot() {
         client.next().await.is_none(),
         "the stream ends silently at its lifetime"
     );
+    // Missed deltas are replayed (a watcher shows when the hub has the change).
+    let mut watcher = SseClient::connect(&served.url("pods/watch"), None).await;
+    watcher.expect("snapshot").await;
     served.sim.apply(periscope_tests::served::pod("shop", "later")).unwrap();
+    watcher.expect("added").await;
     let mut resumed = SseClient::connect(&served.url("pods/watch"), Some(&snapshot.id)).await;
-    assert_eq!(resumed.expect_json("added").await["object"]["name"], "later");
+    let added = resumed.expect("added").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&added.data).unwrap()["object"]["name"],
+        "later"
+    );
+    assert!(resumed.next().await.is_none());
+    // With nothing missed, the resume is a snapshot: the SPA's error budget resets
+    // only on a snapshot or a delta (spec 3.4).
+    let mut quiet = SseClient::connect(&served.url("pods/watch"), Some(&added.id)).await;
+    assert_eq!(
+        quiet.expect_json("snapshot").await["items"].as_array().unwrap().len(),
+        1
+    );
     served.shutdown().await;
 }
 

@@ -29,6 +29,8 @@ async fn the_live_page_asks_for_a_token_and_streams_after_sign_in() {
             ("PERISCOPE_AUTH_MODE", "jwt"),
             ("PERISCOPE_AUTH_ALGORITHMS", "HS256"),
             ("PERISCOPE_AUTH_SECRET_FILE", &secret),
+            // This test is about signing in; RBAC has its own tests (security).
+            ("PERISCOPE_AUTH_RBAC", "off"),
         ],
     )
     .await;
@@ -44,6 +46,19 @@ async fn the_live_page_asks_for_a_token_and_streams_after_sign_in() {
     )
     .unwrap();
     let run = browser::run_script("sign-in.mjs", &served.base, &["--token", &token]).await;
+    served.shutdown().await;
+    run.assert_success();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eventsource_on_a_quiet_kind_gets_a_frame_after_every_reconnect() {
+    let served = periscope_tests::served::serve(&[("PERISCOPE_WATCH_MAX_STREAM_DURATION", "2s")]).await;
+    let run = browser::run_script(
+        "eventsource-lifetime.mjs",
+        &served.base,
+        &["--path", "/api/clusters/test/nodes/watch", "--seconds", "12"],
+    )
+    .await;
     served.shutdown().await;
     run.assert_success();
 }

@@ -19,5 +19,8 @@ mod registry;
 /// Authentication on every route, Kubernetes RBAC per subscriber, bounded upstreams
 /// and the bad-input matrix.
 mod security;
+/// The SPA's session shell: whoami, auth config, clusters, fleet and overview, in both
+/// auth modes and under RBAC.
+mod shell;
 /// SSE streams and polling over real HTTP against the sim.
 mod sse;

@@ -2,12 +2,13 @@ use std::time::{Duration, Instant};
 
 use periscope_sim::Scenario;
 use periscope_tests::served::{CLUSTER, Served, SseClient, patience, serve};
+use periscope_tests::tools::kubectl_run;
 use serde_json::{Value, json};
 
 use super::auth::{claims, hs256, serve_jwt, serve_jwt_scenario};
 
 /// Status and JSON body of a GET, with an optional bearer token and extra headers.
-async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = reqwest::Client::new().get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -75,12 +76,16 @@ async fn metrics_can_require_a_token() {
     served.shutdown().await;
 }
 
+/// One bad request: its URL, extra headers, the status it gets and a word its message
+/// mentions.
+type BadInput<'a> = (String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_the_right_status_and_a_json_body_and_opens_nothing() {
     let served = serve(&[("PERISCOPE_WATCH_STREAMS", "pods")]).await;
     let long = "a".repeat(64);
     let huge_id = "1".repeat(10_000);
-    let cases: Vec<(String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<BadInput> = vec![
         (served.url("pods?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods/watch?namespace=../../etc"), vec![], 400, "namespace"),
         (served.url("pods?namespace=%00"), vec![], 400, "namespace"),
@@ -226,17 +231,7 @@ async fn upstream_watches_are_capped_per_user() {
     served.shutdown().await;
 }
 
-fn role_binding(namespace: &str, name: &str, role: &str, user: &str) -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": { "name": name, "namespace": namespace },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
-    })
-}
-
-fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
+pub(crate) fn cluster_role_binding(name: &str, role: &str, user: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
@@ -269,11 +264,23 @@ fn namespaces_of(items: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
-    let (served, _dir) = serve_rbac().await;
-    served
-        .sim
-        .apply(role_binding("shop", "alice-view", "view", "alice"))
-        .unwrap();
+    let (served, dir) = serve_rbac().await;
+    // The binding is made as an operator would: with real kubectl against the cluster.
+    let kubeconfig = dir.path().join("kubeconfig");
+    served.sim.write_kubeconfig(&kubeconfig).unwrap();
+    kubectl_run(
+        &kubeconfig,
+        &[
+            "create",
+            "rolebinding",
+            "alice-view",
+            "--clusterrole=view",
+            "--user=alice",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
     let alice = hs256(&claims("alice"));
 
     let (status, body) = get(&served.url("pods?namespace=shop"), Some(&alice), &[]).await;
@@ -284,8 +291,8 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     assert_eq!(body["error"], "forbidden");
     let (status, body) = get(&served.url("pods/watch?namespace=payments"), Some(&alice), &[]).await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = get(&served.url("secrets?namespace=shop"), Some(&alice), &[]).await;
-    assert_eq!(status, 403, "view does not read secrets: {body}");
+    let (status, body) = get(&served.url("nodes"), Some(&alice), &[]).await;
+    assert_eq!(status, 403, "a RoleBinding grants nothing cluster-scoped: {body}");
 
     // A cluster-wide poll and stream are partitioned to shop.
     let (status, body) = get(&served.url("pods"), Some(&alice), &[]).await;
@@ -316,7 +323,7 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     assert!(deltas > 0, "the demo churns shop too");
 
     // Deleting the binding ends the stream within the TTL, and the reconnect is refused.
-    served.sim.delete("rolebindings", Some("shop"), "alice-view").unwrap();
+    kubectl_run(&kubeconfig, &["delete", "rolebinding", "alice-view", "-n", "shop"]).await;
     let ended = Instant::now();
     let message = loop {
         let event = stream.next().await.expect("the stream ends with an error frame");
@@ -355,5 +362,32 @@ async fn a_user_bound_cluster_wide_sees_everything() {
     assert_eq!(status, 403, "{body}");
     assert!(body["message"].as_str().unwrap().contains("mallory"), "{body}");
     assert_eq!(served.hub.upstream_keys().len(), 1, "one shared upstream for {CLUSTER}");
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_failing_on_every_object_is_an_error_never_an_empty_snapshot() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("podtrap.wasm"),
+        periscope_tests::fixtures::get("podtrap"),
+    )
+    .unwrap();
+    let dir = plugins.path().display().to_string();
+    let served = serve(&[("PERISCOPE_PLUGINS_DIR", dir.as_str())]).await;
+    served.sim.apply(periscope_tests::served::pod("shop", "web-0")).unwrap();
+    let mut stream = SseClient::connect(&served.url("pods/watch"), None).await;
+    assert_eq!(stream.status, 200);
+    let event = stream.next().await.expect("a frame");
+    assert_eq!(event.event, "error", "not a snapshot: {}", event.data);
+    assert!(
+        event.data.contains("map pods: the plugin failed on every object"),
+        "{}",
+        event.data
+    );
+    assert!(stream.next().await.is_none(), "the stream ends after the error");
+    // Polls answer an error too, never an empty list.
+    let response = reqwest::get(served.url("pods")).await.unwrap();
+    assert_eq!(response.status(), 500);
     served.shutdown().await;
 }

@@ -239,6 +239,36 @@ pub mod served {
     }
 }
 
+/// The real Kubernetes clients the project installs (`scripts/install-tools.sh`).
+pub mod tools {
+    use std::path::{Path, PathBuf};
+
+    /// The kubectl binary; fails the test (never skips it) when it cannot be had.
+    pub fn kubectl() -> PathBuf {
+        periscope_build_support::scripts::tool("kubectl", "PERISCOPE_KUBECTL")
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Runs kubectl against the cluster of `kubeconfig` and returns its stdout; panics
+    /// with its stderr when it fails.
+    pub async fn kubectl_run(kubeconfig: &Path, args: &[&str]) -> String {
+        let output = tokio::process::Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
 /// Node scripts the tests run: a script prints one `ok: <step>` line per step and exits
 /// non-zero with a message naming the step that failed.
 pub mod node {

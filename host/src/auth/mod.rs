@@ -38,6 +38,8 @@ pub struct Actor {
     pub username: String,
     /// Groups from the configured claim.
     pub groups: Vec<String>,
+    /// The token's `email` claim; `""` when it has none (and for `anonymous`).
+    pub email: String,
     /// Member of the admin group (always true for `anonymous` in mode `none`).
     pub admin: bool,
     /// When the token expires (`exp`), as seconds since the Unix epoch.
@@ -54,6 +56,7 @@ impl Actor {
             subject: ANONYMOUS.to_string(),
             username: ANONYMOUS.to_string(),
             groups: Vec::new(),
+            email: String::new(),
             admin: true,
             expires_at: None,
             quota: ANONYMOUS.to_string(),
@@ -304,11 +307,17 @@ impl Authenticator {
                 AuthError::Invalid(format!("missing claim {:?} (auth.username_claim)", self.username_claim))
             })?
             .to_string();
+        let email = claims
+            .get("email")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
         Ok(Actor {
             username,
             quota: subject.clone(),
             subject,
             groups,
+            email,
             admin,
             expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
         })

@@ -81,7 +81,7 @@ struct DecisionKey {
     namespace: Option<String>,
 }
 
-/// Each cluster's namespaces and when they were listed.
+/// The cluster's namespace names per cluster, and when they were listed.
 type NamespaceCache = HashMap<String, (Arc<Vec<String>>, Instant)>;
 
 /// Decides, per user, what the shared watches may show; cheap to share.

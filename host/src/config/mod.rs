@@ -55,9 +55,10 @@ pub use env::{
     ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_GRAPHQL_INIT_TIMEOUT,
     ENV_GRAPHQL_MAX_OPERATION_DURATION, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR,
     ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES,
-    ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE,
-    ENV_WATCH_RING, ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, EnvSource,
-    ProcessEnv, env_vars, unknown_env_warnings,
+    ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE,
+    ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_REQUEST_TIMEOUT, ENV_WATCH_RING, ENV_WATCH_SILENCE_TIMEOUT,
+    ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, EnvSource, ProcessEnv, env_vars,
+    unknown_env_warnings,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
@@ -176,6 +177,13 @@ pub struct WatchConfig {
     pub upstreams_per_user: u32,
     /// Upstream watches per cluster; 0 = unlimited (default 256).
     pub upstreams_per_cluster: u32,
+    /// How long streams are held open on the last good state while their upstream is
+    /// unreachable (default 60s; 0 sends `error` at once).
+    pub outage_grace: Duration,
+    /// Longest wait for a list page or a watch to be established (default 30s).
+    pub request_timeout: Duration,
+    /// A watch silent this long, not even a bookmark, is re-opened (default 90s).
+    pub silence_timeout: Duration,
 }
 
 /// `[graphql]`: GraphQL over WebSocket (`/graphqlws`).

@@ -70,6 +70,9 @@ pub(super) struct RawWatch {
     pub max_stream_duration: Option<Value>,
     pub upstreams_per_user: Option<Value>,
     pub upstreams_per_cluster: Option<Value>,
+    pub outage_grace: Option<Value>,
+    pub request_timeout: Option<Value>,
+    pub silence_timeout: Option<Value>,
 }
 
 impl RawWatch {
@@ -83,6 +86,9 @@ impl RawWatch {
         "max_stream_duration",
         "upstreams_per_user",
         "upstreams_per_cluster",
+        "outage_grace",
+        "request_timeout",
+        "silence_timeout",
     ];
 }
 

@@ -149,6 +149,38 @@ pub(super) fn validate(
                 |v| cap(v, "upstream watches per cluster (default 256)"),
             )
             .value,
+        outage_grace: layers
+            .setting(
+                "watch.outage_grace",
+                watch.outage_grace,
+                ENV_WATCH_OUTAGE_GRACE,
+                Duration::from_secs(60),
+                duration,
+            )
+            .value,
+        request_timeout: layers
+            .setting(
+                "watch.request_timeout",
+                watch.request_timeout,
+                ENV_WATCH_REQUEST_TIMEOUT,
+                Duration::from_secs(30),
+                |v| nonzero_duration(v, "it bounds one list page or watch request (default 30s)"),
+            )
+            .value,
+        silence_timeout: layers
+            .setting(
+                "watch.silence_timeout",
+                watch.silence_timeout,
+                ENV_WATCH_SILENCE_TIMEOUT,
+                Duration::from_secs(90),
+                |v| {
+                    nonzero_duration(
+                        v,
+                        "a watch silent this long is re-opened; keep it above the apiserver's bookmark interval (default 90s)",
+                    )
+                },
+            )
+            .value,
     };
 
     let plugins = PluginsConfig {

@@ -3,14 +3,19 @@
 //!
 //! Every route that returns cluster data or identity sits behind one authentication
 //! layer applied by the router ([`require_actor`]), so a new route cannot forget it; only
-//! health checks (and `/metrics` unless `auth.protect_metrics`) are public. Path and
+//! health checks, `/api/auth/config` (the SPA reads it on its sign-in screen) and
+//! `/metrics` unless `auth.protect_metrics` are public. Path and
 //! query parameters are validated before anything reaches a hub or an apiserver
 //! ([`Scope`]), and every refusal is a JSON body with a stable code.
 //!
 //! | route | what |
 //! |---|---|
 //! | `GET /api/features` | build info and the enabled watch streams |
-//! | `GET /api/clusters` | configured clusters |
+//! | `GET /api/auth/whoami` | the caller's identity (the SPA shell, `spec/spa-shell.md`) |
+//! | `GET /api/auth/config` | public: the auth mode the SPA's sign-in screen uses |
+//! | `GET /api/clusters` | configured clusters, their backend, `execEnabled: false` |
+//! | `GET /api/fleet` | every cluster's health (the SPA's home page) |
+//! | `GET /api/clusters/{cluster}/dashboard` | one cluster's overview |
 //! | `GET /api/clusters/{cluster}/{kind}` | polling list (every registered kind) |
 //! | `GET /api/clusters/{cluster}/{kind}/watch` | SSE stream (enabled kinds only) |
 //! | `GET /graphqlws` | GraphQL over WebSocket (graphql-transport-ws, [`crate::transport::graphql`]) |
@@ -22,6 +27,7 @@
 
 mod debug;
 mod rest;
+mod shell;
 mod sse;
 
 use std::sync::Arc;
@@ -36,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::rbac::{Access, Authorizer, Resource};
+use crate::auth::rbac::{Access, Authorizer, Resource, ReviewError};
 use crate::auth::{Actor, AuthError, Authenticator};
 use crate::cluster::Cluster;
 use crate::hub::Hub;
@@ -91,12 +97,16 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     let mut protected = Router::new()
         .route("/api/features", get(rest::features))
-        .route("/api/clusters", get(rest::clusters))
+        .route("/api/auth/whoami", get(shell::whoami))
+        .route("/api/clusters", get(shell::clusters))
+        .route("/api/fleet", get(shell::fleet))
+        .route("/api/clusters/{cluster}/dashboard", get(shell::dashboard))
         .route("/api/clusters/{cluster}/{kind}", get(rest::list))
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
         .route("/debug/streams", get(debug::streams))
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke));
     let mut public = Router::new()
+        .route("/api/auth/config", get(shell::auth_config))
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
         // Public: the token travels in `connection_init`, refused with close code 4403.
@@ -202,8 +212,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
     }
 }
 
+/// Longest `Last-Event-ID` accepted; ids are resourceVersions, far shorter.
+const MAX_LAST_EVENT_ID: usize = 256;
+
+/// The `Last-Event-ID` header of a resuming stream: visible ASCII of at most 256 bytes,
+/// else 400 JSON.
+pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(id)) if id.len() <= MAX_LAST_EVENT_ID => Ok(Some(id.to_string())),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("Last-Event-ID: must be visible ASCII of at most {MAX_LAST_EVENT_ID} bytes"),
+        )),
+    }
+}
+
 /// The `namespace` query parameter, validated; other parameters are ignored.
-fn namespace_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+pub fn namespace_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|_| bad("the query string is not valid form encoding".to_string()))?;
@@ -249,24 +276,13 @@ async fn authorize(
     namespace: Option<&str>,
     verbs: &[&'static str],
 ) -> Result<Access, ApiError> {
-    let resource = Resource {
-        group: &info.api_group,
-        plural: &info.plural,
-        namespaced: info.namespaced,
-    };
-    match state
-        .authorizer
-        .access(cluster, actor, resource, namespace, verbs)
-        .await
-    {
+    match review(state, cluster, actor, info, namespace, verbs).await {
         Ok(Access::Denied) => {
-            state.metrics.rbac_denied(&cluster.name, &info.token);
             let place = match namespace.filter(|_| info.namespaced) {
                 Some(ns) => format!("in namespace {ns:?}"),
                 None if info.namespaced => "in any namespace".to_string(),
                 None => "(cluster-scoped)".to_string(),
             };
-            tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -280,15 +296,45 @@ async fn authorize(
             ))
         }
         Ok(access) => Ok(access),
-        Err(error) => {
-            tracing::warn!(%error, "access review failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "access_review_failed",
-                error.to_string(),
-            ))
-        }
+        Err(error) => Err(review_failed(&error)),
     }
+}
+
+/// Like [`authorize`], but a refusal is [`Access::Denied`] rather than an error, for
+/// routes that report it as data (the SPA shell's `accessibility`). A refusal is
+/// counted and logged here, whichever way the route reports it.
+async fn review(
+    state: &AppState,
+    cluster: &Cluster,
+    actor: &Actor,
+    info: &KindInfo,
+    namespace: Option<&str>,
+    verbs: &[&'static str],
+) -> Result<Access, ReviewError> {
+    let resource = Resource {
+        group: &info.api_group,
+        plural: &info.plural,
+        namespaced: info.namespaced,
+    };
+    let access = state
+        .authorizer
+        .access(cluster, actor, resource, namespace, verbs)
+        .await?;
+    if access == Access::Denied {
+        state.metrics.rbac_denied(&cluster.name, &info.token);
+        tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, kind = %info.token, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
+    }
+    Ok(access)
+}
+
+/// The 503 JSON of an access review the cluster could not answer.
+fn review_failed(error: &ReviewError) -> ApiError {
+    tracing::warn!(%error, "access review failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "access_review_failed",
+        error.to_string(),
+    )
 }
 
 /// A JSON error: `{"error": "<stable code>", "message": "<short text>"}`.

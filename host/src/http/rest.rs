@@ -28,17 +28,6 @@ pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::
     }))
 }
 
-/// `GET /api/clusters`: `{"clusters":[{"name":"demo"}]}`.
-pub(super) async fn clusters(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let clusters: Vec<serde_json::Value> = state
-        .hub
-        .clusters()
-        .iter()
-        .map(|c| serde_json::json!({ "name": c.name }))
-        .collect();
-    Json(serde_json::json!({ "clusters": clusters }))
-}
-
 /// `GET /api/clusters/{cluster}/{kind}[?namespace=]`: `{"<listKey>":[…]}` and a
 /// trailing newline, from the hub's store when the upstream is warm. The user must be
 /// allowed to `list` the kind there; a cluster-wide poll by a user allowed only some
@@ -78,6 +67,11 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(ListError::Subscribe(error)) => subscribe_error(error),
+        // An outage past watch.outage_grace: a JSON 503 that says so.
+        Err(ListError::Upstream { message, status: 503 }) => {
+            tracing::warn!(%message, "polling list failed: upstream unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", message).into_response()
+        }
         Err(ListError::Upstream { message, status }) => {
             tracing::warn!(%message, status, "polling list failed");
             plain(

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::{ApiError, AppState, Authenticated, Scope, plain, subscribe_error};
+use super::{ApiError, AppState, Authenticated, Scope, last_event_id, plain, subscribe_error};
 use crate::hub::{Frame, FrameKind, StreamKey};
 use crate::transport::session::{End, Item, OpenError, Session};
 
@@ -44,9 +44,6 @@ pub fn encode(frame: &Frame) -> Bytes {
         .clone()
 }
 
-/// Longest `Last-Event-ID` accepted; ids are resourceVersions, far shorter.
-const MAX_LAST_EVENT_ID: usize = 256;
-
 /// `GET /api/clusters/{cluster}/{kind}/watch`: a disabled kind has no route (404);
 /// then the cluster (404 `cluster not found`), the user's RBAC (403 JSON), the actor's
 /// cap (429 `too many concurrent watch streams for this user`) and the upstream caps
@@ -66,17 +63,9 @@ pub(super) async fn watch(
         )
         .into_response();
     }
-    let resume_from = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(id)) if id.len() <= MAX_LAST_EVENT_ID => Some(id.to_string()),
-        Some(_) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("Last-Event-ID: must be visible ASCII of at most {MAX_LAST_EVENT_ID} bytes"),
-            )
-            .into_response();
-        }
+    let resume_from = match last_event_id(&parts.headers) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
     };
     let key = StreamKey {
         cluster: scope.cluster,

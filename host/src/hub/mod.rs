@@ -66,6 +66,31 @@ impl StreamKey {
     }
 }
 
+/// What `/debug/streams` shows of a stream's upstream.
+#[derive(Debug, Default)]
+pub struct UpstreamHealth {
+    /// Objects or changes left out because their plugin failed on them, since start.
+    pub left_out: AtomicU64,
+    /// When the current outage began (RFC 3339), while the upstream is unreachable.
+    pub outage_since: Mutex<Option<String>>,
+}
+
+impl UpstreamHealth {
+    fn lock_outage(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.outage_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl serde::Serialize for UpstreamHealth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("objectsLeftOut", &self.left_out.load(Ordering::Relaxed))?;
+        map.serialize_entry("upstreamOutageSince", &*self.lock_outage())?;
+        map.end()
+    }
+}
+
 /// Tunables of the hub.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -79,6 +104,13 @@ pub struct HubOptions {
     pub upstreams_per_user: u32,
     /// Running upstreams per cluster; 0: no cap.
     pub upstreams_per_cluster: u32,
+    /// How long a failing upstream with a last good state holds its subscribers'
+    /// streams before they get `error`; zero publishes failures at once.
+    pub outage_grace: Duration,
+    /// Longest wait for one list page or for a watch to be established.
+    pub request_timeout: Duration,
+    /// A watch silent (not even a bookmark) this long is re-opened.
+    pub watch_silence: Duration,
 }
 
 impl Default for HubOptions {
@@ -89,6 +121,9 @@ impl Default for HubOptions {
             ring: 1024,
             upstreams_per_user: 16,
             upstreams_per_cluster: 256,
+            outage_grace: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            watch_silence: Duration::from_secs(90),
         }
     }
 }
@@ -187,9 +222,9 @@ impl Subscription {
         self.guard.upstream.full_snapshot()
     }
 
-    /// Objects the upstream left out because their plugin failed, since it started.
-    pub fn left_out(&self) -> Arc<AtomicU64> {
-        self.guard.upstream.left_out.clone()
+    /// The upstream's left-out count and outage, for `/debug/streams`.
+    pub fn health(&self) -> Arc<UpstreamHealth> {
+        self.guard.upstream.health.clone()
     }
 }
 

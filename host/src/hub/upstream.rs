@@ -2,7 +2,7 @@
 //! (current DTOs, recent deltas), shared by every subscriber of that key.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
 use super::view::Mapper;
-use super::{HubOptions, ListError, StreamKey};
+use super::{HubOptions, ListError, StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
 use crate::plugin::KindInfo;
 use crate::snapshot;
@@ -35,10 +35,13 @@ type ObjectKey = (String, String);
 struct Stored {
     dto: Bytes,
     sort_key: Option<time::OffsetDateTime>,
+    /// The object's resourceVersion: the id of a delta made for it when a relist is
+    /// converged by difference.
+    rv: String,
 }
 
 impl Stored {
-    fn new(dto: String, info: &KindInfo) -> Stored {
+    fn new(dto: String, rv: String, info: &KindInfo) -> Stored {
         let sort_key = info
             .snapshot
             .as_ref()
@@ -46,6 +49,7 @@ impl Stored {
         Stored {
             dto: dto.into(),
             sort_key,
+            rv,
         }
     }
 }
@@ -60,8 +64,8 @@ pub(super) struct Upstream {
     tx: broadcast::Sender<Arc<Frame>>,
     /// Live subscriptions; the upstream stops after the linger once this is zero.
     pub(super) subscribers: AtomicUsize,
-    /// Objects left out of the store because their mapping failed, since start.
-    pub(super) left_out: Arc<AtomicU64>,
+    /// Left-out objects and outage, as `/debug/streams` shows them.
+    pub(super) health: Arc<UpstreamHealth>,
 }
 
 #[derive(Default)]
@@ -82,6 +86,9 @@ struct State {
     /// The upstream's last failure and its HTTP status class, until the next
     /// successful list.
     failure: Option<(Arc<Frame>, u16)>,
+    /// When the current outage began (transient failures only); its wall-clock time
+    /// is in [`UpstreamHealth::outage_since`].
+    outage_since: Option<tokio::time::Instant>,
 }
 
 /// What a new subscriber gets first.
@@ -108,7 +115,7 @@ impl Upstream {
             state: Mutex::new(State::default()),
             tx,
             subscribers: AtomicUsize::new(0),
-            left_out: Arc::new(AtomicU64::new(0)),
+            health: Arc::new(UpstreamHealth::default()),
         }
     }
 
@@ -251,6 +258,60 @@ impl Upstream {
         self.send(&state, frame);
     }
 
+    /// Brings a warm store to a new list by difference: `added` for what is new,
+    /// `modified` for what changed, `deleted` for what is gone, each an ordinary delta
+    /// in the ring (nothing at all when nothing changed). When the apiserver's
+    /// resourceVersions went backwards (a restored or restarted store), ids from before
+    /// could name different states now, so the ring restarts at the new list: an old
+    /// `Last-Event-ID` then gets a snapshot, never a stale replay.
+    fn converge(&self, list_rv: String, objects: BTreeMap<ObjectKey, Stored>) {
+        let mut state = self.lock();
+        let went_back = match (state.list_rv.parse::<u64>(), list_rv.parse::<u64>()) {
+            (Ok(before), Ok(now)) => now < before,
+            _ => state.list_rv != list_rv,
+        };
+        let old = std::mem::take(&mut state.objects);
+        let mut deltas: Vec<(FrameKind, ObjectKey, String, Bytes)> = Vec::new();
+        for (key, stored) in &objects {
+            match old.get(key) {
+                None => deltas.push((FrameKind::Added, key.clone(), stored.rv.clone(), stored.dto.clone())),
+                Some(before) if before.dto != stored.dto => {
+                    deltas.push((FrameKind::Modified, key.clone(), stored.rv.clone(), stored.dto.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, before) in &old {
+            if !objects.contains_key(key) {
+                deltas.push((FrameKind::Deleted, key.clone(), list_rv.clone(), before.dto.clone()));
+            }
+        }
+        state.objects = objects;
+        state.failure = None;
+        state.snapshot = None;
+        if went_back {
+            tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, before = %state.list_rv, now = %list_rv, "resourceVersions went backwards; resume ids restart at the new list");
+            state.ring.clear();
+            state.ring_base.clone_from(&list_rv);
+        }
+        state.list_rv = list_rv;
+        tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), changes = deltas.len(), "relisted; sent the difference");
+        for (kind, key, rv, dto) in deltas {
+            let frame = Arc::new(Frame::delta(kind, rv, &key.0, &dto));
+            self.push_ring(&mut state, frame.clone());
+            self.send(&state, frame);
+        }
+    }
+
+    fn push_ring(&self, state: &mut State, frame: Arc<Frame>) {
+        if state.ring.len() >= self.options.ring.max(1)
+            && let Some(evicted) = state.ring.pop_front()
+        {
+            state.ring_base.clone_from(&evicted.id);
+        }
+        state.ring.push_back(frame);
+    }
+
     fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, stored: Stored) {
         let frame = Arc::new(Frame::delta(kind, resource_version, &key.0, &stored.dto));
         let mut state = self.lock();
@@ -260,12 +321,7 @@ impl Upstream {
             state.objects.insert(key, stored);
         }
         state.snapshot = None;
-        if state.ring.len() >= self.options.ring.max(1)
-            && let Some(evicted) = state.ring.pop_front()
-        {
-            state.ring_base.clone_from(&evicted.id);
-        }
-        state.ring.push_back(frame.clone());
+        self.push_ring(&mut state, frame.clone());
         self.send(&state, frame);
     }
 
@@ -311,45 +367,68 @@ impl Upstream {
     }
 
     /// The list-then-watch loop; runs until the task is aborted.
+    ///
+    /// A failure the apiserver may recover from (connection refused, 5xx, 429, a
+    /// timeout) starts an *outage*: while it lasts less than `outage_grace` and the store
+    /// is warm, subscribers keep their streams (heartbeats go on), new ones get the last
+    /// good snapshot, and nothing is published; past the grace an `error` frame goes
+    /// out. Any other failure (401, 403, 404…) is published at once. When a list
+    /// succeeds again the store converges by difference: what changed goes out as
+    /// ordinary deltas. A `410 Expired` still sends `relist` and a fresh snapshot, as
+    /// the spec says.
     pub(super) async fn run(self: Arc<Self>, client: kube::Client) {
         let api = self.api(client);
         let kind = &self.key.kind;
         let mut backoff = DefaultBackoff::default();
+        let mut expired = false;
         'list: loop {
-            let (list_rv, objects) = match list_all(&api).await {
+            let (list_rv, objects) = match self.timed(list_all(&api)).await {
                 Ok(listed) => listed,
                 Err(error) => {
-                    self.publish_failure(format!("list {kind}: {error}"), &error);
-                    tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                    let wait = self.failed(format!("list {kind}: {error}"), &error, &mut backoff);
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             };
             let count = objects.len();
             let mapped = map_all(&self.plugin, &self.key, objects).await;
-            if !self.publish_list(list_rv.clone(), mapped) {
+            if !self.publish_list(list_rv.clone(), mapped, !expired) {
                 tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
                 continue;
             }
+            expired = false;
+            self.recovered();
             tracing::debug!(cluster = %self.key.cluster, %kind, count, rv = %list_rv, "listed");
             let mut rv = list_rv;
             loop {
                 let mut params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
                 params.bookmarks = true;
-                let stream = match api.watch(&params, &rv).await {
+                let stream = match self.timed(api.watch(&params, &rv)).await {
                     Ok(stream) => stream,
                     Err(kube::Error::Api(status)) if status.code == 410 => {
                         tracing::warn!(cluster = %self.key.cluster, %kind, %rv, "watch expired, relisting");
                         self.publish_relist();
+                        expired = true;
                         continue 'list;
                     }
                     Err(error) => {
-                        self.publish_failure(format!("watch {kind}: {error}"), &error);
-                        tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                        let wait = self.failed(format!("watch {kind}: {error}"), &error, &mut backoff);
+                        tokio::time::sleep(wait).await;
                         continue 'list;
                     }
                 };
                 futures::pin_mut!(stream);
-                while let Some(event) = stream.next().await {
+                loop {
+                    // A watch that says nothing, not even a bookmark, for this long is
+                    // re-opened: a paused apiserver holds connections open in silence.
+                    let event = match tokio::time::timeout(self.options.watch_silence, stream.next()).await {
+                        Ok(Some(event)) => event,
+                        Ok(None) => break,
+                        Err(_) => {
+                            tracing::debug!(cluster = %self.key.cluster, %kind, "watch silent; re-watching");
+                            break;
+                        }
+                    };
                     let (kind, object) = match event {
                         Ok(WatchEvent::Added(o)) => (FrameKind::Added, o),
                         Ok(WatchEvent::Modified(o)) => (FrameKind::Modified, o),
@@ -363,12 +442,13 @@ impl Upstream {
                         {
                             tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, %rv, "watch expired, relisting");
                             self.publish_relist();
+                            expired = true;
                             continue 'list;
                         }
                         Ok(WatchEvent::Error(status)) => {
                             let message = format!("watch error: {}", status.message);
-                            self.publish_failure(message, &kube::Error::Api(status));
-                            tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+                            let wait = self.failed(message, &kube::Error::Api(status), &mut backoff);
+                            tokio::time::sleep(wait).await;
                             continue 'list;
                         }
                         Err(error) => {
@@ -387,13 +467,75 @@ impl Upstream {
         }
     }
 
+    /// `request` bounded by `watch.request_timeout`; a timeout is a transient failure.
+    async fn timed<T>(&self, request: impl Future<Output = kube::Result<T>>) -> kube::Result<T> {
+        match tokio::time::timeout(self.options.request_timeout, request).await {
+            Ok(result) => result,
+            Err(_) => Err(kube::Error::Service(
+                format!(
+                    "no answer within {:?} (watch.request_timeout)",
+                    self.options.request_timeout
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Records a failed list or watch and returns how long to wait before retrying:
+    /// published at once unless it is transient and the store has a last good state to
+    /// hold, in which case it is published only once the outage outlasts the grace.
+    fn failed(&self, message: String, error: &kube::Error, backoff: &mut DefaultBackoff) -> Duration {
+        let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+        let grace = self.options.outage_grace;
+        let mut state = self.lock();
+        if !(is_transient(error) && state.warm) || grace.is_zero() {
+            drop(state);
+            self.publish_failure(message, error);
+            return wait;
+        }
+        if state.outage_since.is_none() {
+            state.outage_since = Some(tokio::time::Instant::now());
+            *self.health.lock_outage() = Some(now_rfc3339());
+            self.metrics.outage_changed(&self.key.cluster, &self.key.kind, 1);
+            tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), %message, ?grace, "upstream unreachable; holding its streams open");
+        }
+        if state.failure.is_some() {
+            return wait;
+        }
+        let elapsed = state.outage_since.map(|since| since.elapsed()).unwrap_or_default();
+        if elapsed >= grace {
+            drop(state);
+            self.publish_failure_status(format!("{message} (unreachable for {:.0?})", elapsed), 503);
+            return wait;
+        }
+        tracing::debug!(cluster = %self.key.cluster, kind = %self.key.kind, %message, "upstream still unreachable");
+        // Try again when the grace ends at the latest, so the error is not late.
+        wait.min(grace - elapsed)
+    }
+
+    /// The upstream answered again: the outage, if any, is over.
+    fn recovered(&self) {
+        let mut state = self.lock();
+        if let Some(since) = state.outage_since.take() {
+            *self.health.lock_outage() = None;
+            self.metrics.outage_changed(&self.key.cluster, &self.key.kind, -1);
+            tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), after = ?since.elapsed(), "upstream recovered");
+        }
+    }
+
     /// Publishes a mapped list as the new snapshot, or its failure as an `error` frame
     /// (never as an empty snapshot). True when the list was published.
-    fn publish_list(&self, list_rv: String, mapped: Result<Mapped, MapFailure>) -> bool {
+    /// With `converge`, a warm store sends the difference as deltas instead of a
+    /// snapshot.
+    fn publish_list(&self, list_rv: String, mapped: Result<Mapped, MapFailure>, converge: bool) -> bool {
         match mapped {
             Ok(mapped) => {
                 self.count_left_out(&mapped);
-                self.replace_all(list_rv, mapped.objects);
+                if converge && self.lock().warm {
+                    self.converge(list_rv, mapped.objects);
+                } else {
+                    self.replace_all(list_rv, mapped.objects);
+                }
                 true
             }
             Err(failure) => {
@@ -406,7 +548,7 @@ impl Upstream {
 
     fn count_left_out(&self, mapped: &Mapped) {
         if mapped.left_out > 0 {
-            self.left_out.fetch_add(mapped.left_out, Ordering::Relaxed);
+            self.health.left_out.fetch_add(mapped.left_out, Ordering::Relaxed);
             self.metrics
                 .objects_left_out(&self.key.cluster, &self.key.kind, mapped.left_out);
         }
@@ -416,17 +558,18 @@ impl Upstream {
         let plugin = self.plugin.clone();
         let object_key = object_key(&object);
         let rv = object.metadata.resource_version.clone().unwrap_or_default();
+        let stored_rv = rv.clone();
         let result = tokio::task::spawn_blocking(move || {
             let json = object_json(object, &plugin.info().fields);
             plugin
                 .to_dto(&json, time::OffsetDateTime::now_utc())
-                .map(|dto| Stored::new(dto, plugin.info()))
+                .map(|dto| Stored::new(dto, stored_rv, plugin.info()))
         })
         .await;
         match result {
             Ok(Ok(stored)) => self.apply_delta(kind, object_key, rv, stored),
             Ok(Err(error)) => {
-                self.left_out.fetch_add(1, Ordering::Relaxed);
+                self.health.left_out.fetch_add(1, Ordering::Relaxed);
                 self.metrics.objects_left_out(&self.key.cluster, &self.key.kind, 1);
                 tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed")
             }
@@ -483,6 +626,10 @@ pub(super) async fn map_all(
     tokio::task::spawn_blocking(move || {
         let fields = &plugin.info().fields;
         let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
+        let rvs: std::collections::HashMap<ObjectKey, String> = objects
+            .iter()
+            .map(|o| (object_key(o), o.metadata.resource_version.clone().unwrap_or_default()))
+            .collect();
         let json: Vec<String> = objects.into_iter().map(|o| object_json(o, fields)).collect();
         let results = plugin.to_dto_batch(&json, time::OffsetDateTime::now_utc());
         let total = results.len();
@@ -494,7 +641,8 @@ pub(super) async fn map_all(
         for (object_key, result) in keys.into_iter().zip(results) {
             match result {
                 Ok(dto) => {
-                    mapped.objects.insert(object_key, Stored::new(dto, plugin.info()));
+                    let rv = rvs.get(&object_key).cloned().unwrap_or_default();
+                    mapped.objects.insert(object_key, Stored::new(dto, rv, plugin.info()));
                 }
                 Err(error) => {
                     mapped.left_out += 1;
@@ -511,6 +659,22 @@ pub(super) async fn map_all(
         }
     })
     .await?
+}
+
+/// Whether the apiserver may recover from `error` by itself: it was unreachable, slow,
+/// overloaded or failing (5xx, 429), not refusing the request.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => true,
+        _ => false,
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The HTTP status a polling request answers for an apiserver failure (spec section 2):
@@ -593,7 +757,7 @@ mod tests {
         let panicked = tokio::task::spawn_blocking(|| -> () { panic!("mapping bug") })
             .await
             .unwrap_err();
-        assert!(!upstream.publish_list("7".into(), Err(MapFailure::Task(panicked))));
+        assert!(!upstream.publish_list("7".into(), Err(MapFailure::Task(panicked)), true));
         let frame = rx.recv().await.unwrap();
         assert_eq!(frame.kind, FrameKind::Error);
         assert!(super::super::error_message(&frame).contains("mapping task failed"));

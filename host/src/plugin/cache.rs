@@ -129,6 +129,44 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Refuses a cache directory that another user could write into: wasmtime trusts the
+/// artifacts it deserializes, so a planted file would run as native code. A directory
+/// that does not exist yet is fine (it is created 0700 on first write).
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => {
+            return Err(format!(
+                "cannot read the component cache directory {}: {error}",
+                dir.display()
+            ));
+        }
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "the component cache directory {} belongs to uid {}, not to this user (uid {me}); \
+             compiled components are loaded as native code, so only their own user may write them: \
+             use a directory of this user (plugins.cache_dir / PERISCOPE_PLUGINS_CACHE_DIR)",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the component cache directory {} is writable by group or others (mode {:o}); \
+             compiled components are loaded as native code: run `chmod go-w {}` or choose another \
+             plugins.cache_dir",
+            dir.display(),
+            meta.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The default cache directory: `$XDG_CACHE_HOME/periscope/components`, else
 /// `$HOME/.cache/periscope/components`; `None` when neither is set.
 pub fn default_dir() -> Option<PathBuf> {
@@ -141,4 +179,26 @@ pub fn default_dir() -> Option<PathBuf> {
                 .map(|home| PathBuf::from(home).join(".cache"))
         })?;
     Some(base.join("periscope").join("components"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_cache_directory_others_can_write_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("components");
+        assert_eq!(check_dir(&cache), Ok(()), "not created yet is fine");
+        create_private_dir(&cache).unwrap();
+        assert_eq!(check_dir(&cache), Ok(()));
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = check_dir(&cache).unwrap_err();
+        assert!(error.contains(&cache.display().to_string()), "{error}");
+        assert!(error.contains("mode 777") && error.contains("chmod go-w"), "{error}");
+    }
 }

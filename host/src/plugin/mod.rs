@@ -143,6 +143,9 @@ impl PluginRuntime {
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine)?;
         let linker = Linker::new(&engine);
+        if let Some(dir) = &options.cache_dir {
+            cache::check_dir(dir)?;
+        }
         let cache = cache::ComponentCache::new(&engine, options.cache_dir.clone());
         Ok(PluginRuntime {
             engine,

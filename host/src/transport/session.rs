@@ -173,7 +173,7 @@ impl Session {
             }
         };
         let subscription = subscribe(state, &actor, key, resume_from, &access)?;
-        admission.info.set_left_out(subscription.left_out());
+        admission.info.upstream.set(subscription.health());
         let key = subscription.key();
         let span = tracing::info_span!(
             "stream",

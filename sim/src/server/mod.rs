@@ -90,8 +90,9 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
-/// Rewrites protobuf request bodies (from kubectl's typed commands) as JSON, which is
-/// all the handlers read; kinds the sim cannot decode get `415`.
+/// Rewrites protobuf request bodies (from client-go's typed clients: helm, kubectl's
+/// typed commands) as JSON, which is all the handlers read; kinds the sim has no schema
+/// for get `415`.
 async fn protobuf_bodies(request: Request, next: Next) -> Response {
     let is_protobuf = request
         .headers()
@@ -108,7 +109,7 @@ async fn protobuf_bodies(request: Request, next: Next) -> Response {
     };
     let json = match protobuf::to_json(&bytes) {
         Ok(object) => object.to_string(),
-        Err(error @ protobuf::Error::UnsupportedKind(_)) => {
+        Err(error @ protobuf::Error::UnsupportedKind { .. }) => {
             let error = ApiError {
                 code: 415,
                 reason: "UnsupportedMediaType",

@@ -509,3 +509,108 @@ async fn cluster_role_bindings_grant_everywhere_and_groups_are_subjects() {
     kubectl.run(&["delete", "clusterrolebinding", "bob-view"]).await;
     assert!(!can_i(&kubectl, &["list", "pods", "--all-namespaces", "--as", "bob"]).await);
 }
+
+/// `kubectl create <kind>` builds the object itself and sends it with client-go's typed
+/// client, so as protobuf: each one here is a real client's bytes for its kind, and the
+/// sim must store the JSON a real apiserver would serve.
+#[tokio::test]
+async fn kubectl_create_commands_send_protobuf_and_the_sim_stores_json() {
+    let sim = empty_sim().await;
+    namespaces(&sim, &["shop"]);
+    let kubectl = Kubectl::new(&sim);
+    let commands: &[&[&str]] = &[
+        &["create", "secret", "generic", "token", "--from-literal=key=s3cr3t"],
+        &["create", "configmap", "settings", "--from-literal=mode=fast"],
+        &["create", "serviceaccount", "builder"],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=0",
+            "--port=8080",
+        ],
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:8080",
+            "--node-port=30080",
+        ],
+        &["create", "job", "once", "--image=busybox", "--", "echo", "hi"],
+        &[
+            "create",
+            "cronjob",
+            "nightly",
+            "--image=busybox",
+            "--schedule=0 3 * * *",
+        ],
+        &[
+            "create",
+            "poddisruptionbudget",
+            "web",
+            "--selector=app=web",
+            "--min-available=50%",
+        ],
+        &["create", "ingress", "web", "--rule=shop.example.com/=web:80"],
+        &["create", "role", "reader", "--verb=get", "--resource=pods"],
+    ];
+    for command in commands {
+        kubectl.run(&[&["-n", "shop"][..], command].concat()).await;
+    }
+    kubectl.run(&["create", "priorityclass", "high", "--value=1000"]).await;
+    kubectl.run(&["create", "namespace", "extra"]).await;
+
+    let get = |plural: &str, name: &str| {
+        let namespace = (!matches!(plural, "priorityclasses" | "namespaces")).then_some("shop");
+        sim.get(plural, namespace, name)
+            .expect("the kind is served")
+            .unwrap_or_else(|| panic!("{plural}/{name} is stored"))
+    };
+    let secret = get("secrets", "token");
+    assert_eq!(secret["data"], json!({ "key": "czNjcjN0" }), "{secret}");
+    assert_eq!(get("configmaps", "settings")["data"], json!({ "mode": "fast" }));
+    assert_eq!(get("serviceaccounts", "builder")["metadata"]["namespace"], "shop");
+
+    let deployment = get("deployments", "web");
+    assert_eq!(
+        deployment["spec"]["replicas"], 0,
+        "an explicit zero survives: {deployment}"
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container["resources"], json!({}));
+    assert!(deployment["metadata"]["creationTimestamp"].is_string(), "{deployment}");
+
+    let service = get("services", "web");
+    assert_eq!(service["spec"]["type"], "NodePort");
+    let port = &service["spec"]["ports"][0];
+    assert_eq!(
+        (&port["port"], &port["targetPort"], &port["nodePort"]),
+        (&json!(80), &json!(8080), &json!(30080))
+    );
+
+    let job = get("jobs", "once");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"], json!(["echo", "hi"]), "{job}");
+    assert_eq!(get("cronjobs", "nightly")["spec"]["schedule"], "0 3 * * *");
+    assert_eq!(get("poddisruptionbudgets", "web")["spec"]["minAvailable"], "50%");
+
+    // An IngressRule embeds its IngressRuleValue inline: `http` sits on the rule.
+    let ingress = get("ingresses", "web");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "shop.example.com", "{ingress}");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"],
+        json!({ "name": "web", "port": { "number": 80 } })
+    );
+
+    assert_eq!(
+        get("roles", "reader")["rules"],
+        json!([{ "verbs": ["get"], "apiGroups": [""], "resources": ["pods"] }])
+    );
+    assert_eq!(get("priorityclasses", "high")["value"], 1000);
+    assert_eq!(get("namespaces", "extra")["metadata"]["name"], "extra");
+}

