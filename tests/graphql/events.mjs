@@ -32,6 +32,10 @@ const subs = [];
 await step('ten subscribers of k8sEvents in namespace shop', async () => {
   await simNamespace(sim, 'shop');
   await simApply(sim, event('before', 'Normal', 'Scheduled', { kind: 'Pod', name: 'old' }));
+  // The hub has seen it (its store answers the poll) before anyone subscribes.
+  const polled = async () => JSON.stringify(await (await fetch(`${base}/api/clusters/test/events?namespace=shop`)).json());
+  for (let i = 0; i < 100 && !(await polled()).includes('Scheduled'); i++) await sleep(100);
+  assert((await polled()).includes('Scheduled'), 'the older event is in the store');
   for (let i = 0; i < 10; i++) {
     const gql = client(url);
     clients.push(gql);
