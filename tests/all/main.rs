@@ -8,6 +8,9 @@
 mod auth;
 /// The live page at `/` in headless chromium (playwright-core scripts in tests/browser).
 mod browser;
+/// The helm chart with the real helm: generated files, lint, template matrix, schemas,
+/// install into the sim.
+mod chart;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).

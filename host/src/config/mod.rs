@@ -3,10 +3,12 @@
 //!
 //! Loading happens in two stages, like ripgrep's low and high arguments:
 //!
-//! 1. **Raw** (`raw.rs`): the file as written, one `Raw*` struct per section
-//!    (`[server]`, `[[clusters]]`, `[watch]`, `[plugins]`, `[log]`, `[auth]`,
-//!    `[graphql]`) with
-//!    `deny_unknown_fields`, every setting still an untyped TOML value.
+//! 0. **Declared** ([`settings`]): each setting once — key, variable, default, parser,
+//!    type, helm value and doc. The keys each section accepts, the `ENV_*` names, the
+//!    defaults other modules use, the docs table and the chart all follow from it.
+//! 1. **Raw** (`raw.rs`): the file as written, each section (`[server]`, `[watch]`,
+//!    `[plugins]`, `[log]`, `[auth]`) a table of the declared keys and `[[clusters]]` a
+//!    struct with `deny_unknown_fields`, every setting still an untyped TOML value.
 //! 2. **Validated** (`validate.rs`): each setting is taken from its variable if set,
 //!    else from the file, else its default, then checked. Every setting is checked
 //!    before anything fails, so one run reports every problem, each naming the key,
@@ -16,7 +18,8 @@
 //! process environment. `[[clusters]]` is TOML-only; list settings such as
 //! `[auth] algorithms` take a TOML array or a comma-separated variable. The module knows no
 //! sockets, kube or wasmtime: it hands plain values to the code that builds those.
-//! `docs/operators/configuration.md` documents every key; a test keeps it complete.
+//! `docs/operators/configuration.md` documents every key in a table a test regenerates
+//! from [`settings`].
 //!
 //! The configuration holds no secrets, only the paths of files that do (`[auth]
 //! secret_file` and friends, read by the auth module), so the derived `Debug` of
@@ -41,6 +44,7 @@
 
 mod env;
 mod raw;
+pub mod settings;
 mod validate;
 
 use std::fmt;
@@ -48,7 +52,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use env::{
+pub use env::{EnvSource, ProcessEnv, env_vars, unknown_env_warnings};
+pub use settings::{
     ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE, ENV_AUTH_GROUPS_CLAIM,
     ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PROTECT_METRICS,
     ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL, ENV_AUTH_REVOCATION_FILE,
@@ -57,8 +62,7 @@ pub use env::{
     ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES,
     ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE,
     ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_REQUEST_TIMEOUT, ENV_WATCH_RING, ENV_WATCH_SILENCE_TIMEOUT,
-    ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, EnvSource, ProcessEnv, env_vars,
-    unknown_env_warnings,
+    ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, SETTINGS,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.

@@ -2,43 +2,38 @@
 //!
 //! Every setting is kept as a [`toml::Value`] so that a value of the wrong type is a
 //! problem reported by stage two (with the key, the value and a fix), not a serde
-//! error that stops at the first mistake. Before deserializing, [`parse`] checks the
-//! file's shape against the `FIELDS` lists and removes what does not belong, so that
-//! *every* unknown key is reported, each with the closest known one, and the rest of
-//! the file is still validated. `deny_unknown_fields` stays on as a backstop: a field
-//! missing from a `FIELDS` list fails the tests instead of being silently ignored.
+//! error that stops at the first mistake. [`parse`] checks the file's shape against
+//! the declared settings ([`settings`](super::settings)) and removes what does not
+//! belong, so that *every* unknown key is reported, each with the closest known one,
+//! and the rest of the file is still validated. Clusters, a list of tables that has no
+//! variables, are the one section with a struct: `deny_unknown_fields` stays on it as a
+//! backstop, so a field missing from `RawCluster::FIELDS` fails the tests instead of
+//! being silently ignored.
 
 use std::path::Path;
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{Origin, Problem};
+use super::{Origin, Problem, settings};
 
-/// The whole file, one struct per section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file: each settings section as its table of known keys (checked against
+/// [`settings`](super::settings)), and the clusters.
+#[derive(Debug, Default)]
 pub(super) struct RawConfig {
-    pub server: Option<RawServer>,
+    /// Section name → its keys, only the keys some setting declares.
+    pub sections: HashMap<String, Table>,
     pub clusters: Option<Vec<RawCluster>>,
-    pub watch: Option<RawWatch>,
-    pub plugins: Option<RawPlugins>,
-    pub log: Option<RawLog>,
-    pub auth: Option<RawAuth>,
-    pub graphql: Option<RawGraphql>,
 }
 
-/// `[server]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawServer {
-    pub listen: Option<Value>,
-    pub shutdown_grace: Option<Value>,
-    pub trusted_proxies: Option<Value>,
-}
-
-impl RawServer {
-    const FIELDS: &[&str] = &["listen", "shutdown_grace", "trusted_proxies"];
+impl RawConfig {
+    /// The file's value of the setting with dotted key `key`, if the file sets it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let (section, name) = key.split_once('.')?;
+        self.sections.get(section)?.get(name)
+    }
 }
 
 /// One `[[clusters]]` entry.
@@ -57,133 +52,13 @@ impl RawCluster {
     const FIELDS: &[&str] = &["name", "kubeconfig", "context", "in_cluster", "server", "sim"];
 }
 
-/// `[watch]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawWatch {
-    pub streams: Option<Value>,
-    pub per_user_limit: Option<Value>,
-    pub linger: Option<Value>,
-    pub heartbeat: Option<Value>,
-    pub queue: Option<Value>,
-    pub ring: Option<Value>,
-    pub max_stream_duration: Option<Value>,
-    pub upstreams_per_user: Option<Value>,
-    pub upstreams_per_cluster: Option<Value>,
-    pub outage_grace: Option<Value>,
-    pub request_timeout: Option<Value>,
-    pub silence_timeout: Option<Value>,
+/// The plain tables: section name and its keys, from the declared settings.
+fn tables() -> Vec<(&'static str, Vec<&'static str>)> {
+    settings::sections()
+        .into_iter()
+        .map(|section| (section, settings::in_section(section).map(|meta| meta.name()).collect()))
+        .collect()
 }
-
-impl RawWatch {
-    const FIELDS: &[&str] = &[
-        "streams",
-        "per_user_limit",
-        "linger",
-        "heartbeat",
-        "queue",
-        "ring",
-        "max_stream_duration",
-        "upstreams_per_user",
-        "upstreams_per_cluster",
-        "outage_grace",
-        "request_timeout",
-        "silence_timeout",
-    ];
-}
-
-/// `[plugins]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPlugins {
-    pub dir: Option<Value>,
-    pub cache_dir: Option<Value>,
-    pub call_deadline: Option<Value>,
-    pub memory_cap_mib: Option<Value>,
-}
-
-impl RawPlugins {
-    const FIELDS: &[&str] = &["dir", "cache_dir", "call_deadline", "memory_cap_mib"];
-}
-
-/// `[log]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLog {
-    pub filter: Option<Value>,
-    pub format: Option<Value>,
-}
-
-impl RawLog {
-    const FIELDS: &[&str] = &["filter", "format"];
-}
-
-/// `[graphql]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawGraphql {
-    pub init_timeout: Option<Value>,
-    pub max_operation_duration: Option<Value>,
-}
-
-impl RawGraphql {
-    const FIELDS: &[&str] = &["init_timeout", "max_operation_duration"];
-}
-
-/// `[auth]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawAuth {
-    pub mode: Option<Value>,
-    pub issuer: Option<Value>,
-    pub audience: Option<Value>,
-    pub algorithms: Option<Value>,
-    pub secret_file: Option<Value>,
-    pub public_key_files: Option<Value>,
-    pub jwks_file: Option<Value>,
-    pub leeway: Option<Value>,
-    pub cookie: Option<Value>,
-    pub query_token: Option<Value>,
-    pub groups_claim: Option<Value>,
-    pub admin_group: Option<Value>,
-    pub revocation_file: Option<Value>,
-    pub username_claim: Option<Value>,
-    pub rbac: Option<Value>,
-    pub rbac_ttl: Option<Value>,
-    pub protect_metrics: Option<Value>,
-}
-
-impl RawAuth {
-    const FIELDS: &[&str] = &[
-        "mode",
-        "issuer",
-        "audience",
-        "algorithms",
-        "secret_file",
-        "public_key_files",
-        "jwks_file",
-        "leeway",
-        "cookie",
-        "query_token",
-        "groups_claim",
-        "admin_group",
-        "revocation_file",
-        "username_claim",
-        "rbac",
-        "rbac_ttl",
-        "protect_metrics",
-    ];
-}
-
-/// The plain tables: section name and its keys. `clusters` is an array of tables.
-const TABLES: &[(&str, &[&str])] = &[
-    ("server", RawServer::FIELDS),
-    ("watch", RawWatch::FIELDS),
-    ("plugins", RawPlugins::FIELDS),
-    ("log", RawLog::FIELDS),
-    ("auth", RawAuth::FIELDS),
-    ("graphql", RawGraphql::FIELDS),
-];
 
 const CLUSTERS: &str = "clusters";
 
@@ -230,18 +105,27 @@ pub(super) fn parse(text: &str, origin: &Origin, problems: &mut Vec<Problem>) ->
         }
     };
     check_shape(&mut table, origin, problems);
-    match Value::Table(table).try_into() {
-        Ok(raw) => raw,
+    let clusters = match table.remove(CLUSTERS).map(Value::try_into).transpose() {
+        Ok(clusters) => clusters,
         Err(error) => {
-            // Unreachable while the FIELDS lists match the structs (a test checks that).
+            // Unreachable while RawCluster::FIELDS matches the struct (a test checks that).
             problems.push(Problem::whole_file(origin.clone(), error.message().trim().to_string()));
-            RawConfig::default()
+            None
         }
-    }
+    };
+    let sections = table
+        .into_iter()
+        .filter_map(|(section, value)| match value {
+            Value::Table(keys) => Some((section, keys)),
+            _ => None,
+        })
+        .collect();
+    RawConfig { sections, clusters }
 }
 
 /// Reports and removes unknown sections and keys, and sections of the wrong type.
 fn check_shape(table: &mut Table, origin: &Origin, problems: &mut Vec<Problem>) {
+    let tables = tables();
     let mut problem = |key: String, value: &Value, message: String| {
         problems.push(Problem {
             key,
@@ -254,7 +138,7 @@ fn check_shape(table: &mut Table, origin: &Origin, problems: &mut Vec<Problem>) 
         if section == CLUSTERS {
             return check_clusters(value, &mut problem);
         }
-        let Some((_, fields)) = TABLES.iter().find(|(name, _)| *name == section) else {
+        let Some((_, fields)) = tables.iter().find(|(name, _)| *name == section) else {
             let message = unknown_top_level(section);
             problem(section.to_string(), value, message);
             return false;
@@ -320,10 +204,10 @@ fn check_clusters(value: &mut Value, problem: &mut impl FnMut(String, &Value, St
 /// The message for an unknown top-level key: often a setting written above its
 /// section header, so point at the section that has it.
 fn unknown_top_level(name: &str) -> String {
-    if let Some((section, _)) = TABLES.iter().find(|(_, fields)| fields.contains(&name)) {
-        return format!("unknown section; `{name}` belongs under [{section}]");
+    if let Some(meta) = settings::SETTINGS.iter().find(|meta| meta.name() == name) {
+        return format!("unknown section; `{name}` belongs under [{}]", meta.section());
     }
-    let sections = TABLES.iter().map(|(section, _)| *section).chain([CLUSTERS]);
+    let sections = settings::sections().into_iter().chain([CLUSTERS]);
     match closest(name, sections) {
         Some(section) => format!("unknown section; did you mean {section}? ({SECTIONS_HINT})"),
         None => format!("unknown section; {SECTIONS_HINT}"),
@@ -384,29 +268,36 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    /// A table that sets every field of every section must deserialize: the FIELDS
-    /// lists and the structs agree.
+    /// A cluster that sets every field must deserialize: `RawCluster::FIELDS` and the
+    /// struct agree.
     #[test]
-    fn fields_lists_match_the_structs() {
-        let mut text = String::new();
-        for (section, fields) in TABLES {
-            text.push_str(&format!("[{section}]\n"));
-            for field in *fields {
-                text.push_str(&format!("{field} = 1\n"));
-            }
-        }
-        text.push_str("[[clusters]]\n");
+    fn cluster_fields_match_the_struct() {
+        let mut text = String::from("[[clusters]]\n");
         for field in RawCluster::FIELDS {
             text.push_str(&format!("{field} = 1\n"));
         }
-        let table: Table = text.parse().unwrap();
-        let raw: RawConfig = Value::Table(table).try_into().unwrap();
-        assert!(raw.server.unwrap().shutdown_grace.is_some());
-        assert!(raw.watch.unwrap().max_stream_duration.is_some());
-        assert!(raw.plugins.unwrap().memory_cap_mib.is_some());
-        assert!(raw.log.unwrap().format.is_some());
-        assert!(raw.auth.unwrap().revocation_file.is_some());
+        let mut problems = Vec::new();
+        let raw = parse(&text, &Origin::Default, &mut problems);
+        assert_eq!(problems, vec![]);
         assert!(raw.clusters.unwrap()[0].sim.is_some());
+    }
+
+    /// Every declared setting is a key its section accepts.
+    #[test]
+    fn every_setting_is_an_accepted_key() {
+        let mut text = String::new();
+        for section in settings::sections() {
+            text.push_str(&format!("[{section}]\n"));
+            for meta in settings::in_section(section) {
+                text.push_str(&format!("{} = 1\n", meta.name()));
+            }
+        }
+        let mut problems = Vec::new();
+        let raw = parse(&text, &Origin::Default, &mut problems);
+        assert_eq!(problems, vec![]);
+        for meta in settings::SETTINGS {
+            assert!(raw.get(meta.key).is_some(), "{}", meta.key);
+        }
     }
 
     #[test]

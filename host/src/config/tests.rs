@@ -780,57 +780,82 @@ fn the_process_env_source_reads_std_env() {
 }
 
 #[test]
-fn the_docs_list_every_variable_and_key() {
+fn the_docs_list_every_variable() {
     for var in ALL {
         assert!(
             DOCS.contains(&format!("`{var}`")),
             "{var} is missing from docs/operators/configuration.md"
         );
     }
-    for key in [
-        "[server] listen",
-        "[server] shutdown_grace",
-        "[server] trusted_proxies",
-        "[watch] streams",
-        "[watch] per_user_limit",
-        "[watch] linger",
-        "[watch] heartbeat",
-        "[watch] queue",
-        "[watch] ring",
-        "[watch] max_stream_duration",
-        "[watch] upstreams_per_user",
-        "[watch] upstreams_per_cluster",
-        "[watch] outage_grace",
-        "[watch] request_timeout",
-        "[watch] silence_timeout",
-        "[plugins] dir",
-        "[plugins] cache_dir",
-        "[plugins] call_deadline",
-        "[plugins] memory_cap_mib",
-        "[log] filter",
-        "[log] format",
-        "[auth] mode",
-        "[auth] issuer",
-        "[auth] audience",
-        "[auth] algorithms",
-        "[auth] secret_file",
-        "[auth] public_key_files",
-        "[auth] jwks_file",
-        "[auth] leeway",
-        "[auth] cookie",
-        "[auth] query_token",
-        "[auth] groups_claim",
-        "[auth] admin_group",
-        "[auth] revocation_file",
-        "[auth] username_claim",
-        "[auth] rbac",
-        "[auth] rbac_ttl",
-        "[auth] protect_metrics",
-    ] {
-        assert!(
-            DOCS.contains(&format!("`{key}`")),
-            "{key} is missing from docs/operators/configuration.md"
-        );
+}
+
+/// The key table in the docs is [`settings::docs_table`]; with `PERISCOPE_BLESS=1` a
+/// mismatch rewrites the docs instead of failing.
+#[test]
+fn the_docs_table_follows_the_settings() {
+    let expected = settings::docs_table();
+    let start = DOCS.find("| Key | Variable |").expect("the docs have the key table");
+    let end = start + DOCS[start..].find("\n\n").expect("a blank line ends the table") + 1;
+    let actual = &DOCS[start..end];
+    if actual == expected {
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operators/configuration.md");
+    if std::env::var_os("PERISCOPE_BLESS").is_some() {
+        let text = format!("{}{expected}{}", &DOCS[..start], &DOCS[end..]);
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let differ: Vec<String> = expected
+        .lines()
+        .zip(actual.lines().chain(std::iter::repeat("")))
+        .filter(|(want, got)| want != got)
+        .map(|(want, got)| format!("-  {got}\n+  {want}"))
+        .collect();
+    panic!(
+        "the key table of docs/operators/configuration.md is not the settings' table:\n{}\n\
+         If the settings are right, run: PERISCOPE_BLESS=1 cargo test -p periscope --lib config",
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn every_default_parses_and_matches_its_type() {
+    for meta in SETTINGS {
+        let Some(value) = meta.default_toml() else {
+            continue;
+        };
+        let fits = match meta.ty {
+            settings::Type::String | settings::Type::Duration => value.is_str(),
+            settings::Type::Integer { min, max } => value
+                .as_integer()
+                .and_then(|n| u64::try_from(n).ok())
+                .is_some_and(|n| n >= min && max.is_none_or(|max| n <= max)),
+            settings::Type::Boolean => value.is_bool(),
+            settings::Type::Strings => value.as_array().is_some_and(|items| items.iter().all(|i| i.is_str())),
+        };
+        assert!(fits, "the default of {} does not fit its type {:?}", meta.key, meta.ty);
+    }
+    // The typed defaults are what a config without file or variables holds.
+    let config = load_env(&[]).unwrap();
+    assert_eq!(config.watch.queue, settings::WATCH_QUEUE.default());
+    assert_eq!(config.plugins.memory_cap, settings::PLUGINS_MEMORY_CAP_MIB.default());
+    assert_eq!(settings::PLUGINS_DIR.default_value(), None);
+}
+
+#[test]
+fn every_variable_is_named_after_its_key() {
+    for meta in SETTINGS {
+        let section = meta.section().to_uppercase();
+        let name = meta.name().to_uppercase();
+        // `[server]` keys and `[log] filter` drop the section or the key, as operators
+        // know them from other services (PERISCOPE_LISTEN, PERISCOPE_LOG).
+        let allowed = [
+            format!("PERISCOPE_{section}_{name}"),
+            format!("PERISCOPE_{name}"),
+            format!("PERISCOPE_{section}"),
+        ];
+        assert!(allowed.contains(&meta.env.to_string()), "{} for {}", meta.env, meta.key);
     }
 }
 

@@ -12,17 +12,12 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::env::*;
-use super::raw::{RawAuth, RawCluster, RawConfig, closest, render};
+use super::raw::{RawCluster, RawConfig, closest, render};
+use super::settings::*;
 use super::{
     AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, GraphqlConfig, JWT_ALGORITHMS, LogConfig,
     LogFormat, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
-
-const MIB: u64 = 1 << 20;
-
-/// A 32-bit WebAssembly memory cannot grow past 4 GiB, so a larger cap means nothing.
-const MAX_MEMORY_CAP_MIB: u64 = 4096;
 
 /// Leeway only absorbs clock skew; more would let expired tokens live on.
 const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
@@ -33,246 +28,74 @@ const NOT_A_STRING: &str = "must be a string; put the value in quotes";
 /// settings are left at their defaults in the result, which the caller discards when
 /// there are problems.
 pub(super) fn validate(
-    raw: RawConfig,
+    mut raw: RawConfig,
     file: Option<&Path>,
     env: &dyn EnvSource,
     problems: &mut Vec<Problem>,
 ) -> Config {
+    let clusters = raw.clusters.take().unwrap_or_default();
     let mut layers = Layers {
         file_origin: file.map_or(Origin::Default, |path| Origin::File(path.to_path_buf())),
+        raw: &raw,
         env,
         problems,
     };
-    let server = raw.server.unwrap_or_default();
-    let watch = raw.watch.unwrap_or_default();
-    let plugins = raw.plugins.unwrap_or_default();
-    let log = raw.log.unwrap_or_default();
-    let auth = raw.auth.unwrap_or_default();
-
-    let listen = layers.setting(
-        "server.listen",
-        server.listen,
-        ENV_LISTEN,
-        default_listen(),
-        socket_addr,
-    );
-    let shutdown_grace = layers.setting(
-        "server.shutdown_grace",
-        server.shutdown_grace,
-        ENV_SHUTDOWN_GRACE,
-        Duration::from_secs(10),
-        duration,
-    );
-    let trusted_proxies = layers.setting(
-        "server.trusted_proxies",
-        server.trusted_proxies,
-        ENV_TRUSTED_PROXIES,
-        Vec::new(),
-        ip_networks,
-    );
-    let clusters = layers.clusters(raw.clusters.unwrap_or_default());
+    let listen = layers.value(&LISTEN);
+    let shutdown_grace = layers.value(&SHUTDOWN_GRACE);
+    let trusted_proxies = layers.value(&TRUSTED_PROXIES);
+    let clusters = layers.clusters(clusters);
 
     let watch = WatchConfig {
-        streams: layers.setting("watch.streams", watch.streams, ENV_WATCH_STREAMS, String::new(), string),
-        per_user_limit: layers
-            .setting(
-                "watch.per_user_limit",
-                watch.per_user_limit,
-                ENV_WATCH_PER_USER_LIMIT,
-                60,
-                |v| {
-                    whole(
-                        v,
-                        0,
-                        u64::from(u32::MAX),
-                        "must be a whole number >= 0 (0 disables the cap)",
-                    )
-                    .and_then(|n| u32::try_from(n).map_err(|_| "is too large".to_string()))
-                },
-            )
-            .value,
-        linger: layers
-            .setting(
-                "watch.linger",
-                watch.linger,
-                ENV_WATCH_LINGER,
-                Duration::from_secs(30),
-                duration,
-            )
-            .value,
-        heartbeat: layers
-            .setting(
-                "watch.heartbeat",
-                watch.heartbeat,
-                ENV_WATCH_HEARTBEAT,
-                Duration::from_secs(15),
-                |v| nonzero_duration(v, "a heartbeat keeps idle streams open through proxies (default 15s)"),
-            )
-            .value,
-        queue: layers
-            .setting("watch.queue", watch.queue, ENV_WATCH_QUEUE, 256, |v| {
-                count(
-                    v,
-                    "events buffered per subscriber before it is dropped as slow; default 256",
-                )
-            })
-            .value,
-        ring: layers
-            .setting("watch.ring", watch.ring, ENV_WATCH_RING, 1024, |v| {
-                count(v, "recent events kept for Last-Event-ID resume; default 1024")
-            })
-            .value,
-        max_stream_duration: layers
-            .setting(
-                "watch.max_stream_duration",
-                watch.max_stream_duration,
-                ENV_WATCH_MAX_STREAM_DURATION,
-                Duration::from_secs(5 * 60),
-                duration,
-            )
-            .value,
-        upstreams_per_user: layers
-            .setting(
-                "watch.upstreams_per_user",
-                watch.upstreams_per_user,
-                ENV_WATCH_UPSTREAMS_PER_USER,
-                16,
-                |v| cap(v, "upstream watches one user may start (default 16)"),
-            )
-            .value,
-        upstreams_per_cluster: layers
-            .setting(
-                "watch.upstreams_per_cluster",
-                watch.upstreams_per_cluster,
-                ENV_WATCH_UPSTREAMS_PER_CLUSTER,
-                256,
-                |v| cap(v, "upstream watches per cluster (default 256)"),
-            )
-            .value,
-        outage_grace: layers
-            .setting(
-                "watch.outage_grace",
-                watch.outage_grace,
-                ENV_WATCH_OUTAGE_GRACE,
-                Duration::from_secs(60),
-                duration,
-            )
-            .value,
-        request_timeout: layers
-            .setting(
-                "watch.request_timeout",
-                watch.request_timeout,
-                ENV_WATCH_REQUEST_TIMEOUT,
-                Duration::from_secs(30),
-                |v| nonzero_duration(v, "it bounds one list page or watch request (default 30s)"),
-            )
-            .value,
-        silence_timeout: layers
-            .setting(
-                "watch.silence_timeout",
-                watch.silence_timeout,
-                ENV_WATCH_SILENCE_TIMEOUT,
-                Duration::from_secs(90),
-                |v| {
-                    nonzero_duration(
-                        v,
-                        "a watch silent this long is re-opened; keep it above the apiserver's bookmark interval (default 90s)",
-                    )
-                },
-            )
-            .value,
+        streams: layers.setting(&WATCH_STREAMS),
+        per_user_limit: layers.value(&WATCH_PER_USER_LIMIT),
+        linger: layers.value(&WATCH_LINGER),
+        heartbeat: layers.value(&WATCH_HEARTBEAT),
+        queue: layers.value(&WATCH_QUEUE),
+        ring: layers.value(&WATCH_RING),
+        max_stream_duration: layers.value(&WATCH_MAX_STREAM_DURATION),
+        upstreams_per_user: layers.value(&WATCH_UPSTREAMS_PER_USER),
+        upstreams_per_cluster: layers.value(&WATCH_UPSTREAMS_PER_CLUSTER),
+        outage_grace: layers.value(&WATCH_OUTAGE_GRACE),
+        request_timeout: layers.value(&WATCH_REQUEST_TIMEOUT),
+        silence_timeout: layers.value(&WATCH_SILENCE_TIMEOUT),
     };
 
     let plugins = PluginsConfig {
-        dir: layers.optional("plugins.dir", plugins.dir, ENV_PLUGINS_DIR, path),
-        cache_dir: layers.optional("plugins.cache_dir", plugins.cache_dir, ENV_PLUGINS_CACHE_DIR, path),
-        call_deadline: layers
-            .setting(
-                "plugins.call_deadline",
-                plugins.call_deadline,
-                ENV_PLUGINS_CALL_DEADLINE,
-                Duration::from_secs(1),
-                |v| nonzero_duration(v, "it bounds how long one plugin call may run (default 1s)"),
-            )
-            .value,
-        memory_cap: layers
-            .setting(
-                "plugins.memory_cap_mib",
-                plugins.memory_cap_mib,
-                ENV_PLUGINS_MEMORY_CAP_MIB,
-                64 * MIB,
-                |v| {
-                    whole(
-                        v,
-                        1,
-                        MAX_MEMORY_CAP_MIB,
-                        "must be a whole number of MiB >= 1 (default 64)",
-                    )
-                    .map(|mib| mib * MIB)
-                },
-            )
-            .value,
+        dir: layers.optional(&PLUGINS_DIR),
+        cache_dir: layers.optional(&PLUGINS_CACHE_DIR),
+        call_deadline: layers.value(&PLUGINS_CALL_DEADLINE),
+        memory_cap: layers.value(&PLUGINS_MEMORY_CAP_MIB),
     };
 
     let log = LogConfig {
-        filter: layers
-            .setting(
-                "log.filter",
-                log.filter,
-                ENV_LOG,
-                "warn,periscope=info".to_string(),
-                log_filter,
-            )
-            .value,
-        format: layers
-            .setting("log.format", log.format, ENV_LOG_FORMAT, LogFormat::Plain, log_format)
-            .value,
+        filter: layers.value(&LOG_FILTER),
+        format: layers.value(&LOG_FORMAT),
     };
 
-    let auth = layers.auth(auth);
+    let auth = layers.auth();
 
-    let graphql = raw.graphql.unwrap_or_default();
     let graphql = GraphqlConfig {
-        init_timeout: layers
-            .setting(
-                "graphql.init_timeout",
-                graphql.init_timeout,
-                ENV_GRAPHQL_INIT_TIMEOUT,
-                Duration::from_secs(3),
-                |v| nonzero_duration(v, "clients get this long to send connection_init (default 3s)"),
-            )
-            .value,
-        max_operation_duration: layers
-            .setting(
-                "graphql.max_operation_duration",
-                graphql.max_operation_duration,
-                ENV_GRAPHQL_MAX_OPERATION_DURATION,
-                Duration::from_secs(5 * 60),
-                duration,
-            )
-            .value,
+        init_timeout: layers.value(&GRAPHQL_INIT_TIMEOUT),
+        max_operation_duration: layers.value(&GRAPHQL_MAX_OPERATION_DURATION),
     };
 
     Config {
-        listen: listen.value,
+        listen,
         clusters,
         watch,
         plugins,
         log,
         auth,
         graphql,
-        shutdown_grace: shutdown_grace.value,
-        trusted_proxies: trusted_proxies.value,
+        shutdown_grace,
+        trusted_proxies,
     }
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
 /// The layers a setting can come from, and the problems found so far.
 struct Layers<'a> {
     file_origin: Origin,
+    raw: &'a RawConfig,
     env: &'a dyn EnvSource,
     problems: &'a mut Vec<Problem>,
 }
@@ -285,51 +108,45 @@ struct Input {
 
 impl Layers<'_> {
     /// The variable if set (even to ""), else the file's value.
-    fn input(&self, file_value: Option<Value>, var: &'static str) -> Option<Input> {
-        match self.env.get(var) {
+    fn input(&self, meta: &Meta) -> Option<Input> {
+        match self.env.get(meta.env) {
             Some(text) => Some(Input {
                 value: Value::String(text),
-                origin: Origin::Env(var),
+                origin: Origin::Env(meta.env),
             }),
-            None => file_value.map(|value| Input {
-                value,
+            None => self.raw.get(meta.key).map(|value| Input {
+                value: value.clone(),
                 origin: self.file_origin.clone(),
             }),
         }
     }
 
     /// A setting with a default; an invalid value is recorded and the default stands in.
-    fn setting<T>(
-        &mut self,
-        key: &str,
-        file_value: Option<Value>,
-        var: &'static str,
-        default: T,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Sourced<T> {
-        let Some(input) = self.input(file_value, var) else {
+    fn setting<T>(&mut self, setting: &Setting<T>) -> Sourced<T> {
+        let Some(input) = self.input(&setting.meta) else {
             return Sourced {
-                value: default,
+                value: setting.default(),
                 origin: Origin::Default,
             };
         };
-        let value = self.check(key, &input, parse).unwrap_or(default);
+        let value = self
+            .check(setting.meta.key, &input, setting.parse)
+            .unwrap_or_else(|| setting.default());
         Sourced {
             value,
             origin: input.origin,
         }
     }
 
+    /// The value of a setting with a default.
+    fn value<T>(&mut self, setting: &Setting<T>) -> T {
+        self.setting(setting).value
+    }
+
     /// A setting that is absent unless set.
-    fn optional<T>(
-        &mut self,
-        key: &str,
-        file_value: Option<Value>,
-        var: &'static str,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Option<T> {
-        let input = self.input(file_value, var)?;
-        self.check(key, &input, parse)
+    fn optional<T>(&mut self, setting: &Setting<T>) -> Option<T> {
+        let input = self.input(&setting.meta)?;
+        self.check(setting.meta.key, &input, setting.parse)
     }
 
     fn check<T>(&mut self, key: &str, input: &Input, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
@@ -352,134 +169,46 @@ impl Layers<'_> {
     }
 
     /// Where a setting's value comes from, or `None` when it is not set; valid or not.
-    fn origin(&self, file_value: &Option<Value>, var: &'static str) -> Option<Origin> {
-        if self.env.get(var).is_some() {
-            Some(Origin::Env(var))
-        } else {
-            file_value.as_ref().map(|_| self.file_origin.clone())
-        }
+    fn origin<T>(&self, setting: &Setting<T>) -> Option<Origin> {
+        self.input(&setting.meta).map(|input| input.origin)
     }
 
     /// `[auth]`: every setting, then (in `jwt` mode) that the algorithms have keys.
-    fn auth(&mut self, raw: RawAuth) -> AuthConfig {
+    fn auth(&mut self) -> AuthConfig {
         // Presence, valid or not: an invalid key setting is reported once, as itself,
         // not again as "missing".
-        let has_secret = self.origin(&raw.secret_file, ENV_AUTH_SECRET_FILE);
-        let has_jwks = self.origin(&raw.jwks_file, ENV_AUTH_JWKS_FILE).is_some();
+        let has_secret = self.origin(&AUTH_SECRET_FILE);
+        let has_jwks = self.origin(&AUTH_JWKS_FILE).is_some();
         // The algorithms as written, for problems about them as a whole.
         let algorithms_written = self
-            .env
-            .get(ENV_AUTH_ALGORITHMS)
-            .or_else(|| raw.algorithms.as_ref().map(render))
-            .unwrap_or_else(|| "RS256".to_string());
+            .input(&AUTH_ALGORITHMS.meta)
+            .map_or_else(|| "RS256".to_string(), |input| render(&input.value));
         let problems_before = self.problems.len();
-        let algorithms = self.setting(
-            "auth.algorithms",
-            raw.algorithms,
-            ENV_AUTH_ALGORITHMS,
-            vec!["RS256".to_string()],
-            algorithms,
-        );
+        let algorithms = self.setting(&AUTH_ALGORITHMS);
         let algorithms_valid = self.problems.len() == problems_before;
-        let mode = self.setting("auth.mode", raw.mode, ENV_AUTH_MODE, AuthMode::None, auth_mode);
+        let mode = self.setting(&AUTH_MODE);
         let problems_before = self.problems.len();
-        let public_key_files = self
-            .setting(
-                "auth.public_key_files",
-                raw.public_key_files,
-                ENV_AUTH_PUBLIC_KEY_FILES,
-                Vec::new(),
-                paths,
-            )
-            .value;
+        let public_key_files = self.value(&AUTH_PUBLIC_KEY_FILES);
         // An empty list (`[]`, or the variable set to "") names no key.
         let has_public_keys = !public_key_files.is_empty() || self.problems.len() > problems_before;
         let config = AuthConfig {
             mode: mode.value,
-            issuer: self.optional("auth.issuer", raw.issuer, ENV_AUTH_ISSUER, non_empty),
-            audience: self.optional("auth.audience", raw.audience, ENV_AUTH_AUDIENCE, non_empty),
+            issuer: self.optional(&AUTH_ISSUER),
+            audience: self.optional(&AUTH_AUDIENCE),
             algorithms: algorithms.value.clone(),
-            secret_file: self.optional("auth.secret_file", raw.secret_file, ENV_AUTH_SECRET_FILE, path),
+            secret_file: self.optional(&AUTH_SECRET_FILE),
             public_key_files: public_key_files.clone(),
-            jwks_file: self.optional("auth.jwks_file", raw.jwks_file, ENV_AUTH_JWKS_FILE, path),
-            leeway: self
-                .setting(
-                    "auth.leeway",
-                    raw.leeway,
-                    ENV_AUTH_LEEWAY,
-                    Duration::from_secs(30),
-                    leeway,
-                )
-                .value,
-            cookie: self
-                .setting(
-                    "auth.cookie",
-                    raw.cookie,
-                    ENV_AUTH_COOKIE,
-                    "periscope_token".to_string(),
-                    cookie_name,
-                )
-                .value,
-            query_token: self
-                .setting("auth.query_token", raw.query_token, ENV_AUTH_QUERY_TOKEN, false, |v| {
-                    flag(
-                        v,
-                        "whether a token is also accepted as ?access_token= in the URL; default false",
-                    )
-                })
-                .value,
-            groups_claim: self
-                .setting(
-                    "auth.groups_claim",
-                    raw.groups_claim,
-                    ENV_AUTH_GROUPS_CLAIM,
-                    "groups".to_string(),
-                    non_empty,
-                )
-                .value,
-            admin_group: self.optional("auth.admin_group", raw.admin_group, ENV_AUTH_ADMIN_GROUP, non_empty),
-            revocation_file: self.optional(
-                "auth.revocation_file",
-                raw.revocation_file,
-                ENV_AUTH_REVOCATION_FILE,
-                path,
-            ),
-            username_claim: self
-                .setting(
-                    "auth.username_claim",
-                    raw.username_claim,
-                    ENV_AUTH_USERNAME_CLAIM,
-                    "sub".to_string(),
-                    non_empty,
-                )
-                .value,
-            rbac: self
-                .setting(
-                    "auth.rbac",
-                    raw.rbac,
-                    ENV_AUTH_RBAC,
-                    RbacMode::SubjectAccessReview,
-                    rbac_mode,
-                )
-                .value,
-            rbac_ttl: self
-                .setting(
-                    "auth.rbac_ttl",
-                    raw.rbac_ttl,
-                    ENV_AUTH_RBAC_TTL,
-                    Duration::from_secs(30),
-                    |v| nonzero_duration(v, "RBAC decisions are cached this long (default 30s)"),
-                )
-                .value,
-            protect_metrics: self
-                .setting(
-                    "auth.protect_metrics",
-                    raw.protect_metrics,
-                    ENV_AUTH_PROTECT_METRICS,
-                    false,
-                    |v| flag(v, "whether /metrics needs a token in jwt mode; default false"),
-                )
-                .value,
+            jwks_file: self.optional(&AUTH_JWKS_FILE),
+            leeway: self.value(&AUTH_LEEWAY),
+            cookie: self.value(&AUTH_COOKIE),
+            query_token: self.value(&AUTH_QUERY_TOKEN),
+            groups_claim: self.value(&AUTH_GROUPS_CLAIM),
+            admin_group: self.optional(&AUTH_ADMIN_GROUP),
+            revocation_file: self.optional(&AUTH_REVOCATION_FILE),
+            username_claim: self.value(&AUTH_USERNAME_CLAIM),
+            rbac: self.value(&AUTH_RBAC),
+            rbac_ttl: self.value(&AUTH_RBAC_TTL),
+            protect_metrics: self.value(&AUTH_PROTECT_METRICS),
         };
         // With mode = "none" the key settings are ignored, so they cannot be wrong.
         if config.mode != AuthMode::Jwt {
@@ -685,14 +414,14 @@ impl Layers<'_> {
 
 // === parsers: raw value → typed value, or the message of a problem ===
 
-fn string(value: &Value) -> Result<String, String> {
+pub(super) fn string(value: &Value) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         _ => Err(NOT_A_STRING.to_string()),
     }
 }
 
-fn non_empty(value: &Value) -> Result<String, String> {
+pub(super) fn non_empty(value: &Value) -> Result<String, String> {
     let s = string(value)?;
     if s.is_empty() {
         return Err("is empty; set a value, or leave the key out".to_string());
@@ -700,7 +429,7 @@ fn non_empty(value: &Value) -> Result<String, String> {
     Ok(s)
 }
 
-fn path(value: &Value) -> Result<PathBuf, String> {
+pub(super) fn path(value: &Value) -> Result<PathBuf, String> {
     let s = string(value)?;
     if s.is_empty() {
         return Err("is empty; set a path, or leave the setting out to use the default".to_string());
@@ -715,7 +444,7 @@ fn boolean(value: &Value) -> Result<bool, String> {
     }
 }
 
-fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
+pub(super) fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
     string(value)?.parse().map_err(|_| {
         "must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" \
          (host names are not resolved)"
@@ -723,7 +452,7 @@ fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
     })
 }
 
-fn duration(value: &Value) -> Result<Duration, String> {
+pub(super) fn duration(value: &Value) -> Result<Duration, String> {
     const EXAMPLES: &str = "such as \"30s\", \"1m30s\" or \"500ms\"";
     match value {
         Value::String(s) => humantime::parse_duration(s).map_err(|e| format!("must be a duration {EXAMPLES} ({e})")),
@@ -732,7 +461,7 @@ fn duration(value: &Value) -> Result<Duration, String> {
     }
 }
 
-fn nonzero_duration(value: &Value, why: &str) -> Result<Duration, String> {
+pub(super) fn nonzero_duration(value: &Value, why: &str) -> Result<Duration, String> {
     let duration = duration(value)?;
     if duration.is_zero() {
         return Err(format!("must be longer than 0s; {why}"));
@@ -742,7 +471,7 @@ fn nonzero_duration(value: &Value, why: &str) -> Result<Duration, String> {
 
 /// A whole number in `min..=max`, written as a TOML integer or as a string of digits
 /// (what an environment variable holds). Anything else gets the message `rule`.
-fn whole(value: &Value, min: u64, max: u64, rule: &str) -> Result<u64, String> {
+pub(super) fn whole(value: &Value, min: u64, max: u64, rule: &str) -> Result<u64, String> {
     let n = match value {
         Value::Integer(i) => Some(i128::from(*i)),
         Value::String(s) => s.parse::<i128>().ok(),
@@ -756,14 +485,14 @@ fn whole(value: &Value, min: u64, max: u64, rule: &str) -> Result<u64, String> {
 }
 
 /// A count of at least one.
-fn count(value: &Value, what: &str) -> Result<usize, String> {
+pub(super) fn count(value: &Value, what: &str) -> Result<usize, String> {
     let rule = format!("must be a whole number >= 1 ({what})");
     let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
     let n = whole(value, 1, max, &rule)?;
     usize::try_from(n).map_err(|_| rule)
 }
 
-fn log_filter(value: &Value) -> Result<String, String> {
+pub(super) fn log_filter(value: &Value) -> Result<String, String> {
     let filter = string(value)?;
     match tracing_subscriber::EnvFilter::try_new(&filter) {
         Ok(_) => Ok(filter),
@@ -773,7 +502,7 @@ fn log_filter(value: &Value) -> Result<String, String> {
     }
 }
 
-fn log_format(value: &Value) -> Result<LogFormat, String> {
+pub(super) fn log_format(value: &Value) -> Result<LogFormat, String> {
     match string(value)?.as_str() {
         "plain" => Ok(LogFormat::Plain),
         "json" => Ok(LogFormat::Json),
@@ -819,7 +548,7 @@ fn scenario(value: &Value) -> Result<String, String> {
     Ok(name)
 }
 
-fn auth_mode(value: &Value) -> Result<AuthMode, String> {
+pub(super) fn auth_mode(value: &Value) -> Result<AuthMode, String> {
     match string(value)?.as_str() {
         "none" => Ok(AuthMode::None),
         "jwt" => Ok(AuthMode::Jwt),
@@ -828,7 +557,7 @@ fn auth_mode(value: &Value) -> Result<AuthMode, String> {
 }
 
 /// Addresses (`10.0.0.1`, a single host) or CIDR ranges (`10.0.0.0/8`).
-fn ip_networks(value: &Value) -> Result<Vec<ipnet::IpNet>, String> {
+pub(super) fn ip_networks(value: &Value) -> Result<Vec<ipnet::IpNet>, String> {
     list(value)?
         .iter()
         .map(|item| {
@@ -841,7 +570,7 @@ fn ip_networks(value: &Value) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
-fn rbac_mode(value: &Value) -> Result<RbacMode, String> {
+pub(super) fn rbac_mode(value: &Value) -> Result<RbacMode, String> {
     match string(value)?.as_str() {
         "subjectaccessreview" => Ok(RbacMode::SubjectAccessReview),
         "off" => Ok(RbacMode::Off),
@@ -854,7 +583,7 @@ fn rbac_mode(value: &Value) -> Result<RbacMode, String> {
 }
 
 /// A cap: a whole number >= 0 that fits a `u32`, where 0 disables it.
-fn cap(value: &Value, what: &str) -> Result<u32, String> {
+pub(super) fn cap(value: &Value, what: &str) -> Result<u32, String> {
     let rule = format!("must be a whole number >= 0 ({what}; 0 disables the cap)");
     let n = whole(value, 0, u64::from(u32::MAX), &rule)?;
     u32::try_from(n).map_err(|_| rule)
@@ -882,7 +611,7 @@ fn list(value: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
+pub(super) fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
     let items = list(value)?;
     if items.iter().any(String::is_empty) {
         return Err("has an empty path; remove it, or set a path".to_string());
@@ -890,7 +619,7 @@ fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
     Ok(items.into_iter().map(PathBuf::from).collect())
 }
 
-fn algorithms(value: &Value) -> Result<Vec<String>, String> {
+pub(super) fn algorithms(value: &Value) -> Result<Vec<String>, String> {
     let items = list(value)?;
     if items.is_empty() {
         return Err("must name at least one signing algorithm, such as \"RS256\" (the default)".to_string());
@@ -920,7 +649,7 @@ fn algorithms(value: &Value) -> Result<Vec<String>, String> {
     Ok(items)
 }
 
-fn leeway(value: &Value) -> Result<Duration, String> {
+pub(super) fn leeway(value: &Value) -> Result<Duration, String> {
     let leeway = duration(value)?;
     if leeway > MAX_LEEWAY {
         return Err(
@@ -933,7 +662,7 @@ fn leeway(value: &Value) -> Result<Duration, String> {
 }
 
 /// A cookie name: an RFC 6265 token (visible ASCII except separators).
-fn cookie_name(value: &Value) -> Result<String, String> {
+pub(super) fn cookie_name(value: &Value) -> Result<String, String> {
     let name = string(value)?;
     let token = name
         .bytes()
@@ -949,7 +678,7 @@ fn cookie_name(value: &Value) -> Result<String, String> {
 }
 
 /// `true` or `false`, as a TOML boolean or a string (what a variable holds).
-fn flag(value: &Value, what: &str) -> Result<bool, String> {
+pub(super) fn flag(value: &Value, what: &str) -> Result<bool, String> {
     match value {
         Value::Boolean(b) => Ok(*b),
         Value::String(s) if s == "true" => Ok(true),

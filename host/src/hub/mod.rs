@@ -113,17 +113,22 @@ pub struct HubOptions {
     pub watch_silence: Duration,
 }
 
+/// The defaults of the `[watch]` settings, declared once in [`crate::config::settings`].
 impl Default for HubOptions {
     fn default() -> Self {
+        use crate::config::settings::{
+            WATCH_LINGER, WATCH_OUTAGE_GRACE, WATCH_QUEUE, WATCH_REQUEST_TIMEOUT, WATCH_RING, WATCH_SILENCE_TIMEOUT,
+            WATCH_UPSTREAMS_PER_CLUSTER, WATCH_UPSTREAMS_PER_USER,
+        };
         HubOptions {
-            linger: Duration::from_secs(30),
-            queue: 256,
-            ring: 1024,
-            upstreams_per_user: 16,
-            upstreams_per_cluster: 256,
-            outage_grace: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(30),
-            watch_silence: Duration::from_secs(90),
+            linger: WATCH_LINGER.default(),
+            queue: WATCH_QUEUE.default(),
+            ring: WATCH_RING.default(),
+            upstreams_per_user: WATCH_UPSTREAMS_PER_USER.default(),
+            upstreams_per_cluster: WATCH_UPSTREAMS_PER_CLUSTER.default(),
+            outage_grace: WATCH_OUTAGE_GRACE.default(),
+            request_timeout: WATCH_REQUEST_TIMEOUT.default(),
+            watch_silence: WATCH_SILENCE_TIMEOUT.default(),
         }
     }
 }

@@ -88,8 +88,10 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            call_deadline: Duration::from_secs(1),
-            memory_cap: 64 << 20,
+            // Declared once with the `[plugins]` settings.
+            call_deadline: crate::config::settings::PLUGINS_CALL_DEADLINE.default(),
+            memory_cap: usize::try_from(crate::config::settings::PLUGINS_MEMORY_CAP_MIB.default())
+                .unwrap_or(usize::MAX),
             recycle_above: 32 << 20,
             max_idle_instances: 4,
             batch_chunk: 256,
