@@ -4,8 +4,8 @@
 # playwright-core is the Playwright library without any browser download: the tests
 # launch /usr/bin/chromium themselves (tests/browser/lib.mjs), so nothing fetches a
 # browser build at install or run time. The npm packages go into tests/browser/node_modules
-# from the committed package-lock.json (`npm ci`). Running it again when both are present
-# is a no-op.
+# from the committed package-lock.json (scripts/install-node-tools.sh runs `npm ci`).
+# Running it again when both are present is a no-op.
 #
 # Usage: scripts/install-browser.sh        # as root, or with sudo for apt-get
 # Tests find chromium through $PERISCOPE_CHROMIUM, else /usr/bin/chromium.
@@ -34,23 +34,4 @@ if [[ ! -x "$CHROMIUM" ]]; then
 fi
 echo "chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo "version unknown"))"
 
-if ! command -v npm >/dev/null 2>&1; then
-    echo "error: npm is required for playwright-core (e.g. apt-get install nodejs npm)" >&2
-    exit 1
-fi
-# Installed and at the version package.json pins: nothing to do (and no registry call).
-installed_matches() {
-    node -e '
-        const dir = process.argv[1];
-        const want = require(dir + "/package.json").dependencies["playwright-core"];
-        const have = require(dir + "/node_modules/playwright-core/package.json").version;
-        process.exit(want === have ? 0 : 1);
-    ' "$BROWSER_DIR" 2>/dev/null
-}
-if ! installed_matches; then
-    echo "installing playwright-core: npm ci in $BROWSER_DIR" >&2
-    # playwright-core has no install script; the variable is a second guard against a
-    # browser download should a future version grow one.
-    (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
-fi
-echo "playwright-core: $(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
+"$ROOT/scripts/install-node-tools.sh" tests/browser

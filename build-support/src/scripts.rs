@@ -1,6 +1,7 @@
 //! Runs the workspace's install scripts (`scripts/*.sh`) on first use, for tests that
 //! need tools from outside Cargo: kubectl and helm (`install-tools.sh`), chromium and
-//! playwright-core (`install-browser.sh`).
+//! playwright-core (`install-browser.sh`), the npm packages of the Node-driven tests
+//! (`install-node-tools.sh`).
 //!
 //! Each script runs at most once per process, whatever the number of tests asking, so
 //! `cargo test --workspace` works on a fresh clone without a separate setup step.

@@ -4,7 +4,7 @@
 //! to exit codes. Every Kubernetes kind is a WebAssembly component loaded by
 //! [`plugin`]; the host itself knows no kind. Data flows one way: [`cluster`] clients
 //! feed the [`hub`]'s upstreams, which map objects through [`plugin`]s and fan frames
-//! out to the [`http`] transports. [`serve`] builds it all from a [`config::Config`].
+//! out to the [`transport`]s ([`http`] serves them). [`serve`] builds it all from a [`config::Config`].
 //! [`web`] is the live page at `/`.
 
 pub mod auth;
@@ -21,4 +21,5 @@ pub mod plugin;
 pub mod scaffold;
 pub mod serve;
 pub mod snapshot;
+pub mod transport;
 pub mod web;

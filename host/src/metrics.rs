@@ -10,6 +10,8 @@
 //! | `periscope_rate_limited_total` | transport |
 //! | `periscope_plugin_calls_total`, `periscope_plugin_faults_total` | kind |
 //! | `periscope_plugin_call_duration_seconds` (histogram) | kind |
+//! | `periscope_graphql_sockets` | (none): open `/graphqlws` sockets |
+//! | `periscope_graphql_closes_total` | code: sockets the server closed, by close code |
 //! | `periscope_build_info` | version, commit |
 
 use std::time::Duration;
@@ -66,6 +68,13 @@ pub struct Metrics {
     rbac_denied: Family<ClusterKind, Counter>,
     upstreams_refused: Family<Scope, Counter>,
     upstream_outages: Family<ClusterKind, Gauge>,
+    graphql_sockets: Gauge,
+    graphql_closes: Family<Code, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Code {
+    code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,6 +175,14 @@ impl Metrics {
             "Upstreams failing within watch.outage_grace (streams held open on the last good state)",
             upstream_outages.clone(),
         );
+        let graphql_sockets = Gauge::default();
+        registry.register("graphql_sockets", "Open /graphqlws sockets", graphql_sockets.clone());
+        let graphql_closes = Family::<Code, Counter>::default();
+        registry.register(
+            "graphql_closes",
+            "/graphqlws sockets the server closed, by close code",
+            graphql_closes.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -190,6 +207,8 @@ impl Metrics {
             rbac_denied,
             upstreams_refused,
             upstream_outages,
+            graphql_sockets,
+            graphql_closes,
         }
     }
 
@@ -287,6 +306,18 @@ impl Metrics {
         self.upstream_outages
             .get_or_create(&Self::ck(cluster, kind))
             .inc_by(delta);
+    }
+
+    /// A `/graphqlws` socket opened (`+1`) or closed (`-1`).
+    pub fn graphql_socket(&self, delta: i64) {
+        self.graphql_sockets.inc_by(delta);
+    }
+
+    /// The server closed a `/graphqlws` socket with `code`.
+    pub fn graphql_close(&self, code: u16) {
+        self.graphql_closes
+            .get_or_create(&Code { code: code.to_string() })
+            .inc();
     }
 
     /// A plugin call finished (the runtime's call observer).

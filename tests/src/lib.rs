@@ -274,13 +274,9 @@ pub mod tools {
     }
 }
 
-/// Browser tests: Playwright scripts in `tests/browser/` (playwright-core, never a
-/// downloaded browser) driving Debian's chromium against a served periscope.
-///
-/// [`run_script`] installs both on first use with `scripts/install-browser.sh`, the way
-/// the sim's kubectl tests install kubectl, and runs `node tests/browser/<script> <url>`.
-/// A script exits non-zero with a message naming the step that failed.
-pub mod browser {
+/// Node scripts the tests run: a script prints one `ok: <step>` line per step and exits
+/// non-zero with a message naming the step that failed.
+pub mod node {
     use std::process::{ExitStatus, Stdio};
     use std::time::Duration;
 
@@ -295,13 +291,13 @@ pub mod browser {
     /// What a script printed and how it ended.
     #[derive(Debug)]
     pub struct ScriptRun {
-        /// The script, as run (`tests/browser/<name> <args>`).
+        /// The script, as run (`node tests/<dir>/<name> <args>`).
         pub command: String,
         /// Its exit status; `None` when it overran [`deadline`] and was killed.
         pub status: Option<ExitStatus>,
         /// Its standard output (one `ok: <step>` line per step).
         pub stdout: String,
-        /// Its standard error (the failure and the page's state).
+        /// Its standard error (the failure).
         pub stderr: String,
     }
 
@@ -324,25 +320,15 @@ pub mod browser {
         }
     }
 
-    /// Installs chromium and playwright-core when this process has not checked yet;
-    /// panics with the install script's verdict when that fails.
-    pub fn ensure_installed() {
-        if let Err(message) = periscope_build_support::scripts::run_once("install-browser.sh") {
-            panic!("the browser tests need chromium and playwright-core: {message}");
-        }
-    }
-
-    /// Runs `node tests/browser/<script> <url> <args>` (after [`ensure_installed`]) and
-    /// returns what it printed; `PERISCOPE_CHROMIUM` and `PERISCOPE_TEST_PATIENCE_MS`
-    /// pass through to it.
-    pub async fn run_script(script: &str, url: &str, args: &[&str]) -> ScriptRun {
-        ensure_installed();
-        let dir = crate::workspace_root().join("tests/browser");
-        let command = format!("node tests/browser/{script} {url} {}", args.join(" "));
+    /// Runs `node <dir>/<script> <args>` from `<dir>` (a workspace path such as
+    /// `tests/graphql`) and returns what it printed; `PERISCOPE_TEST_PATIENCE_MS` and
+    /// the rest of the environment pass through to it.
+    pub async fn run(dir: &str, script: &str, args: &[&str]) -> ScriptRun {
+        let dir = crate::workspace_root().join(dir);
+        let command = format!("node {}/{script} {}", dir.display(), args.join(" "));
         let child = tokio::process::Command::new("node")
             .current_dir(&dir)
             .arg(dir.join(script))
-            .arg(url)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -368,5 +354,52 @@ pub mod browser {
                 stderr: String::new(),
             },
         }
+    }
+}
+
+/// Browser tests: Playwright scripts in `tests/browser/` (playwright-core, never a
+/// downloaded browser) driving Debian's chromium against a served periscope.
+///
+/// [`run_script`] installs both on first use with `scripts/install-browser.sh`, the way
+/// the sim's kubectl tests install kubectl, and runs `node tests/browser/<script> <url>`.
+pub mod browser {
+    pub use crate::node::{ScriptRun, deadline};
+
+    /// Installs chromium and playwright-core when this process has not checked yet;
+    /// panics with the install script's verdict when that fails.
+    pub fn ensure_installed() {
+        if let Err(message) = periscope_build_support::scripts::run_once("install-browser.sh") {
+            panic!("the browser tests need chromium and playwright-core: {message}");
+        }
+    }
+
+    /// Runs `node tests/browser/<script> <url> <args>` (after [`ensure_installed`]) and
+    /// returns what it printed; `PERISCOPE_CHROMIUM` and `PERISCOPE_TEST_PATIENCE_MS`
+    /// pass through to it.
+    pub async fn run_script(script: &str, url: &str, args: &[&str]) -> ScriptRun {
+        ensure_installed();
+        let mut all = vec![url];
+        all.extend_from_slice(args);
+        crate::node::run("tests/browser", script, &all).await
+    }
+}
+
+/// `/graphqlws` tests: scripts in `tests/graphql/` driving the server with the
+/// reference client (`graphql-ws`) and raw frames (`ws`), installed on first use by
+/// `scripts/install-node-tools.sh`.
+pub mod graphql {
+    pub use crate::node::ScriptRun;
+
+    /// Installs the pinned npm packages when this process has not checked yet.
+    pub fn ensure_installed() {
+        if let Err(message) = periscope_build_support::scripts::run_once("install-node-tools.sh") {
+            panic!("the graphql tests need graphql-ws, ws and graphql: {message}");
+        }
+    }
+
+    /// Runs `node tests/graphql/<script> <args>` (after [`ensure_installed`]).
+    pub async fn run_script(script: &str, args: &[&str]) -> ScriptRun {
+        ensure_installed();
+        crate::node::run("tests/graphql", script, args).await
     }
 }

@@ -323,6 +323,12 @@ impl Authenticator {
         })
     }
 
+    /// The token of a request's headers (`Authorization: Bearer`, else the cookie),
+    /// for transports that verify it later (`/graphqlws` at `connection_init`).
+    pub fn request_token(&self, headers: &HeaderMap) -> Option<String> {
+        self.token(headers, None)
+    }
+
     fn token(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)

@@ -57,9 +57,10 @@ pub use settings::{
     ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE, ENV_AUTH_GROUPS_CLAIM,
     ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PROTECT_METRICS,
     ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL, ENV_AUTH_REVOCATION_FILE,
-    ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT,
-    ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE,
-    ENV_TRUSTED_PROXIES, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE,
+    ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_GRAPHQL_INIT_TIMEOUT,
+    ENV_GRAPHQL_MAX_OPERATION_DURATION, ENV_LISTEN, ENV_LOG, ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR,
+    ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES,
+    ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE,
     ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE, ENV_WATCH_REQUEST_TIMEOUT, ENV_WATCH_RING, ENV_WATCH_SILENCE_TIMEOUT,
     ENV_WATCH_STREAMS, ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, SETTINGS,
 };
@@ -114,6 +115,8 @@ pub struct Config {
     pub log: LogConfig,
     /// How requests are authenticated.
     pub auth: AuthConfig,
+    /// GraphQL over WebSocket (`/graphqlws`).
+    pub graphql: GraphqlConfig,
     /// How long open streams get to finish on shutdown (`[server] shutdown_grace`,
     /// default 10s).
     pub shutdown_grace: Duration,
@@ -185,6 +188,17 @@ pub struct WatchConfig {
     pub request_timeout: Duration,
     /// A watch silent this long, not even a bookmark, is re-opened (default 90s).
     pub silence_timeout: Duration,
+}
+
+/// `[graphql]`: GraphQL over WebSocket (`/graphqlws`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphqlConfig {
+    /// How long a client has to send `connection_init` before the socket is closed
+    /// with 4408 (default 3s; never 0).
+    pub init_timeout: Duration,
+    /// Each operation ends with `complete` after this long, and clients subscribe
+    /// again (default 5m); [`Duration::ZERO`] disables the limit.
+    pub max_operation_duration: Duration,
 }
 
 /// `[plugins]`: kind plugins.

@@ -62,7 +62,7 @@ fn tables() -> Vec<(&'static str, Vec<&'static str>)> {
 
 const CLUSTERS: &str = "clusters";
 
-const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins], [log] and [auth]";
+const SECTIONS_HINT: &str = "the sections are [server], [[clusters]], [watch], [plugins], [log], [auth] and [graphql]";
 
 /// Reads and parses `path`; problems are appended, and what could not be read is left
 /// at its default so the rest can still be validated.

@@ -591,6 +591,26 @@ settings! {
         parse: |v| flag(v, "whether /metrics needs a token in jwt mode; default false"),
         doc: "In `jwt` mode, require a token on `/metrics` too (it holds counts, never cluster objects).",
     }
+    GRAPHQL_INIT_TIMEOUT, ENV_GRAPHQL_INIT_TIMEOUT: Duration = {
+        key: "graphql.init_timeout",
+        env: "PERISCOPE_GRAPHQL_INIT_TIMEOUT",
+        default: DefaultValue::Value("\"3s\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: |v| nonzero_duration(v, "clients get this long to send connection_init (default 3s)"),
+        doc: "How long a `/graphqlws` client has to send `connection_init`; past it the socket closes with 4408. \
+              Must be more than `\"0s\"`.",
+    }
+    GRAPHQL_MAX_OPERATION_DURATION, ENV_GRAPHQL_MAX_OPERATION_DURATION: Duration = {
+        key: "graphql.max_operation_duration",
+        env: "PERISCOPE_GRAPHQL_MAX_OPERATION_DURATION",
+        default: DefaultValue::Value("\"5m\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: duration,
+        doc: "Each GraphQL subscription ends with `complete` after this long, and the client subscribes again. \
+              `\"0s\"` disables the limit.",
+    }
 }
 
 /// The settings of `section`, in declaration order.

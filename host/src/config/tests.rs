@@ -102,9 +102,31 @@ fn defaults_apply_without_file_or_env() {
                 rbac_ttl: Duration::from_secs(30),
                 protect_metrics: false,
             },
+            graphql: GraphqlConfig {
+                init_timeout: Duration::from_secs(3),
+                max_operation_duration: Duration::from_secs(5 * 60),
+            },
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: vec![],
         }
+    );
+}
+
+#[test]
+fn graphql_timings_come_from_the_file_or_the_environment() {
+    let (_file, config) = load_text(
+        "[graphql]\ninit_timeout = \"500ms\"\nmax_operation_duration = \"0s\"\n",
+        &[],
+    );
+    let config = config.unwrap();
+    assert_eq!(config.graphql.init_timeout, Duration::from_millis(500));
+    assert_eq!(config.graphql.max_operation_duration, Duration::ZERO);
+    let config = load_env(&[(ENV_GRAPHQL_MAX_OPERATION_DURATION, "2s")]).unwrap();
+    assert_eq!(config.graphql.max_operation_duration, Duration::from_secs(2));
+    assert_eq!(
+        env_problem(&[(ENV_GRAPHQL_INIT_TIMEOUT, "0s")]),
+        "graphql.init_timeout = \"0s\" (from PERISCOPE_GRAPHQL_INIT_TIMEOUT): must be longer than 0s; clients get \
+         this long to send connection_init (default 3s)"
     );
 }
 
@@ -608,7 +630,7 @@ fn unknown_keys_are_problems_with_suggestions() {
         line,
         format!(
             "wach = \"{{...}}\" (from {path}): unknown section; did you mean watch? (the sections are [server], \
-             [[clusters]], [watch], [plugins], [log] and [auth])"
+             [[clusters]], [watch], [plugins], [log], [auth] and [graphql])"
         )
     );
     let (line, path) = file_problem("listen = \"0.0.0.0:8080\"\n");

@@ -15,8 +15,8 @@ use toml::Value;
 use super::raw::{RawCluster, RawConfig, closest, render};
 use super::settings::*;
 use super::{
-    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, JWT_ALGORITHMS, LogConfig, LogFormat,
-    Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
+    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, GraphqlConfig, JWT_ALGORITHMS, LogConfig,
+    LogFormat, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 /// Leeway only absorbs clock skew; more would let expired tokens live on.
@@ -74,6 +74,11 @@ pub(super) fn validate(
 
     let auth = layers.auth();
 
+    let graphql = GraphqlConfig {
+        init_timeout: layers.value(&GRAPHQL_INIT_TIMEOUT),
+        max_operation_duration: layers.value(&GRAPHQL_MAX_OPERATION_DURATION),
+    };
+
     Config {
         listen,
         clusters,
@@ -81,6 +86,7 @@ pub(super) fn validate(
         plugins,
         log,
         auth,
+        graphql,
         shutdown_grace,
         trusted_proxies,
     }

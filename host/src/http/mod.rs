@@ -18,6 +18,7 @@
 //! | `GET /api/clusters/{cluster}/dashboard` | one cluster's overview |
 //! | `GET /api/clusters/{cluster}/{kind}` | polling list (every registered kind) |
 //! | `GET /api/clusters/{cluster}/{kind}/watch` | SSE stream (enabled kinds only) |
+//! | `GET /graphqlws` | GraphQL over WebSocket (graphql-transport-ws, [`crate::transport::graphql`]) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness |
 //! | `GET /debug/streams` | active streams (admins: all; others: their own) |
 //! | `GET /metrics` | Prometheus metrics |
@@ -80,6 +81,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled at shutdown: every stream sends `server_shutdown` and ends.
     pub shutdown: CancellationToken,
+    /// `/graphqlws`: the schema and its timings.
+    pub graphql: crate::transport::graphql::GraphqlOptions,
 }
 
 impl std::fmt::Debug for AppState {
@@ -105,7 +108,9 @@ pub fn router(state: AppState) -> Router {
     let mut public = Router::new()
         .route("/api/auth/config", get(shell::auth_config))
         .route("/healthz", get(rest::healthz))
-        .route("/readyz", get(rest::readyz));
+        .route("/readyz", get(rest::readyz))
+        // Public: the token travels in `connection_init`, refused with close code 4403.
+        .route("/graphqlws", get(crate::transport::graphql::upgrade));
     if state.protect_metrics {
         protected = protected.route("/metrics", get(debug::metrics));
     } else {
@@ -146,7 +151,7 @@ async fn require_actor(State(state): State<AppState>, request: Request, next: Ne
 
 /// The client's address: the first `X-Forwarded-For` hop when the peer is a trusted
 /// proxy, else the peer (absent when the router is served without connect info).
-fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+pub(crate) fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?

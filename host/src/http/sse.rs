@@ -1,9 +1,7 @@
-//! Server-Sent Events, exactly as `spec/dtos.md` section 3 frames them.
+//! Server-Sent Events, exactly as `spec/dtos.md` section 3 frames them: an encoder of a
+//! [`Session`], which owns every policy of the stream.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,18 +9,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState, Authenticated, Scope, authorize, last_event_id, plain, subscribe_error};
-use crate::auth::rbac::{Access, Authorizer};
-use crate::auth::{Actor, Authenticator};
-use crate::cluster::Cluster;
-use crate::hub::{Frame, FrameKind, Initial, StreamKey, Subscription};
-use crate::limits::Admission;
-use crate::metrics::Metrics;
-use crate::plugin::Plugin;
-use prometheus_client::metrics::counter::Counter;
+use super::{ApiError, AppState, Authenticated, Scope, last_event_id, plain, subscribe_error};
+use crate::hub::{Frame, FrameKind, StreamKey};
+use crate::transport::session::{End, Item, OpenError, Session};
 
 const PING: &[u8] = b": ping\n\n";
 const BACKPRESSURE: &[u8] = b"event: backpressure\ndata: {}\n\n";
@@ -77,99 +67,25 @@ pub(super) async fn watch(
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
-    let Some(cluster) = state.hub.clusters().get(&scope.cluster).cloned() else {
-        return plain(StatusCode::NOT_FOUND, "cluster not found");
-    };
-    let Some(plugin) = state.hub.registry().get(&scope.kind).cloned() else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_kind",
-            format!("unknown kind {:?}", scope.kind),
-        )
-        .into_response();
-    };
-    let access = match authorize(
-        &state,
-        &cluster,
-        &actor,
-        plugin.info(),
-        scope.namespace.as_deref(),
-        VERBS,
-    )
-    .await
-    {
-        Ok(access) => access,
-        Err(error) => return error.into_response(),
-    };
     let key = StreamKey {
         cluster: scope.cluster,
         kind: scope.kind,
         namespace: scope.namespace,
     };
-    let admission = match state.streams.admit(&actor, TRANSPORT, &key) {
-        Ok(admission) => admission,
-        Err(error) => {
-            tracing::info!(actor = %actor.subject, cluster = %key.cluster, kind = %key.kind, "{error}");
-            let mut response = plain(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many concurrent watch streams for this user",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return response;
-        }
-    };
-    let subscription = match state
-        .hub
-        .subscribe(key, resume_from.as_deref(), access.only(), &actor.quota)
-    {
-        Ok(subscription) => subscription,
-        Err(error) => {
-            tracing::info!(actor = %actor.subject, "{error}");
-            return subscribe_error(error);
-        }
-    };
-    admission.info.upstream.set(subscription.health());
-    let key = subscription.key();
-    let span = tracing::info_span!(
-        "stream",
-        stream.id = admission.info.id,
-        transport = TRANSPORT,
-        cluster = %key.cluster,
-        kind = %key.kind,
-        namespace = key.namespace_label(),
-        actor = %actor.subject,
-        close_reason = tracing::field::Empty,
-    );
-    span.in_scope(|| {
-        tracing::info!(
-            resume = resume_from.is_some(),
-            partitioned = access.only().is_some(),
-            "stream opened"
-        )
-    });
-    let lifetime =
-        (!state.max_stream_duration.is_zero()).then(|| tokio::time::Instant::now() + state.max_stream_duration);
-    let rbac = state.authorizer.is_enabled().then(|| Rbac {
-        cluster,
-        plugin,
-        access,
-        recheck: tokio::time::interval_at(
-            tokio::time::Instant::now() + state.authorizer.ttl() / 2,
-            state.authorizer.ttl() / 2,
-        ),
-    });
-    let body = Body::from_stream(stream(Stream::new(
-        subscription,
-        admission,
-        actor,
-        lifetime,
-        rbac,
+    let session = match Session::open(
         &state,
-        span,
-    )));
-    let mut response = body.into_response();
+        actor,
+        TRANSPORT,
+        key,
+        resume_from.as_deref(),
+        state.max_stream_duration,
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(error) => return refusal(error),
+    };
+    let mut response = Body::from_stream(stream(session)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(
@@ -184,266 +100,62 @@ pub(super) async fn watch(
 /// The transport name in metrics, logs and `/debug/streams`.
 const TRANSPORT: &str = "sse";
 
-/// What a stream's user needs, and re-checks while it runs.
-const VERBS: &[&str] = &["list", "watch"];
-
-/// A stream's RBAC state: what its user may see, re-checked every half TTL.
-struct Rbac {
-    cluster: Cluster,
-    plugin: Arc<Plugin>,
-    access: Access,
-    recheck: tokio::time::Interval,
-}
-
-/// The state of one SSE body. Dropping it (the client went away, or the stream ended)
-/// leaves the hub, releases the actor's slot and logs the close reason.
-struct Stream {
-    pending: VecDeque<Bytes>,
-    subscription: Subscription,
-    admission: Admission,
-    actor: Actor,
-    auth: Arc<Authenticator>,
-    authorizer: Arc<Authorizer>,
-    rbac: Option<Rbac>,
-    metrics: Arc<Metrics>,
-    delivered: Counter,
-    heartbeat: tokio::time::Interval,
-    lifetime: Option<tokio::time::Instant>,
-    /// When the actor's token expires: the stream then ends with `auth_expired`.
-    expiry: Option<tokio::time::Instant>,
-    shutdown: CancellationToken,
-    span: tracing::Span,
-    done: bool,
-    close_reason: &'static str,
-}
-
-impl Stream {
-    fn new(
-        subscription: Subscription,
-        admission: Admission,
-        actor: Actor,
-        lifetime: Option<tokio::time::Instant>,
-        rbac: Option<Rbac>,
-        state: &AppState,
-        span: tracing::Span,
-    ) -> Stream {
-        let delivered = state.metrics.events_delivered(TRANSPORT, &admission.info.kind);
-        let expiry = actor.expires_at.map(expiry_instant);
-        let mut stream = Stream {
-            pending: VecDeque::new(),
-            subscription,
-            admission,
-            actor,
-            auth: state.auth.clone(),
-            authorizer: state.authorizer.clone(),
-            rbac,
-            metrics: state.metrics.clone(),
-            delivered,
-            expiry,
-            heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat),
-            lifetime,
-            shutdown: state.shutdown.clone(),
-            span,
-            done: false,
-            close_reason: "client_gone",
-        };
-        match &stream.subscription.initial {
-            Initial::Snapshot(frame) => stream.pending.push_back(encode(frame)),
-            Initial::Resume(frames) => stream.pending.extend(frames.iter().map(|f| encode(f))),
-            Initial::Pending => {}
-            Initial::Failed(frame) => {
-                stream.pending.push_back(encode(frame));
-                stream.finish("error");
-            }
+/// The HTTP answer to a session that could not open (spec 3.1 and decision 20).
+fn refusal(error: OpenError) -> Response {
+    match error {
+        OpenError::UnknownCluster => plain(StatusCode::NOT_FOUND, "cluster not found"),
+        OpenError::UnknownKind(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
         }
-        stream
-    }
-
-    fn finish(&mut self, reason: &'static str) {
-        self.done = true;
-        self.close_reason = reason;
-    }
-
-    /// The actor was revoked since the stream opened (expiry has its own timer).
-    fn revoked(&self) -> bool {
-        self.auth.is_revoked(&self.actor.subject)
-    }
-
-    /// Whether this subscriber may see `frame`: a partitioned subscriber sees only
-    /// deltas of its namespaces, and a first snapshot made for the whole scope (the
-    /// upstream was still listing when it joined) is replaced by its own.
-    fn visible(&self, frame: &Arc<Frame>) -> Option<Bytes> {
-        let only = self.rbac.as_ref().and_then(|rbac| rbac.access.only());
-        match only {
-            None => Some(encode(frame)),
-            Some(only) if frame.is_delta() => only.contains(&frame.namespace).then(|| encode(frame)),
-            Some(only) if frame.kind == FrameKind::Snapshot => {
-                self.subscription.snapshot_of(only).map(|own| encode(&own))
-            }
-            Some(_) => Some(encode(frame)),
+        OpenError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response(),
+        OpenError::Review(error) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access_review_failed",
+            error.to_string(),
+        )
+        .into_response(),
+        OpenError::Limit(_) => {
+            let mut response = plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many concurrent watch streams for this user",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
         }
-    }
-
-    /// Re-checks the user's access. `Some` ends or resets the stream: an `error` frame
-    /// when access was revoked, a fresh snapshot when the partition changed.
-    async fn recheck(&mut self) -> Option<Bytes> {
-        let rbac = self.rbac.as_mut()?;
-        let info = rbac.plugin.info();
-        let resource = crate::auth::rbac::Resource {
-            group: &info.api_group,
-            plural: &info.plural,
-            namespaced: info.namespaced,
-        };
-        let namespace = self.subscription.key().namespace.clone();
-        let access = match self
-            .authorizer
-            .access(&rbac.cluster, &self.actor, resource, namespace.as_deref(), VERBS)
-            .await
-        {
-            Ok(access) => access,
-            Err(error) => {
-                self.span
-                    .in_scope(|| tracing::warn!(%error, "access re-check failed; the stream keeps its last decision"));
-                return None;
-            }
-        };
-        if access == rbac.access {
-            return None;
-        }
-        rbac.access = access;
-        match &rbac.access {
-            Access::Denied => {
-                self.metrics.rbac_denied(&rbac.cluster.name, &info.token);
-                let message = format!(
-                    "access revoked: user {:?} may no longer list and watch {}",
-                    self.actor.username, info.plural
-                );
-                self.span.in_scope(|| tracing::info!("{message}"));
-                self.finish("access_revoked");
-                Some(encode(&Frame::error(&message)))
-            }
-            Access::All => self.subscription.snapshot_of_all().map(|frame| encode(&frame)),
-            Access::Namespaces(only) => {
-                let only = only.clone();
-                self.span
-                    .in_scope(|| tracing::info!(namespaces = only.len(), "partition changed"));
-                self.subscription.snapshot_of(&only).map(|frame| encode(&frame))
-            }
-        }
-    }
-
-    /// The next bytes to write, or `None` at the end.
-    async fn next(&mut self) -> Option<Bytes> {
-        if let Some(bytes) = self.pending.pop_front() {
-            return Some(bytes);
-        }
-        if self.done {
-            return None;
-        }
-        let bytes = loop {
-            let recheck = async {
-                match self.rbac.as_mut() {
-                    Some(rbac) => {
-                        rbac.recheck.tick().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            break tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => {
-                    self.finish("shutdown");
-                    Bytes::from_static(SERVER_SHUTDOWN)
-                }
-                () = sleep_until(self.expiry) => {
-                    self.finish("auth_expired");
-                    Bytes::from_static(AUTH_EXPIRED)
-                }
-                () = sleep_until(self.lifetime) => {
-                    self.close_reason = "lifetime";
-                    return None;
-                }
-                () = recheck => match self.recheck().await {
-                    Some(bytes) => bytes,
-                    None => continue,
-                },
-                received = self.subscription.frames.recv() => match received {
-                    _ if self.revoked() => {
-                        self.finish("auth_expired");
-                        Bytes::from_static(AUTH_EXPIRED)
-                    }
-                    Ok(frame) => {
-                        if frame.kind == FrameKind::Error {
-                            self.finish("error");
-                        }
-                        self.admission.info.queue_depth.store(self.subscription.frames.len(), Ordering::Relaxed);
-                        match self.visible(&frame) {
-                            Some(bytes) => bytes,
-                            None => continue,
-                        }
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
-                        self.metrics.backpressure_close(TRANSPORT, &self.admission.info.kind);
-                        self.finish("backpressure");
-                        Bytes::from_static(BACKPRESSURE)
-                    }
-                    Err(RecvError::Closed) => {
-                        self.close_reason = "upstream_closed";
-                        return None;
-                    }
-                },
-                _ = self.heartbeat.tick() => {
-                    if self.revoked() {
-                        self.finish("auth_expired");
-                        Bytes::from_static(AUTH_EXPIRED)
-                    } else {
-                        Bytes::from_static(PING)
-                    }
-                }
-            };
-        };
-        self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
-        self.delivered.inc();
-        Some(bytes)
+        OpenError::Subscribe(error) => subscribe_error(error),
     }
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.span.record("close_reason", self.close_reason);
-        let sent = self.admission.info.events_sent.load(Ordering::Relaxed);
-        self.span
-            .in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
-    }
+/// The SSE bytes of a session item; `None` for an end the client is not told about
+/// (the lifetime cap, a closed upstream), so the body ends with no final frame.
+fn bytes_of(item: Item) -> Option<Bytes> {
+    Some(match item {
+        Item::Frame(frame) => encode(&frame),
+        Item::Ping => Bytes::from_static(PING),
+        Item::End(End::Upstream(frame)) => encode(&frame),
+        Item::End(End::AccessRevoked(message)) => encode(&Frame::error(&message)),
+        Item::End(End::AuthExpired | End::Revoked) => Bytes::from_static(AUTH_EXPIRED),
+        Item::End(End::Backpressure) => Bytes::from_static(BACKPRESSURE),
+        Item::End(End::Shutdown) => Bytes::from_static(SERVER_SHUTDOWN),
+        Item::End(End::Lifetime | End::UpstreamClosed) => return None,
+    })
 }
 
-/// The monotonic instant of a Unix expiry time (now, if it has passed).
-fn expiry_instant(exp: u64) -> tokio::time::Instant {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp);
-    let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-    tokio::time::Instant::now() + left
-}
-
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The body: initial frames, live frames, pings, and a final frame when the stream ends
-/// for a reason the client must know.
-fn stream(state: Stream) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
-    futures::stream::unfold(state, |mut state| async move {
-        let bytes = state.next().await?;
-        Some((Ok(bytes), state))
+/// The body: the session's items as SSE bytes, until it ends.
+fn stream(session: Session) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold(session, |mut session| async move {
+        let bytes = bytes_of(session.next().await?)?;
+        session.sent();
+        Some((Ok(bytes), session))
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -28,6 +28,7 @@
 
 mod frame;
 mod upstream;
+pub mod view;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 
 pub use frame::{Frame, FrameKind, write_json_array};
 pub use upstream::Initial;
+pub use view::Mapper;
 
 use crate::cluster::Clusters;
 use crate::kinds::{LiveKinds, Registry};
@@ -302,6 +304,19 @@ impl Hub {
         }
     }
 
+    /// What maps `kind`'s objects: its plugin, or a host view (`status:<kind>`, see
+    /// [`view`]) of a registered kind.
+    pub fn mapper(&self, kind: &str) -> Option<Mapper> {
+        let registry = self.kinds.registry();
+        match registry.get(kind) {
+            Some(plugin) => Some(Mapper::Plugin(plugin.clone())),
+            None => {
+                let base = view::base_kind(kind).and_then(|base| registry.get(base));
+                view::find(kind, base).map(Mapper::View)
+            }
+        }
+    }
+
     /// Subscribes `subject` to `key`, starting its upstream if it is not running and
     /// the caps allow. `resume_from` is the client's `Last-Event-ID`; `only` limits the
     /// subscriber to those namespaces.
@@ -313,9 +328,8 @@ impl Hub {
         subject: &str,
     ) -> Result<Subscription, SubscribeError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
-        let registry = self.kinds.registry();
-        let plugin = registry
-            .get(&key.kind)
+        let plugin = self
+            .mapper(&key.kind)
             .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
         // Cluster-scoped kinds have one scope whatever the query says.
         let key = StreamKey {
@@ -403,9 +417,8 @@ impl Hub {
         subject: &str,
     ) -> Result<Vec<Bytes>, ListError> {
         let cluster = self.clusters.get(&key.cluster).ok_or(SubscribeError::UnknownCluster)?;
-        let registry = self.kinds.registry();
-        let plugin = registry
-            .get(&key.kind)
+        let plugin = self
+            .mapper(&key.kind)
             .ok_or_else(|| SubscribeError::UnknownKind(key.kind.clone()))?;
         let namespace = key
             .namespace

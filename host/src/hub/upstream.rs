@@ -15,9 +15,10 @@ use kube::runtime::watcher::DefaultBackoff;
 use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
+use super::view::Mapper;
 use super::{HubOptions, ListError, StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
-use crate::plugin::Plugin;
+use crate::plugin::KindInfo;
 use crate::snapshot;
 
 /// Objects per list page.
@@ -40,9 +41,8 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(dto: String, rv: String, plugin: &Plugin) -> Stored {
-        let sort_key = plugin
-            .info()
+    fn new(dto: String, rv: String, info: &KindInfo) -> Stored {
+        let sort_key = info
             .snapshot
             .as_ref()
             .and_then(|policy| snapshot::sort_key(&dto, &policy.sort_field));
@@ -57,7 +57,7 @@ impl Stored {
 /// What subscribers of a key share.
 pub(super) struct Upstream {
     pub(super) key: StreamKey,
-    plugin: Arc<Plugin>,
+    plugin: Mapper,
     options: HubOptions,
     metrics: Arc<Metrics>,
     state: Mutex<State>,
@@ -105,7 +105,7 @@ pub enum Initial {
 }
 
 impl Upstream {
-    pub(super) fn new(key: StreamKey, plugin: Arc<Plugin>, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
+    pub(super) fn new(key: StreamKey, plugin: Mapper, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
         let (tx, _) = broadcast::channel(options.queue.max(1));
         Upstream {
             key,
@@ -569,7 +569,7 @@ impl Upstream {
             let json = object_json(object, &plugin.info().fields);
             plugin
                 .to_dto(&json, time::OffsetDateTime::now_utc())
-                .map(|dto| Stored::new(dto, stored_rv, &plugin))
+                .map(|dto| Stored::new(dto, stored_rv, plugin.info()))
         })
         .await;
         match result {
@@ -623,7 +623,7 @@ pub(super) enum MapFailure {
 /// left out (counted and logged); a task failure or a plugin failing on every object
 /// is an error, so a broken plugin never wipes subscribers' views.
 pub(super) async fn map_all(
-    plugin: &Arc<Plugin>,
+    plugin: &Mapper,
     key: &StreamKey,
     objects: Vec<DynamicObject>,
 ) -> Result<Mapped, MapFailure> {
@@ -648,7 +648,7 @@ pub(super) async fn map_all(
             match result {
                 Ok(dto) => {
                     let rv = rvs.get(&object_key).cloned().unwrap_or_default();
-                    mapped.objects.insert(object_key, Stored::new(dto, rv, &plugin));
+                    mapped.objects.insert(object_key, Stored::new(dto, rv, plugin.info()));
                 }
                 Err(error) => {
                     mapped.left_out += 1;
@@ -756,7 +756,12 @@ mod tests {
             kind: "pods".into(),
             namespace: None,
         };
-        Upstream::new(key, plugin, HubOptions::default(), Arc::new(Metrics::new()))
+        Upstream::new(
+            key,
+            Mapper::Plugin(plugin),
+            HubOptions::default(),
+            Arc::new(Metrics::new()),
+        )
     }
 
     #[tokio::test]
