@@ -5,14 +5,14 @@
 //! [`Sim`](crate::Sim) handle or the admin endpoint (which sets it). Faults never apply
 //! to `/sim/admin/…` requests.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::resource::{RESOURCES, ResourceId};
+use crate::resource::ResourceId;
 
 /// How many times a fault fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +63,8 @@ pub(crate) struct Faults {
     switches: Mutex<Switches>,
     drop_tx: broadcast::Sender<Option<ResourceId>>,
     pause_tx: watch::Sender<bool>,
-    open_watches: Vec<AtomicUsize>,
+    /// Open watches per resource (custom resources come and go, so a map).
+    open_watches: Mutex<HashMap<ResourceId, usize>>,
 }
 
 impl Faults {
@@ -74,7 +75,7 @@ impl Faults {
             switches: Mutex::new(Switches::default()),
             drop_tx,
             pause_tx,
-            open_watches: RESOURCES.iter().map(|_| AtomicUsize::new(0)).collect(),
+            open_watches: Mutex::new(HashMap::new()),
         }
     }
 
@@ -145,17 +146,21 @@ impl Faults {
         self.set_paused(false);
     }
 
+    fn watches(&self) -> MutexGuard<'_, HashMap<ResourceId, usize>> {
+        self.open_watches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn open_watches(&self, resource: ResourceId) -> usize {
-        self.open_watches[resource].load(Ordering::SeqCst)
+        self.watches().get(&resource).copied().unwrap_or(0)
     }
 
     pub fn open_watches_total(&self) -> usize {
-        self.open_watches.iter().map(|c| c.load(Ordering::SeqCst)).sum()
+        self.watches().values().sum()
     }
 
     /// Counts a watch as open until the returned guard is dropped.
     pub fn watch_opened(self: &Arc<Self>, resource: ResourceId) -> OpenWatch {
-        self.open_watches[resource].fetch_add(1, Ordering::SeqCst);
+        *self.watches().entry(resource).or_default() += 1;
         OpenWatch {
             faults: self.clone(),
             resource,
@@ -171,7 +176,13 @@ pub(crate) struct OpenWatch {
 
 impl Drop for OpenWatch {
     fn drop(&mut self) {
-        self.faults.open_watches[self.resource].fetch_sub(1, Ordering::SeqCst);
+        let mut watches = self.faults.watches();
+        if let Some(open) = watches.get_mut(&self.resource) {
+            *open -= 1;
+            if *open == 0 {
+                watches.remove(&self.resource);
+            }
+        }
     }
 }
 

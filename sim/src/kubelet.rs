@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::meta;
-use crate::resource::{self, ResourceType};
+use crate::resource;
 use crate::store::Store;
 
 /// The node a pod lands on when the cluster has none.
@@ -128,23 +128,19 @@ pub(crate) fn running_status(pod: &Value, host_ip: &str, started: &str) -> Value
     })
 }
 
-/// Fills in what the apiserver and kubelet add to a newly created object.
-pub(crate) fn admit(store: &Store, rt: &ResourceType, obj: &mut Value) {
-    match rt.plural {
-        "pods" => admit_pod(store, obj),
-        "namespaces" => {
-            let name = meta::name(obj).to_string();
-            let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
-            if let Some(labels) = labels.as_object_mut() {
-                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-            }
-            obj["status"] = json!({ "phase": "Active" });
-        }
-        _ => {}
+/// Fills in what the apiserver adds to a new namespace: its name label and phase.
+pub(crate) fn admit_namespace(_store: &Store, obj: &mut Value) {
+    let name = meta::name(obj).to_string();
+    let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
+    obj["status"] = json!({ "phase": "Active" });
 }
 
-fn admit_pod(store: &Store, pod: &mut Value) {
+/// Fills in what the apiserver and kubelet add to a new pod: the spec's defaults, a
+/// node, and a running status.
+pub(crate) fn admit_pod(store: &Store, pod: &mut Value) {
     if !pod.get("spec").is_some_and(Value::is_object) {
         pod["spec"] = json!({});
     }
@@ -176,8 +172,8 @@ fn admit_pod(store: &Store, pod: &mut Value) {
 }
 
 fn first_node(store: &Store) -> String {
-    resource::by_plural("nodes")
-        .and_then(|(nodes, _)| store.list(nodes, None, None, Some(1), None).items.first().cloned())
+    resource::builtin_id("nodes")
+        .and_then(|nodes| store.list(nodes, None, None, Some(1), None).items.first().cloned())
         .map_or_else(|| FALLBACK_NODE.to_string(), |n| meta::name(&n).to_string())
 }
 
@@ -188,10 +184,9 @@ mod tests {
     #[test]
     fn admitted_pods_run_on_a_node() {
         let store = Store::new(10, 0);
-        let (_, rt) = resource::by_plural("pods").unwrap();
         let mut pod = json!({"metadata": {"name": "p", "namespace": "default"},
                              "spec": {"containers": [{"name": "app", "image": "nginx"}]}});
-        admit(&store, rt, &mut pod);
+        admit_pod(&store, &mut pod);
         assert_eq!(pod["spec"]["nodeName"], FALLBACK_NODE);
         assert_eq!(pod["status"]["phase"], "Running");
         assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);

@@ -12,6 +12,12 @@
 //! accept. `helm install`, `upgrade`, `rollback`, `uninstall`, `list` and `status` work
 //! against it with `--server-side=false`.
 //!
+//! It serves custom resources: an `apiextensions.k8s.io/v1` CustomResourceDefinition
+//! created with `kubectl apply` (or [`Sim::apply`]) is served at once, in its scope and
+//! at its storage version, by discovery, list, watch and every write, and deleting it
+//! deletes its objects and stops serving them (see [`resource`] for the table every
+//! kind lives in). Custom objects are stored as given, without schema validation.
+//!
 //! It speaks Kubernetes RBAC ([`rbac`]): Roles, ClusterRoles, RoleBindings and
 //! ClusterRoleBindings are ordinary resources, every scenario starts with the bootstrap
 //! policy (`cluster-admin` bound to `system:masters`, `admin`, `edit`, `view`), and
@@ -28,8 +34,8 @@
 //!
 //! It is not a conformant apiserver: there is no authentication, admission, OpenAPI
 //! schema, server-side apply (so helm 4 needs `--server-side=false`), defaulting,
-//! ClusterRole aggregation, Table output or protobuf responses, and paged lists are not
-//! snapshots (see the `store` module).
+//! ClusterRole aggregation, Table output, protobuf responses or CRD version conversion,
+//! and paged lists are not snapshots (see the `store` module).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), periscope_sim::Error> {
@@ -48,6 +54,7 @@
 //! # }
 //! ```
 
+mod crd;
 mod fault;
 mod kubelet;
 pub mod logs;
@@ -288,8 +295,10 @@ impl Sim {
         self.store.current_rv()
     }
 
-    fn resource(plural: &str) -> Result<usize, Error> {
-        resource::by_plural(plural)
+    fn resource(&self, plural: &str) -> Result<usize, Error> {
+        self.store
+            .table()
+            .by_name(plural)
             .map(|(id, _)| id)
             .ok_or_else(|| Error::UnknownResource(plural.to_string()))
     }
@@ -300,10 +309,14 @@ impl Sim {
     pub fn apply(&self, object: Value) -> Result<Value, Error> {
         let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let (id, _) = resource::by_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
-            api_version: api_version.to_string(),
-            kind: kind.to_string(),
-        })?;
+        let (id, _) = self
+            .store
+            .table()
+            .by_kind(api_version, kind)
+            .ok_or_else(|| Error::UnknownKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            })?;
         let stored = if self.store.get(id, &ObjKey::of(&object)).is_some() {
             self.store.update(id, object, UpdateMode::Raw)
         } else {
@@ -312,15 +325,17 @@ impl Sim {
         stored.map(|o| (*o).clone()).map_err(Error::Api)
     }
 
-    /// Deletes an object at once (no grace period, finalizers ignored). `namespace` is
-    /// `None` for cluster-scoped resources. Returns its last state.
+    /// Deletes an object at once (no grace period, finalizers ignored). `plural` names
+    /// the resource (`pods`) or, for a custom resource, also `plural.group`
+    /// (`widgets.example.com`); `namespace` is `None` for cluster-scoped resources.
+    /// Returns its last state.
     pub fn delete(&self, plural: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let key = ObjKey {
             namespace: namespace.unwrap_or_default().to_string(),
             name: name.to_string(),
         };
         self.store
-            .remove(Self::resource(plural)?, &key)
+            .remove(self.resource(plural)?, &key)
             .map(|o| (*o).clone())
             .map_err(Error::Api)
     }
@@ -331,12 +346,12 @@ impl Sim {
             namespace: namespace.unwrap_or_default().to_string(),
             name: name.to_string(),
         };
-        Ok(self.store.get(Self::resource(plural)?, &key).map(|o| (*o).clone()))
+        Ok(self.store.get(self.resource(plural)?, &key).map(|o| (*o).clone()))
     }
 
     /// Every object of a resource, optionally in one namespace, in key order.
     pub fn objects(&self, plural: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
-        let page = self.store.list(Self::resource(plural)?, namespace, None, None, None);
+        let page = self.store.list(self.resource(plural)?, namespace, None, None, None);
         Ok(page.items.iter().map(|o| (**o).clone()).collect())
     }
 
@@ -348,7 +363,7 @@ impl Sim {
 
     /// Ends every open watch of `plural`, or every open watch when `None`.
     pub fn drop_watches(&self, plural: Option<&str>) -> Result<(), Error> {
-        let resource = plural.map(Self::resource).transpose()?;
+        let resource = plural.map(|p| self.resource(p)).transpose()?;
         tracing::info!(resource = plural.unwrap_or("*"), "dropping watches");
         self.faults.drop_watches(resource);
         Ok(())
@@ -388,7 +403,7 @@ impl Sim {
 
     /// Open watch connections on `plural`.
     pub fn open_watches(&self, plural: &str) -> Result<usize, Error> {
-        Ok(self.faults.open_watches(Self::resource(plural)?))
+        Ok(self.faults.open_watches(self.resource(plural)?))
     }
 
     /// Open watch connections on every resource.

@@ -396,9 +396,14 @@ mod tests {
     }
 
     #[test]
-    fn every_served_kind_has_a_schema() {
-        for r in crate::resource::RESOURCES.iter().chain(crate::resource::REVIEWS) {
-            let object = to_json(&envelope(&r.api_version(), r.kind, b"\n\x03\n\x01x"))
+    fn every_built_in_kind_has_a_schema() {
+        use crate::resource::{builtin, reviews};
+        // CustomResourceDefinitions (like the custom objects they define) reach the sim
+        // as JSON: kubectl and helm send them through the unstructured client, so the
+        // apiextensions schemas are not vendored.
+        let typed = builtin().iter().filter(|r| r.group != "apiextensions.k8s.io");
+        for r in typed.chain(reviews()) {
+            let object = to_json(&envelope(&r.api_version(), &r.kind, b"\n\x03\n\x01x"))
                 .unwrap_or_else(|e| panic!("{}: {e}", r.kind));
             assert_eq!(
                 object,

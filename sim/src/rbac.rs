@@ -255,14 +255,14 @@ pub(crate) trait Policy {
 
 impl Store {
     fn rbac_list(&self, plural: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        match resource::by_plural(plural) {
-            Some((id, _)) => self.list(id, namespace, None, None, None).items,
+        match resource::builtin_id(plural) {
+            Some(id) => self.list(id, namespace, None, None, None).items,
             None => Vec::new(),
         }
     }
 
     fn rbac_get(&self, plural: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
-        let (id, _) = resource::by_plural(plural)?;
+        let id = resource::builtin_id(plural)?;
         let key = ObjKey {
             namespace: namespace.to_string(),
             name: name.to_string(),

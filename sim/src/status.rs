@@ -54,6 +54,12 @@ impl ApiError {
         )
     }
 
+    /// 404 for a resource that stopped being served while the request ran (its
+    /// CustomResourceDefinition was deleted).
+    pub fn not_served() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+    }
+
     /// 409: creating an object whose name is taken.
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
         Self::new(
@@ -79,13 +85,28 @@ impl ApiError {
     }
 
     /// 422: the object is invalid (missing name, mismatched namespace…).
+    ///
+    /// A `message` of the apiserver's form `field: problem` (`metadata.name: Required
+    /// value`) also becomes the one entry of `details.causes`, which is what kubectl
+    /// prints.
     pub fn invalid(rt: &ResourceType, name: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            422,
-            "Invalid",
-            format!("{} \"{name}\" is invalid: {}", rt.kind, message.into()),
-        )
-        .with_object(rt, name)
+        let message = message.into();
+        let mut error =
+            Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {message}", rt.kind)).with_object(rt, name);
+        if let Some((field, problem)) = message.split_once(": ")
+            && !field.contains(char::is_whitespace)
+            && let Some(details) = error.details.as_mut()
+        {
+            let reason = if problem.starts_with("Required value") {
+                "FieldValueRequired"
+            } else if problem.starts_with("Unsupported value") {
+                "FieldValueNotSupported"
+            } else {
+                "FieldValueInvalid"
+            };
+            details["causes"] = json!([{ "reason": reason, "message": problem, "field": field }]);
+        }
+        error
     }
 
     /// 400: a malformed request (bad body, selector, continue token…).
@@ -167,11 +188,11 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::by_plural;
+    use crate::resource::{builtin, builtin_id};
 
     #[test]
     fn not_found_status_names_the_object() {
-        let (_, rt) = by_plural("deployments").expect("deployments is served");
+        let rt = &builtin()[builtin_id("deployments").expect("deployments is served")];
         let status = ApiError::not_found(rt, "web").to_status();
         assert_eq!(status["kind"], "Status");
         assert_eq!(status["status"], "Failure");

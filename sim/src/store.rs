@@ -11,12 +11,17 @@
 //!   lock is held, so a watcher that reads the history after seeing a version has every
 //!   change up to it.
 //!
+//! - The resource table lives in the same state, so a CustomResourceDefinition and the
+//!   resource it defines change in one step: a written definition is served before
+//!   the write returns, and deleting one removes every object of its resource (each a
+//!   `DELETED` change after the definition's own) and stops serving it.
+//!
 //! Lists are served from the current state. A paged list reports the first page's
 //! resourceVersion on every page but later pages show objects as they are when that
 //! page is read; a client that lists then watches from the list's version still ends
 //! with the right state, because the watch replays every change after that version.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -25,8 +30,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::crd;
 use crate::meta;
-use crate::resource::{RESOURCES, ResourceId, ResourceType};
+use crate::resource::{ResourceId, ResourceType, Table};
 use crate::status::ApiError;
 
 /// Identity of an object inside one resource: namespace (`""` when cluster-scoped) and
@@ -116,7 +122,10 @@ pub(crate) struct Page {
 
 struct State {
     rv: u64,
-    objects: Vec<BTreeMap<ObjKey, Arc<Value>>>,
+    /// Replaced as a whole when a definition changes, so readers keep a consistent
+    /// snapshot.
+    table: Arc<Table>,
+    objects: HashMap<ResourceId, BTreeMap<ObjKey, Arc<Value>>>,
     history: VecDeque<Arc<Change>>,
     history_window: usize,
     compacted: u64,
@@ -135,7 +144,8 @@ impl Store {
         Self {
             state: Mutex::new(State {
                 rv: 0,
-                objects: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
+                table: Arc::new(Table::new()),
+                objects: HashMap::new(),
                 history: VecDeque::new(),
                 history_window: history_window.max(1),
                 compacted: 0,
@@ -156,6 +166,17 @@ impl Store {
         self.lock().rv
     }
 
+    /// The resources served now.
+    pub fn table(&self) -> Arc<Table> {
+        self.lock().table.clone()
+    }
+
+    /// Whether the resource is still served (a custom resource stops being served
+    /// when its definition is deleted).
+    pub fn serves(&self, resource: ResourceId) -> bool {
+        self.lock().table.get(resource).is_some()
+    }
+
     /// A receiver that changes whenever the resourceVersion advances.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.rv_tx.subscribe()
@@ -163,12 +184,12 @@ impl Store {
 
     /// The object with this key, if present.
     pub fn get(&self, resource: ResourceId, key: &ObjKey) -> Option<Arc<Value>> {
-        self.lock().objects[resource].get(key).cloned()
+        self.lock().objects.get(&resource)?.get(key).cloned()
     }
 
     /// Number of objects of a resource.
     pub fn count(&self, resource: ResourceId) -> usize {
-        self.lock().objects[resource].len()
+        self.lock().objects.get(&resource).map_or(0, BTreeMap::len)
     }
 
     /// A page of objects of one resource, in key order, optionally in one namespace,
@@ -186,7 +207,8 @@ impl Store {
         filter: Option<&dyn Fn(&Value) -> bool>,
     ) -> Page {
         let state = self.lock();
-        let map = &state.objects[resource];
+        let empty = BTreeMap::new();
+        let map = state.objects.get(&resource).unwrap_or(&empty);
         let lower = match (after, namespace) {
             (Some(key), _) => Bound::Excluded(key.clone()),
             (None, Some(ns)) => Bound::Included(ObjKey {
@@ -256,21 +278,26 @@ impl Store {
         previous: Option<Arc<Value>>,
     ) {
         let key = ObjKey::of(&object);
+        let objects = state.objects.entry(resource).or_default();
         match kind {
             EventType::Deleted => {
-                state.objects[resource].remove(&key);
+                objects.remove(&key);
             }
             EventType::Added | EventType::Modified => {
-                state.objects[resource].insert(key, object.clone());
+                objects.insert(key, object.clone());
             }
         }
+        let defines = state.table.get(resource).is_some_and(|r| r.hooks.defines_resources);
         state.history.push_back(Arc::new(Change {
             rv: state.rv,
             resource,
             kind,
-            object,
+            object: object.clone(),
             previous,
         }));
+        if defines {
+            Self::sync_definition(state, kind, &object);
+        }
         while state.history.len() > state.history_window {
             if let Some(old) = state.history.pop_front() {
                 state.compacted = old.rv;
@@ -279,12 +306,82 @@ impl Store {
         rv_tx.send_replace(state.rv);
     }
 
+    /// Keeps the table in step with a written CustomResourceDefinition: serves what it
+    /// defines, or, once it is deleted (or no longer valid, after a raw write), stops
+    /// serving it and deletes its objects.
+    fn sync_definition(state: &mut State, kind: EventType, definition: &Value) {
+        let name = meta::name(definition);
+        let row = match kind {
+            EventType::Deleted => None,
+            EventType::Added | EventType::Modified => crd::row(definition)
+                .inspect_err(|problem| tracing::warn!(name, problem, "definition not served"))
+                .ok(),
+        };
+        let table = Arc::make_mut(&mut state.table);
+        match row {
+            Some(row) => {
+                let id = table.define(name, row);
+                tracing::debug!(name, id, "definition served");
+            }
+            None => {
+                let Some(id) = table.undefine(name) else { return };
+                let objects = state.objects.remove(&id).unwrap_or_default();
+                tracing::debug!(name, id, objects = objects.len(), "definition removed");
+                for object in objects.into_values() {
+                    state.rv += 1;
+                    let mut last = (*object).clone();
+                    meta::metadata_mut(&mut last).insert("resourceVersion".into(), Value::String(state.rv.to_string()));
+                    state.history.push_back(Arc::new(Change {
+                        rv: state.rv,
+                        resource: id,
+                        kind: EventType::Deleted,
+                        object: Arc::new(last),
+                        previous: Some(object),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The row of a served resource, or the 404 of one that is no longer served.
+    fn row(state: &State, resource: ResourceId) -> Result<Arc<ResourceType>, ApiError> {
+        state.table.get(resource).cloned().ok_or_else(ApiError::not_served)
+    }
+
+    /// For a CustomResourceDefinition: what it would serve must not clash with another
+    /// served resource.
+    fn check_definition(state: &State, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+        if !rt.hooks.defines_resources {
+            return Ok(());
+        }
+        let name = meta::name(obj);
+        let row = crd::row(obj).map_err(|message| ApiError::invalid(rt, name, message))?;
+        let own = state.table.defined_by(name);
+        let clash = state
+            .table
+            .iter()
+            .find(|(id, r)| Some(*id) != own && r.group == row.group && (r.plural == row.plural || r.kind == row.kind));
+        match clash {
+            Some((_, other)) => Err(ApiError::invalid(
+                rt,
+                name,
+                format!(
+                    "spec.names: Invalid value: \"{}\": {} {} is already served",
+                    row.plural,
+                    other.api_version(),
+                    other.kind
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Creates an object. Sets uid, resourceVersion, creationTimestamp and generation;
     /// fills `metadata.name` from `generateName`.
     pub fn create(&self, resource: ResourceId, mut obj: Value) -> Result<Arc<Value>, ApiError> {
-        let rt = &RESOURCES[resource];
         let mut state = self.lock();
         let state = &mut *state;
+        let rt = &*Self::row(state, resource)?;
         stamp_type(rt, &mut obj);
         if meta::name(&obj).is_empty() {
             let generate = obj
@@ -307,16 +404,16 @@ impl Store {
         }
         validate_name(rt, &obj)?;
         let key = ObjKey::of(&obj);
-        if state.objects[resource].contains_key(&key) {
+        if state.objects.get(&resource).is_some_and(|o| o.contains_key(&key)) {
             return Err(ApiError::already_exists(rt, &key.name));
         }
         state.rv += 1;
         let rv = state.rv;
         let uid = meta::uid(&mut state.rng);
+        Self::check_definition(state, rt, &obj)?;
         // Like the real registries: objects with a desired state track its generation,
-        // except kinds whose spec is not reconciled (namespaces, nodes, services,
-        // volumes).
-        let has_spec = obj.get("spec").is_some() && !UNGENERATED.contains(&rt.kind);
+        // unless the kind's spec is not reconciled.
+        let has_spec = obj.get("spec").is_some() && rt.hooks.generation;
         let m = meta::metadata_mut(&mut obj);
         m.insert("uid".into(), Value::String(uid));
         m.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -341,15 +438,15 @@ impl Store {
     /// is not a write. An object being deleted whose last finalizer this update removes
     /// is removed.
     pub fn update(&self, resource: ResourceId, mut obj: Value, mode: UpdateMode) -> Result<Arc<Value>, ApiError> {
-        let rt = &RESOURCES[resource];
         let mut state = self.lock();
         let state = &mut *state;
+        let rt = &*Self::row(state, resource)?;
         stamp_type(rt, &mut obj);
         if !rt.namespaced {
             meta::metadata_mut(&mut obj).remove("namespace");
         }
         let key = ObjKey::of(&obj);
-        let Some(current) = state.objects[resource].get(&key).cloned() else {
+        let Some(current) = state.objects.get(&resource).and_then(|o| o.get(&key)).cloned() else {
             return Err(ApiError::not_found(rt, &key.name));
         };
         let wanted_rv = meta::resource_version(&obj);
@@ -410,6 +507,7 @@ impl Store {
         if obj == *current {
             return Ok(current);
         }
+        Self::check_definition(state, rt, &obj)?;
         state.rv += 1;
         let rv = state.rv.to_string();
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), Value::String(rv));
@@ -434,15 +532,15 @@ impl Store {
         mode: UpdateMode,
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<Value>, ApiError> {
-        let rt = &RESOURCES[resource];
+        let rt = Self::row(&self.lock(), resource)?;
         let Some(current) = self.get(resource, key) else {
-            return Err(ApiError::not_found(rt, &key.name));
+            return Err(ApiError::not_found(&rt, &key.name));
         };
         let mut obj = (*current).clone();
         f(&mut obj)?;
         if ObjKey::of(&obj) != *key {
             return Err(ApiError::invalid(
-                rt,
+                &rt,
                 &key.name,
                 "metadata.name: Invalid value: the name and namespace of an object cannot change",
             ));
@@ -476,11 +574,11 @@ impl Store {
 
     /// Removes an object at once and returns its last state.
     pub fn remove(&self, resource: ResourceId, key: &ObjKey) -> Result<Arc<Value>, ApiError> {
-        let rt = &RESOURCES[resource];
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(current) = state.objects[resource].get(key).cloned() else {
-            return Err(ApiError::not_found(rt, &key.name));
+        let rt = Self::row(state, resource)?;
+        let Some(current) = state.objects.get(&resource).and_then(|o| o.get(key)).cloned() else {
+            return Err(ApiError::not_found(&rt, &key.name));
         };
         state.rv += 1;
         let mut last = (*current).clone();
@@ -498,15 +596,6 @@ impl Store {
     }
 }
 
-/// Kinds whose objects have a `spec` but no `metadata.generation` on a real cluster.
-const UNGENERATED: &[&str] = &[
-    "Namespace",
-    "Node",
-    "Service",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-];
-
 /// Everything that counts as the object's desired state for `generation`: all
 /// top-level fields except `metadata` and `status`.
 fn spec_of(obj: &Value) -> Vec<(&String, &Value)> {
@@ -522,7 +611,7 @@ fn spec_of(obj: &Value) -> Vec<(&String, &Value)> {
 fn stamp_type(rt: &ResourceType, obj: &mut Value) {
     if let Some(map) = obj.as_object_mut() {
         map.insert("apiVersion".into(), Value::String(rt.api_version()));
-        map.insert("kind".into(), Value::String(rt.kind.to_string()));
+        map.insert("kind".into(), Value::String(rt.kind.clone()));
     }
 }
 
@@ -584,10 +673,10 @@ pub(crate) fn random_suffix(rng: &mut impl rand::RngCore) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::by_plural;
+    use crate::resource::builtin_id;
 
     fn pods() -> ResourceId {
-        by_plural("pods").unwrap().0
+        builtin_id("pods").unwrap()
     }
 
     fn pod(name: &str) -> Value {
@@ -702,5 +791,98 @@ mod tests {
             })
             .unwrap();
         assert!(store.get(pods(), &key).is_none());
+    }
+
+    fn definitions() -> ResourceId {
+        builtin_id("customresourcedefinitions").unwrap()
+    }
+
+    fn widget_definition() -> Value {
+        json!({
+            "metadata": { "name": "widgets.example.com" },
+            "spec": {
+                "group": "example.com", "scope": "Namespaced",
+                "names": { "plural": "widgets", "kind": "Widget" },
+                "versions": [{ "name": "v1", "served": true, "storage": true }],
+            },
+        })
+    }
+
+    #[test]
+    fn a_definition_serves_its_resource_until_deleted_with_its_objects() {
+        let store = Store::new(100, 1);
+        store.create(definitions(), widget_definition()).unwrap();
+        let (widgets, _) = store
+            .table()
+            .by_path("example.com", "v1", "widgets")
+            .map(|(id, r)| (id, r.clone()))
+            .unwrap();
+        let w = store
+            .create(
+                widgets,
+                json!({"metadata": {"name": "w", "namespace": "a"}, "spec": {"size": 1}}),
+            )
+            .unwrap();
+        assert_eq!(w["apiVersion"], "example.com/v1");
+        assert_eq!(w["kind"], "Widget");
+        assert_eq!(w["metadata"]["generation"], 1);
+        let before = store.current_rv();
+
+        let key = ObjKey {
+            namespace: String::new(),
+            name: "widgets.example.com".into(),
+        };
+        store.remove(definitions(), &key).unwrap();
+        assert!(!store.serves(widgets));
+        assert!(store.table().by_path("example.com", "v1", "widgets").is_none());
+        assert_eq!(store.count(widgets), 0);
+        let (changes, _) = store.changes_since(before).unwrap();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| (c.resource, c.kind, meta::name(&c.object).to_string()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (definitions(), EventType::Deleted, "widgets.example.com".to_string()),
+                (widgets, EventType::Deleted, "w".to_string()),
+            ]
+        );
+        assert_eq!(
+            store
+                .create(widgets, json!({"metadata": {"name": "x", "namespace": "a"}}))
+                .unwrap_err()
+                .code,
+            404
+        );
+    }
+
+    #[test]
+    fn definitions_that_clash_or_are_invalid_are_refused() {
+        let store = Store::new(100, 1);
+        let mut ingresses = widget_definition();
+        ingresses["metadata"]["name"] = json!("ingresses.networking.k8s.io");
+        ingresses["spec"]["group"] = json!("networking.k8s.io");
+        ingresses["spec"]["names"] = json!({ "plural": "ingresses", "kind": "Ingress" });
+        let err = store.create(definitions(), ingresses).unwrap_err();
+        assert_eq!((err.code, err.reason), (422, "Invalid"));
+        assert!(
+            err.message.contains("networking.k8s.io/v1 Ingress is already served"),
+            "{}",
+            err.message
+        );
+        let mut unnamed = widget_definition();
+        unnamed["metadata"]["name"] = json!("widgets");
+        assert_eq!(store.create(definitions(), unnamed).unwrap_err().code, 422);
+        // Changing a served definition keeps its resource.
+        let created = store.create(definitions(), widget_definition()).unwrap();
+        let id = store.table().defined_by("widgets.example.com").unwrap();
+        let mut changed = (*created).clone();
+        changed["spec"]["names"]["shortNames"] = json!(["wd"]);
+        store.update(definitions(), changed, UpdateMode::Main).unwrap();
+        assert_eq!(
+            store.table().get(id).map(|r| r.short_names.clone()),
+            Some(vec!["wd".to_string()])
+        );
     }
 }

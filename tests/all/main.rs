@@ -13,6 +13,8 @@ mod browser;
 mod chart;
 /// The contract version agrees across wit/, the SDK and the host.
 mod contract;
+/// A new CRD kind end to end: scaffold, build, check, kubectl apply, hot reload, SSE.
+mod crd;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).

@@ -88,7 +88,7 @@ const CRON_JOBS: &[(&str, &str, &str)] = &[
 ];
 
 fn plural(p: &str) -> usize {
-    resource::by_plural(p).map_or(0, |(id, _)| id)
+    resource::builtin_id(p).unwrap_or(0)
 }
 
 /// A pod-template-hash-like string for an image.

@@ -37,7 +37,7 @@ pub(crate) fn seed(store: &Arc<Store>, opts: &SimOptions) {
 }
 
 fn seed_bench(w: &mut Writer, pods: usize) {
-    let nodes = resource::by_plural("nodes").map_or(0, |(id, _)| w.store().count(id));
+    let nodes = resource::builtin_id("nodes").map_or(0, |id| w.store().count(id));
     if nodes == 0 {
         for i in 1..=3 {
             w.node(&format!("bench-node-{i}"), "worker");

@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 
 use crate::kubelet::{self, ContainerState};
 use crate::meta;
-use crate::resource;
 use crate::store::{ObjKey, Store, UpdateMode, random_suffix};
 
 /// Writes objects into the store through the sim's own (unchecked) path.
@@ -90,7 +89,7 @@ impl Writer {
     pub fn put(&self, obj: Value) -> Option<Arc<Value>> {
         let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let (id, _) = resource::by_kind(api_version, kind)?;
+        let (id, _) = self.store.table().by_kind(api_version, kind)?;
         let result = if self.store.get(id, &ObjKey::of(&obj)).is_some() {
             self.store.update(id, obj, UpdateMode::Raw)
         } else {

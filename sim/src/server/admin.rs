@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::fault::{FaultCount, ListFailure};
-use crate::resource::{self, RESOURCES};
+
 use crate::status::ApiError;
 
 type Params = Query<HashMap<String, String>>;
@@ -54,10 +54,10 @@ fn done() -> Response {
 }
 
 async fn open_watches(State(ctx): State<Ctx>) -> Json<serde_json::Value> {
-    let per_resource: BTreeMap<&str, usize> = RESOURCES
+    let table = ctx.store.table();
+    let per_resource: BTreeMap<String, usize> = table
         .iter()
-        .enumerate()
-        .map(|(id, r)| (r.plural, ctx.faults.open_watches(id)))
+        .map(|(id, r)| (r.qualified(), ctx.faults.open_watches(id)))
         .filter(|(_, n)| *n > 0)
         .collect();
     Json(json!({ "total": ctx.faults.open_watches_total(), "resources": per_resource }))
@@ -66,7 +66,7 @@ async fn open_watches(State(ctx): State<Ctx>) -> Json<serde_json::Value> {
 async fn drop_watches(State(ctx): State<Ctx>, Query(params): Params) -> Response {
     let resource = match params.get("resource") {
         None => None,
-        Some(plural) => match resource::by_plural(plural) {
+        Some(plural) => match ctx.store.table().by_name(plural) {
             Some((id, _)) => Some(id),
             None => {
                 return ApiError::bad_request(format!("unknown resource {plural:?}")).into_response();

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::rbac::{self, Attributes, Decision, ResourceAttributes, UserInfo};
-use crate::resource::{REVIEWS, ResourceType};
+use crate::resource::{ResourceType, reviews};
 use crate::status::ApiError;
 
 /// The user a request acts as; every API request carries one.
@@ -85,7 +85,8 @@ pub(super) async fn authorize(State(ctx): State<Ctx>, mut request: Request, next
 }
 
 fn review_type(kind: &str) -> &'static ResourceType {
-    REVIEWS.iter().find(|r| r.kind == kind).unwrap_or(&REVIEWS[0])
+    let reviews = reviews();
+    reviews.iter().find(|r| r.kind == kind).unwrap_or(&reviews[0])
 }
 
 fn parse_review(kind: &str, method: &Method, body: &[u8]) -> Result<Value, ApiError> {

@@ -5,6 +5,9 @@
 //! (`application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`) first and
 //! falls back to the legacy documents when the response's `Content-Type` is plain
 //! `application/json`, which is what kubectl 1.35 and helm do here.
+//!
+//! Every document is read from the current resource table, so a custom resource is
+//! discovered from the moment its definition is written until it is deleted.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::resource::{RESOURCES, REVIEWS, ResourceType, groups as api_groups};
+use crate::resource::{ResourceType, Table, reviews};
 use crate::status::ApiError;
 
 /// The Kubernetes version the sim reports.
@@ -60,16 +63,20 @@ fn group_doc(group: &str, versions: &[&str]) -> Value {
     })
 }
 
-pub(super) async fn groups() -> Json<Value> {
-    let groups: Vec<Value> = api_groups()
+pub(super) async fn groups(State(ctx): State<Ctx>) -> Json<Value> {
+    let groups: Vec<Value> = ctx
+        .store
+        .table()
+        .groups()
         .iter()
         .map(|(g, versions)| group_doc(g, versions))
         .collect();
     Json(json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups }))
 }
 
-pub(super) async fn group(Path(group): Path<String>) -> Response {
-    match api_groups().into_iter().find(|(g, _)| *g == group) {
+pub(super) async fn group(State(ctx): State<Ctx>, Path(group): Path<String>) -> Response {
+    let table = ctx.store.table();
+    match table.groups().into_iter().find(|(g, _)| *g == group) {
         Some((g, versions)) => {
             let mut doc = group_doc(g, &versions);
             doc["kind"] = json!("APIGroup");
@@ -80,10 +87,10 @@ pub(super) async fn group(Path(group): Path<String>) -> Response {
     }
 }
 
-fn resource_list(group: &str, version: &str) -> Option<Value> {
+fn resource_list(table: &Table, group: &str, version: &str) -> Option<Value> {
     let in_gv = |r: &&ResourceType| r.group == group && r.version == version;
-    let members: Vec<&ResourceType> = RESOURCES.iter().filter(in_gv).collect();
-    let reviews: Vec<&ResourceType> = REVIEWS.iter().filter(in_gv).collect();
+    let members: Vec<&ResourceType> = table.iter().map(|(_, r)| &**r).filter(in_gv).collect();
+    let reviews: Vec<&ResourceType> = reviews().iter().filter(in_gv).collect();
     if members.is_empty() && reviews.is_empty() {
         return None;
     }
@@ -116,12 +123,12 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
-        if r.plural == "pods" {
+        if r.hooks.logs {
             resources.push(json!({
-                "name": "pods/log",
+                "name": format!("{}/log", r.plural),
                 "singularName": "",
-                "namespaced": true,
-                "kind": "Pod",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
                 "verbs": ["get"],
             }));
         }
@@ -139,15 +146,18 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-pub(super) async fn core_resources() -> Response {
-    match resource_list("", "v1") {
+pub(super) async fn core_resources(State(ctx): State<Ctx>) -> Response {
+    match resource_list(&ctx.store.table(), "", "v1") {
         Some(doc) => Json(doc).into_response(),
         None => ApiError::no_route("/api/v1").into_response(),
     }
 }
 
-pub(super) async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
-    match resource_list(&group, &version) {
+pub(super) async fn group_resources(
+    State(ctx): State<Ctx>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    match resource_list(&ctx.store.table(), &group, &version) {
         Some(doc) => Json(doc).into_response(),
         None => ApiError::no_route(&format!("/apis/{group}/{version}")).into_response(),
     }
@@ -159,6 +169,8 @@ mod tests {
 
     #[test]
     fn resource_lists_carry_verbs_short_names_and_subresources() {
+        let table = Table::new();
+        let resource_list = |group, version| resource_list(&table, group, version);
         let doc = resource_list("apps", "v1").unwrap();
         assert_eq!(doc["groupVersion"], "apps/v1");
         let resources = doc["resources"].as_array().unwrap();

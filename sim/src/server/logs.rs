@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::Ctx;
-use super::rest::{Params, Target, flag, number};
+use super::request::{Params, Target, flag, number};
 use crate::logs::ContainerLog;
 use crate::meta;
 use crate::status::ApiError;

@@ -14,6 +14,7 @@ mod authz;
 mod discovery;
 mod logs;
 mod openapi;
+mod request;
 mod rest;
 mod watch;
 

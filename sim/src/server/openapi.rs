@@ -12,11 +12,12 @@
 //! `/openapi/v2` is not served (404), as on a server without it.
 
 use axum::Json;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::resource::RESOURCES;
+use super::Ctx;
+use crate::resource::Table;
 use crate::status::ApiError;
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -28,10 +29,10 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// `/openapi/v3`: one entry per group-version.
-pub(super) async fn index() -> Json<Value> {
+pub(super) async fn index(State(ctx): State<Ctx>) -> Json<Value> {
     let mut paths = Map::new();
-    for r in RESOURCES {
-        let path = gv_path(r.group, r.version);
+    for (_, r) in ctx.store.table().iter() {
+        let path = gv_path(&r.group, &r.version);
         paths
             .entry(path.clone())
             .or_insert_with(|| json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash=periscope-sim") }));
@@ -39,9 +40,9 @@ pub(super) async fn index() -> Json<Value> {
     Json(json!({ "paths": paths }))
 }
 
-fn document(group: &str, version: &str) -> Option<Value> {
+fn document(table: &Table, group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for (_, r) in table.iter().filter(|(_, r)| r.group == group && r.version == version) {
         let prefix = format!("/{}", gv_path(group, version));
         let object_path = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
@@ -76,16 +77,16 @@ fn document(group: &str, version: &str) -> Option<Value> {
 }
 
 /// `/openapi/v3/api/{version}`
-pub(super) async fn core(Path(version): Path<String>) -> Response {
-    match document("", &version) {
+pub(super) async fn core(State(ctx): State<Ctx>, Path(version): Path<String>) -> Response {
+    match document(&ctx.store.table(), "", &version) {
         Some(doc) => Json(doc).into_response(),
         None => ApiError::no_route(&format!("/openapi/v3/api/{version}")).into_response(),
     }
 }
 
 /// `/openapi/v3/apis/{group}/{version}`
-pub(super) async fn group(Path((group, version)): Path<(String, String)>) -> Response {
-    match document(&group, &version) {
+pub(super) async fn group(State(ctx): State<Ctx>, Path((group, version)): Path<(String, String)>) -> Response {
+    match document(&ctx.store.table(), &group, &version) {
         Some(doc) => Json(doc).into_response(),
         None => ApiError::no_route(&format!("/openapi/v3/apis/{group}/{version}")).into_response(),
     }

@@ -1,6 +1,7 @@
-//! Resource requests: path parsing, list, get, create, replace, patch and delete.
+//! Resource requests: list, get, create, replace, patch and delete, dispatching
+//! watches and logs to their modules. What differs per kind comes from the resource
+//! table's hooks (admission, deletion, subresources).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,130 +12,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::request::{Filter, Params, Target, flag, number, parse_path};
 use crate::fault::ListFailure;
-use crate::kubelet;
 use crate::meta;
 use crate::paging::ContinueToken;
 use crate::patch::{self, PatchType};
-use crate::resource::{self, RESOURCES, ResourceId, ResourceType};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::resource::{self, Deletion, ResourceId, ResourceType};
 use crate::status::ApiError;
 use crate::store::{ObjKey, UpdateMode};
 
 /// How long a deleted pod stays `Terminating` before the simulated kubelet confirms.
 const POD_TERMINATION: Duration = Duration::from_millis(300);
-
-/// What a resource path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Target {
-    pub resource: ResourceId,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub subresource: Option<String>,
-}
-
-impl Target {
-    pub fn rt(&self) -> &'static ResourceType {
-        &RESOURCES[self.resource]
-    }
-}
-
-/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths.
-pub(super) fn parse_path(path: &str) -> Option<Target> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest) = match segments.as_slice() {
-        ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return None,
-    };
-    let lookup = |plural: &str| resource::by_path(group, version, plural).map(|(id, _)| id);
-    let target = |resource, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
-        Some(Target {
-            resource,
-            namespace: namespace.map(str::to_string),
-            name: name.map(str::to_string),
-            subresource: sub.map(str::to_string),
-        })
-    };
-    match rest {
-        [plural] => target(lookup(plural)?, None, None, None),
-        [plural, name] => target(lookup(plural)?, None, Some(name), None),
-        ["namespaces", ns, plural] if lookup(plural).is_some_and(|id| RESOURCES[id].namespaced) => {
-            target(lookup(plural)?, Some(ns), None, None)
-        }
-        [plural, name, sub] => target(lookup(plural)?, None, Some(name), Some(sub)),
-        ["namespaces", ns, plural, name] => target(lookup(plural)?, Some(ns), Some(name), None),
-        ["namespaces", ns, plural, name, sub] => target(lookup(plural)?, Some(ns), Some(name), Some(sub)),
-        _ => None,
-    }
-    .filter(|t| {
-        let rt = t.rt();
-        let known_subresource = match t.subresource.as_deref() {
-            None | Some("status") => true,
-            Some("log") => rt.plural == "pods",
-            Some(_) => false,
-        };
-        // Namespaced objects are addressed inside their namespace; only their
-        // collections may be read cluster-wide. Cluster-scoped ones never are.
-        known_subresource
-            && (rt.namespaced || t.namespace.is_none())
-            && (!rt.namespaced || t.namespace.is_some() || t.name.is_none())
-    })
-}
-
-/// Query parameters of resource requests. Everything is a string and parsed by hand
-/// so that bad values get a `Status` body.
-pub(super) type Params = HashMap<String, String>;
-
-pub(super) fn flag(params: &Params, key: &str) -> bool {
-    params
-        .get(key)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
-}
-
-pub(super) fn number<T: std::str::FromStr>(params: &Params, key: &str) -> Result<Option<T>, ApiError> {
-    match params.get(key).map(String::as_str) {
-        None | Some("") => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))),
-    }
-}
-
-/// Selectors and scope shared by list and watch.
-pub(super) struct Filter {
-    pub namespace: Option<String>,
-    pub labels: LabelSelector,
-    pub fields: FieldSelector,
-}
-
-impl Filter {
-    pub fn from_params(target: &Target, params: &Params) -> Result<Self, ApiError> {
-        let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
-        let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
-        Ok(Self {
-            namespace: target.namespace.clone(),
-            labels,
-            fields,
-        })
-    }
-
-    /// The label and field selectors as a predicate, or `None` when they select
-    /// everything (the namespace is handled by the store's key range).
-    pub fn selector(&self) -> Option<impl Fn(&Value) -> bool + '_> {
-        (!self.labels.is_empty() || !self.fields.is_empty())
-            .then_some(|o: &Value| self.labels.matches(o) && self.fields.matches(o))
-    }
-
-    pub fn matches(&self, obj: &Value) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| meta::namespace(obj) == ns)
-            && self.labels.matches(obj)
-            && self.fields.matches(obj)
-    }
-}
 
 /// The fallback handler: every `/api` and `/apis` resource request.
 pub(super) async fn handle(
@@ -146,7 +34,7 @@ pub(super) async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
-    let Some(target) = parse_path(path) else {
+    let Some(target) = parse_path(&ctx.store.table(), path) else {
         return ApiError::no_route(path).into_response();
     };
     tracing::debug!(%method, path, "request");
@@ -159,7 +47,7 @@ pub(super) async fn handle(
         }
         (&Method::GET, None, None) => list(&ctx, &target, &params),
         (&Method::POST, None, None) => create(&ctx, &target, &body),
-        (&Method::GET, Some(_), Some("log")) if target.rt().plural == "pods" => {
+        (&Method::GET, Some(_), Some("log")) if target.rt().hooks.logs => {
             return super::logs::logs(ctx, target, params).await;
         }
         (&Method::GET, Some(name), None | Some("status")) => get(&ctx, &target, name),
@@ -187,7 +75,7 @@ pub(super) async fn handle(
 
 fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiError> {
     if let Some(failure) = ctx.faults.take_list_failure() {
-        tracing::debug!(resource = target.rt().plural, ?failure, "injected list failure");
+        tracing::debug!(resource = %target.rt().plural, ?failure, "injected list failure");
         return Err(match failure {
             ListFailure::InternalError => ApiError::internal("injected fault: list failed"),
             ListFailure::TooManyRequests => ApiError::too_many_requests(),
@@ -310,15 +198,18 @@ fn create(ctx: &Ctx, target: &Target, body: &[u8]) -> Result<Response, ApiError>
     if let Some(ns) = &target.namespace {
         namespace_accepts_writes(ctx, ns)?;
     }
-    kubelet::admit(&ctx.store, rt, &mut obj);
+    if let Some(admit) = rt.hooks.admit {
+        admit(&ctx.store, &mut obj);
+    }
     let created = ctx.store.create(target.resource, obj)?;
-    tracing::debug!(resource = rt.plural, name = meta::name(&created), "created");
+    tracing::debug!(resource = %rt.plural, name = meta::name(&created), "created");
     Ok((StatusCode::CREATED, Json(&*created)).into_response())
 }
 
 fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
-    let (namespaces, rt) =
-        resource::by_plural("namespaces").ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
+    let namespaces =
+        resource::builtin_id("namespaces").ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
+    let rt = &resource::builtin()[namespaces];
     let key = ObjKey {
         namespace: String::new(),
         name: ns.to_string(),
@@ -400,7 +291,7 @@ fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) 
     {
         return Err(ApiError::conflict(rt, name));
     }
-    let graceful_pod = rt.plural == "pods"
+    let graceful = rt.hooks.deletion == Deletion::Graceful
         && grace
             .or_else(|| {
                 current
@@ -413,7 +304,7 @@ fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) 
             current.pointer("/status/phase").and_then(Value::as_str),
             Some("Succeeded" | "Failed")
         );
-    let obj = if rt.plural == "namespaces" {
+    let obj = if rt.hooks.deletion == Deletion::Namespace {
         let marked = ctx.store.mutate(target.resource, &key, UpdateMode::Raw, |ns| {
             if !meta::is_deleting(ns) {
                 meta::metadata_mut(ns).insert("deletionTimestamp".into(), json!(meta::now_timestamp()));
@@ -423,7 +314,7 @@ fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) 
         })?;
         spawn_namespace_cleanup(ctx, name.to_string());
         marked
-    } else if graceful_pod {
+    } else if graceful {
         let marked = ctx.store.mark_deleting(target.resource, &key, grace.or(Some(30)))?;
         spawn_pod_termination(ctx, target.resource, key);
         marked
@@ -459,14 +350,15 @@ fn spawn_pod_termination(ctx: &Ctx, resource: ResourceId, key: ObjKey) {
 fn spawn_namespace_cleanup(ctx: &Ctx, namespace: String) {
     let store = ctx.store.clone();
     tokio::spawn(async move {
-        for (resource, rt) in RESOURCES.iter().enumerate().filter(|(_, r)| r.namespaced) {
+        let table = store.table();
+        for (resource, rt) in table.iter().filter(|(_, r)| r.namespaced) {
             let page = store.list(resource, Some(&namespace), None, None, None);
             for obj in page.items {
                 let _ = store.remove(resource, &ObjKey::of(&obj));
             }
-            tracing::trace!(resource = rt.plural, %namespace, "namespace content removed");
+            tracing::trace!(resource = %rt.plural, %namespace, "namespace content removed");
         }
-        if let Some((namespaces, _)) = resource::by_plural("namespaces") {
+        if let Some(namespaces) = resource::builtin_id("namespaces") {
             let _ = store.remove(
                 namespaces,
                 &ObjKey {
@@ -476,43 +368,4 @@ fn spawn_namespace_cleanup(ctx: &Ctx, namespace: String) {
             );
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plural(t: &Target) -> &'static str {
-        t.rt().plural
-    }
-
-    #[test]
-    fn parses_collection_and_object_paths() {
-        let t = parse_path("/api/v1/pods").unwrap();
-        assert_eq!(
-            (plural(&t), t.namespace.as_deref(), t.name.as_deref()),
-            ("pods", None, None)
-        );
-        let t = parse_path("/api/v1/namespaces/shop/pods/web-1/log").unwrap();
-        assert_eq!(t.namespace.as_deref(), Some("shop"));
-        assert_eq!(t.name.as_deref(), Some("web-1"));
-        assert_eq!(t.subresource.as_deref(), Some("log"));
-        let t = parse_path("/apis/apps/v1/namespaces/shop/deployments").unwrap();
-        assert_eq!((plural(&t), t.name.as_deref()), ("deployments", None));
-        let t = parse_path("/api/v1/namespaces/shop").unwrap();
-        assert_eq!((plural(&t), t.name.as_deref()), ("namespaces", Some("shop")));
-        let t = parse_path("/api/v1/namespaces/shop/status").unwrap();
-        assert_eq!((plural(&t), t.subresource.as_deref()), ("namespaces", Some("status")));
-        let t = parse_path("/api/v1/nodes/node-1").unwrap();
-        assert_eq!((plural(&t), t.name.as_deref()), ("nodes", Some("node-1")));
-    }
-
-    #[test]
-    fn rejects_paths_that_do_not_fit_the_resource_scope() {
-        assert!(parse_path("/api/v1/pods/web-1").is_none());
-        assert!(parse_path("/api/v1/namespaces/x/nodes").is_none());
-        assert!(parse_path("/apis/apps/v2/deployments").is_none());
-        assert!(parse_path("/api/v1/widgets").is_none());
-        assert!(parse_path("/metrics").is_none());
-    }
 }

@@ -11,7 +11,8 @@
 //!
 //! A watch sends `BOOKMARK` events every `bookmark_interval` when
 //! `allowWatchBookmarks` is set, ends after `timeoutSeconds`, when dropped by a fault,
-//! at shutdown, or when the client goes away. A watch that falls behind the history
+//! at shutdown, when the client goes away, or when its resource stops being served
+//! (after the `DELETED` events of a deleted definition's objects). A watch that falls behind the history
 //! window gets 410 like a slow etcd watcher.
 
 use std::convert::Infallible;
@@ -25,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::Ctx;
-use super::rest::{Filter, Params, Target, flag, number};
+use super::request::{Filter, Params, Target, flag, number};
 use crate::fault::OpenWatch;
 use crate::resource::ResourceType;
 use crate::status::ApiError;
@@ -105,11 +106,11 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion for watch: {v:?}")))?,
         ),
     };
-    let rt = target.rt();
+    let rt = target.rt.clone();
     let guard = ctx.faults.watch_opened(target.resource);
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     if ctx.faults.take_watch_expiry() {
-        tracing::debug!(resource = rt.plural, "injected watch expiry");
+        tracing::debug!(resource = %rt.plural, "injected watch expiry");
         let requested = start_rv.unwrap_or_default();
         let line = expired(Compacted {
             requested,
@@ -128,7 +129,7 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
         deadline: timeout.map(|t| Instant::now() + Duration::from_secs(t)),
         tx,
     };
-    tracing::debug!(resource = rt.plural, rv, bookmarks, send_initial, "watch opened");
+    tracing::debug!(resource = %rt.plural, rv, bookmarks, send_initial, "watch opened");
     tokio::spawn(session.run());
     Ok(body(rx, guard))
 }
@@ -208,7 +209,7 @@ impl Session {
             rv_rx.borrow_and_update();
             match store.changes_since(cursor) {
                 Err(compacted) => {
-                    tracing::debug!(resource = rt.plural, cursor, "watch expired");
+                    tracing::debug!(resource = %rt.plural, cursor, "watch expired");
                     self.send(expired(compacted)).await;
                     return;
                 }
@@ -223,6 +224,10 @@ impl Session {
                     cursor = cursor.max(rv);
                 }
             }
+            if !store.serves(self.target.resource) {
+                tracing::debug!(resource = %rt.plural, "watch ended: the resource is no longer served");
+                return;
+            }
             tokio::select! {
                 biased;
                 _ = self.ctx.shutdown.cancelled() => return,
@@ -230,7 +235,7 @@ impl Session {
                 signal = drops.recv() => match signal {
                     Ok(Some(resource)) if resource != self.target.resource => {}
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        tracing::debug!(resource = rt.plural, "watch dropped by fault");
+                        tracing::debug!(resource = %rt.plural, "watch dropped by fault");
                         return;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
