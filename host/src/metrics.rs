@@ -70,6 +70,7 @@ pub struct Metrics {
     upstream_outages: Family<ClusterKind, Gauge>,
     graphql_sockets: Gauge,
     graphql_closes: Family<Code, Counter>,
+    runtime_tasks: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -183,6 +184,12 @@ impl Metrics {
             "/graphqlws sockets the server closed, by close code",
             graphql_closes.clone(),
         );
+        let runtime_tasks = Gauge::<i64>::default();
+        registry.register(
+            "runtime_tasks",
+            "Alive tokio tasks (read when /metrics is scraped; a soak watches it for leaks)",
+            runtime_tasks.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -209,11 +216,16 @@ impl Metrics {
             upstream_outages,
             graphql_sockets,
             graphql_closes,
+            runtime_tasks,
         }
     }
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX);
+            self.runtime_tasks.set(tasks);
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
