@@ -6,7 +6,8 @@
 //! stream that behave like a browser's `EventSource` in Periscope's SPA (reconnect
 //! after `--retry` with `Last-Event-ID`; the error budget of spec 3.4: one unit per
 //! closed connection or `error` frame, at most once a second, reset by a snapshot or a
-//! delta, polling for good at 4), writes `--rate` pod changes per second (create,
+//! delta, polling the list route every 5 s for good at 4, as the SPA does), writes
+//! `--rate` pod changes per second (create,
 //! modify `spec.nodeName`, delete) while the fault runs, stops writing, and waits for
 //! every client's reconstructed list to equal the sim's pods.
 //!
@@ -52,6 +53,9 @@ struct Args {
     /// Longest wait for every client to converge after a fault.
     #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     settle: Duration,
+    /// The host's log filter (`PERISCOPE_LOG`).
+    #[arg(long, default_value = "error")]
+    log: String,
     /// Comma-separated fault names (restart, pause60, pause90, drops, storm410, burst5xx, slow).
     #[arg(long)]
     only: Option<String>,
@@ -135,7 +139,26 @@ async fn run_client(
     let http = reqwest::Client::new();
     let mut state = ClientState::default();
     let mut last_id: Option<String> = None;
-    while !stop.is_cancelled() && !state.polling {
+    let list_url = url.trim_end_matches("/watch").to_string();
+    while !stop.is_cancelled() {
+        if state.polling {
+            // The SPA after four failures: polls the list route every 5 s for good.
+            if let Ok(response) = http.get(&list_url).send().await
+                && response.status().is_success()
+                && let Ok(body) = response.json::<Value>().await
+            {
+                let items = json!({ "items": body["pods"].clone() }).to_string();
+                let budget = state.budget;
+                state.apply("snapshot", &items);
+                state.budget = budget;
+                let _ = tx.send(state.clone());
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        }
         let mut request = http.get(&url);
         if let Some(id) = &last_id {
             request = request.header("Last-Event-ID", id);
@@ -260,7 +283,7 @@ async fn run_fault(fault: &'static str, args: &Args) -> Result<Outcome> {
         ("PERISCOPE_WATCH_REQUEST_TIMEOUT", "5s"),
         ("PERISCOPE_WATCH_PER_USER_LIMIT", "0"),
         ("PERISCOPE_WATCH_MAX_STREAM_DURATION", "0s"),
-        ("PERISCOPE_LOG", "error"),
+        ("PERISCOPE_LOG", args.log.as_str()),
     ])
     .await;
     let scaled = |secs: f64| Duration::from_secs_f64(secs * args.scale);
@@ -320,10 +343,11 @@ async fn run_fault(fault: &'static str, args: &Args) -> Result<Outcome> {
                     next_action += Duration::from_secs(5);
                 }
                 "burst5xx" => {
-                    served.sim.fail_lists(ListFailure::InternalError, FaultCount::Times(5));
+                    // A relist that fails three times in a row, every 20 s.
+                    served.sim.fail_lists(ListFailure::InternalError, FaultCount::Times(3));
                     served.sim.expire_watches(FaultCount::Times(1));
                     let _ = served.sim.drop_watches(None);
-                    next_action += Duration::from_secs(10);
+                    next_action += Duration::from_secs(20);
                 }
                 "slow" if next_action.is_zero() => {
                     served.sim.expire_watches(FaultCount::Times(1));
