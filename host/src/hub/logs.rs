@@ -115,7 +115,7 @@ pub enum LogError {
         pod: String,
         /// The client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The apiserver did not answer in time.
     #[error("no answer for the log of pod {namespace}/{pod} within {timeout:?} (watch.request_timeout)")]
@@ -243,7 +243,7 @@ impl LogStreams {
                 step: "read",
                 namespace: namespace.to_string(),
                 pod: pod.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         let Some(found) = found else {
             return Err(LogError::UnknownPod {
@@ -399,7 +399,7 @@ impl LogStreams {
             step: "log",
             namespace: key.namespace.clone(),
             pod: key.pod.clone(),
-            source,
+            source: Box::new(source),
         };
         let read = async {
             let reader = api.log_stream(&key.pod, &params).await?;
