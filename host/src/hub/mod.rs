@@ -22,6 +22,12 @@
 //! - **Resume.** The hub keeps the deltas since the last snapshot (at most
 //!   [`HubOptions::ring`]). A subscriber whose `Last-Event-ID` is the snapshot's id or a
 //!   delta in that ring gets only the deltas after it; any other id gets a snapshot.
+//! - **Label-selector scopes.** A key may carry a label selector
+//!   ([`StreamKey::selector`]), passed to the apiserver's list and watch: one Helm
+//!   release's Secrets are one shared upstream. SSE and polls never set one.
+//! - **Other sources.** Host views ([`view`]) of kinds and of resources no plugin
+//!   serves (`helm:releases`, decoded by [`helm`]), and container logs ([`logs`]):
+//!   one live tail per container shared by its followers, a backfill per subscriber.
 //! - **Slow subscribers never slow the hub.** Frames go through a broadcast channel of
 //!   [`HubOptions::queue`] entries; a subscriber that falls that far behind sees
 //!   `Lagged` and is closed with `backpressure` by its transport. The hub never waits.

@@ -14,6 +14,10 @@
 //! - the server is shutting down;
 //! - the lifetime cap passed.
 //!
+//! A source that is not a hub subscription (a container's log) gets the same policies
+//! from a [`Lease`]: RBAC at open and on re-checks, the cap, expiry, revocation,
+//! shutdown and the lifetime, around each read of the source.
+//!
 //! A transport only encodes: SSE writes frames and its fixed control frames, GraphQL
 //! writes `next`, `error` and `complete`. Neither re-implements a policy. The hub knows
 //! nothing of sessions, and sessions know no wire format.
