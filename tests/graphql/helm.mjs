@@ -31,8 +31,7 @@ const query = (name) => `subscription {
   }
 }`;
 
-// One socket for the whole script: a lazy client would close it after each operation.
-const gql = client(url, undefined, { lazyCloseTimeout: 600000 });
+const gql = client(url);
 const record = async (sub, what) => (await sub.next(what)).k8sHelmReleaseStatus;
 
 /// Records until `done(record)` holds; returns them all.

@@ -27,8 +27,7 @@ const finished = (c) => ({
 const query = (args) => `subscription { k8sPodLogs(cluster: "test", namespace: "shop", ${args}) { pod container timestamp level message } }`;
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
 
-// One socket for the whole script: a lazy client would close it after each operation.
-const gql = client(url, undefined, { lazyCloseTimeout: 600000 });
+const gql = client(url);
 
 /// Every record until `complete`.
 async function all(sub, what) {

@@ -135,6 +135,13 @@ await step('a client complete is not echoed, frees its id; an unknown complete i
   raw.end();
 });
 
+await step('a client close is echoed with its own code', async () => {
+  const raw = await Raw.open(url);
+  await raw.init();
+  raw.ws.close(1000, 'bye');
+  await raw.close(1000);
+});
+
 await step('the reference client runs a query', async () => {
   const gql = client(url);
   const sub = new Sub(gql, '{ clusters { name } }');

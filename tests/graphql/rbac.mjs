@@ -6,7 +6,7 @@ import { Sub, assert, assertEqual, client, fail, step } from './lib.mjs';
 const [phase, url, token, pod] = process.argv.slice(2);
 if (!pod) fail('usage: rbac.mjs <before|after> <ws-url> <token> <pod>');
 
-const gql = client(url, token, { lazyCloseTimeout: 600000 });
+const gql = client(url, token);
 const logs = `subscription { k8sPodLogs(cluster: "test", namespace: "shop", pod: "${pod}", tailLines: 2, follow: false) { message } }`;
 const helm = 'subscription { k8sHelmReleaseStatus(cluster: "test", namespace: "shop", name: "demo") { status } }';
 
