@@ -112,3 +112,72 @@ async fn an_operation_completes_at_the_duration_cap() {
         .assert_success();
     served.shutdown().await;
 }
+
+#[tokio::test]
+async fn pod_logs_backfill_follow_and_end_with_one_shared_tail_per_container() {
+    let served = serve(&[]).await;
+    let (ws, sim) = (ws_url(&served), served.sim.url());
+    let script = tokio::spawn(async move { run_script("logs.mjs", &[&ws, &sim]).await });
+    // While the script runs, never more than one live tail at a time, though two
+    // followers of one container overlap in one step.
+    let mut most = 0;
+    while !script.is_finished() {
+        most = most.max(served.hub.logs().tail_keys().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    script.await.unwrap().assert_success();
+    assert_eq!(most, 1, "one live tail served both followers");
+    served.shutdown().await;
+}
+
+const HELM_CHART: &str = "apiVersion: v2\nname: demo\nversion: 0.1.0\nappVersion: \"1.0\"\n";
+const HELM_VALUES: &str = "x: one\n";
+const HELM_CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+data:
+  x: {{ .Values.x | quote }}
+";
+
+#[tokio::test]
+async fn helm_install_upgrade_uninstall_and_a_corrupt_release_secret() {
+    let helm = periscope_build_support::scripts::tool("helm", "PERISCOPE_HELM").unwrap_or_else(|m| panic!("{m}"));
+    let served = serve(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    served.sim.write_kubeconfig(&kubeconfig).unwrap();
+    let chart = dir.path().join("chart");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), HELM_CHART).unwrap();
+    std::fs::write(chart.join("values.yaml"), HELM_VALUES).unwrap();
+    std::fs::write(chart.join("templates/configmap.yaml"), HELM_CONFIG_MAP).unwrap();
+    let home = dir.path().join("helm");
+    let path = |p: &std::path::Path| p.display().to_string();
+    run_script(
+        "helm.mjs",
+        &[
+            &ws_url(&served),
+            &served.sim.url(),
+            &path(&helm),
+            &path(&kubeconfig),
+            &path(&chart),
+            &path(&home),
+        ],
+    )
+    .await
+    .assert_success();
+    // One upstream per release scope, selected by its labels.
+    let selectors: Vec<Option<String>> = served
+        .hub
+        .upstream_keys()
+        .into_iter()
+        .filter(|k| k.kind == "helm:releases")
+        .map(|k| k.selector)
+        .collect();
+    assert!(
+        selectors.contains(&Some("owner=helm,name=broken".to_string())),
+        "{selectors:?}"
+    );
+    served.shutdown().await;
+}

@@ -391,3 +391,53 @@ async fn a_plugin_failing_on_every_object_is_an_error_never_an_empty_snapshot() 
     assert_eq!(response.status(), 500);
     served.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graphql_logs_and_helm_releases_need_the_users_rbac() {
+    use periscope_tests::graphql::run_script;
+    let (served, dir) = serve_rbac().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    served.sim.write_kubeconfig(&kubeconfig).unwrap();
+    let pods = served.sim.objects("pods", Some("shop")).unwrap();
+    let pod = pods
+        .iter()
+        .find(|p| p["status"]["containerStatuses"][0]["state"]["running"].is_object())
+        .and_then(|p| p["metadata"]["name"].as_str())
+        .expect("a running pod in shop")
+        .to_string();
+    let mut admin = claims("carol");
+    admin["groups"] = json!(["admins"]);
+    let token = hs256(&admin);
+    let ws = format!("{}/graphqlws", served.base.replacen("http://", "ws://", 1));
+    run_script("rbac.mjs", &["before", &ws, &token, &pod])
+        .await
+        .assert_success();
+    for args in [
+        &[
+            "create",
+            "role",
+            "logs",
+            "--verb=get",
+            "--resource=pods/log",
+            "-n",
+            "shop",
+        ][..],
+        &[
+            "create",
+            "rolebinding",
+            "carol-logs",
+            "--role=logs",
+            "--user=carol",
+            "-n",
+            "shop",
+        ],
+    ] {
+        kubectl_run(&kubeconfig, args).await;
+    }
+    // Past the review cache's TTL (1 s).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    run_script("rbac.mjs", &["after", &ws, &token, &pod])
+        .await
+        .assert_success();
+    served.shutdown().await;
+}

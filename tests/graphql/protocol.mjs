@@ -103,10 +103,10 @@ await step('error ends an operation: no complete after it, the socket stays open
   assert(Array.isArray(error.payload) && error.payload[0].message, `errors: ${JSON.stringify(error.payload)}`);
   await raw.quiet(300, 'nothing after error');
   raw.send({ type: 'subscribe', id: 'bad', payload: { query: 'subscription { k8sPodLogs(cluster: "test", namespace: "shop", pod: "p") { message } }' } });
-  const notYet = await raw.message('error');
-  assertEqual(notYet.payload[0].extensions.code, 'NOT_IMPLEMENTED', 'k8sPodLogs code');
-  raw.send({ type: 'subscribe', id: 'h', payload: { query: 'subscription { k8sHelmReleaseStatus(cluster: "test", namespace: "shop", name: "r") { status } }' } });
-  assertEqual((await raw.message('error')).payload[0].extensions.code, 'NOT_IMPLEMENTED', 'helm code');
+  const missing = await raw.message('error');
+  assertEqual(missing.payload[0].extensions.code, 'NOT_FOUND', 'k8sPodLogs code');
+  raw.send({ type: 'subscribe', id: 'h', payload: { query: 'subscription { k8sHelmReleaseStatus(cluster: "test", namespace: "shop", name: "Not_A_Name") { status } }' } });
+  assertEqual((await raw.message('error')).payload[0].extensions.code, 'BAD_REQUEST', 'helm code');
   raw.send({ type: 'ping' });
   await raw.message('pong');
   raw.end();
@@ -133,6 +133,13 @@ await step('a client complete is not echoed, frees its id; an unknown complete i
   raw.send({ type: 'ping' });
   await raw.message('pong');
   raw.end();
+});
+
+await step('a client close is echoed with its own code', async () => {
+  const raw = await Raw.open(url);
+  await raw.init();
+  raw.ws.close(1000, 'bye');
+  await raw.close(1000);
 });
 
 await step('the reference client runs a query', async () => {

@@ -54,7 +54,7 @@ impl Access {
 pub struct Resource<'a> {
     /// API group (`""` for core).
     pub group: &'a str,
-    /// Plural (`pods`).
+    /// Plural (`pods`), or plural and subresource (`pods/log`).
     pub plural: &'a str,
     /// Whether objects live in namespaces.
     pub namespaced: bool,
@@ -212,6 +212,11 @@ impl Authorizer {
         if !groups.iter().any(|g| g == AUTHENTICATED) {
             groups.push(AUTHENTICATED.to_string());
         }
+        // `pods/log`: a subresource is reviewed as resource `pods`, subresource `log`.
+        let (plural, subresource) = match resource.plural.split_once('/') {
+            Some((plural, sub)) => (plural, Some(sub)),
+            None => (resource.plural, None),
+        };
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(actor.username.clone()),
@@ -219,7 +224,8 @@ impl Authorizer {
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(verb.to_string()),
                     group: Some(resource.group.to_string()),
-                    resource: Some(resource.plural.to_string()),
+                    resource: Some(plural.to_string()),
+                    subresource: subresource.map(str::to_string),
                     namespace: namespace.map(str::to_string),
                     ..ResourceAttributes::default()
                 }),

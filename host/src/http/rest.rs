@@ -50,6 +50,7 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
         cluster: scope.cluster,
         kind: scope.kind,
         namespace: scope.namespace,
+        selector: None,
     };
     let only = match &access {
         Access::Namespaces(set) => Some(set.as_ref()),

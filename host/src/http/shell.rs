@@ -158,6 +158,7 @@ async fn read<T: DeserializeOwned>(state: &AppState, cluster: &Cluster, actor: &
         cluster: cluster.name.clone(),
         kind: token.to_string(),
         namespace: None,
+        selector: None,
     };
     let subject = shell_subject(cluster);
     let failed = |code: &'static str, message: String| {

@@ -71,6 +71,7 @@ pub(super) async fn watch(
         cluster: scope.cluster,
         kind: scope.kind,
         namespace: scope.namespace,
+        selector: None,
     };
     let session = match Session::open(
         &state,

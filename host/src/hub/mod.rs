@@ -22,11 +22,19 @@
 //! - **Resume.** The hub keeps the deltas since the last snapshot (at most
 //!   [`HubOptions::ring`]). A subscriber whose `Last-Event-ID` is the snapshot's id or a
 //!   delta in that ring gets only the deltas after it; any other id gets a snapshot.
+//! - **Label-selector scopes.** A key may carry a label selector
+//!   ([`StreamKey::selector`]), passed to the apiserver's list and watch: one Helm
+//!   release's Secrets are one shared upstream. SSE and polls never set one.
+//! - **Other sources.** Host views ([`view`]) of kinds and of resources no plugin
+//!   serves (`helm:releases`, decoded by [`helm`]), and container logs ([`logs`]):
+//!   one live tail per container shared by its followers, a backfill per subscriber.
 //! - **Slow subscribers never slow the hub.** Frames go through a broadcast channel of
 //!   [`HubOptions::queue`] entries; a subscriber that falls that far behind sees
 //!   `Lagged` and is closed with `backpressure` by its transport. The hub never waits.
 
 mod frame;
+pub mod helm;
+pub mod logs;
 mod upstream;
 pub mod view;
 
@@ -57,6 +65,9 @@ pub struct StreamKey {
     pub kind: String,
     /// Namespace, or `None` for all namespaces (and for cluster-scoped kinds).
     pub namespace: Option<String>,
+    /// A label selector narrowing the scope (`owner=helm,name=web`), passed to the
+    /// apiserver's list and watch; `None` for every object (SSE and polls).
+    pub selector: Option<String>,
 }
 
 impl StreamKey {
@@ -189,6 +200,7 @@ pub struct Hub {
     options: HubOptions,
     metrics: Arc<Metrics>,
     upstreams: Mutex<HashMap<StreamKey, Entry>>,
+    logs: Arc<logs::LogStreams>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -264,13 +276,20 @@ impl Drop for SubscriberGuard {
 impl Hub {
     /// A hub over `clusters`, mapping with the plugins `kinds` holds at each moment.
     pub fn new(clusters: Clusters, kinds: Arc<LiveKinds>, options: HubOptions, metrics: Arc<Metrics>) -> Arc<Hub> {
+        let logs = logs::LogStreams::new(clusters.clone(), options.queue, options.request_timeout);
         Arc::new(Hub {
             clusters,
             kinds,
             options,
             metrics,
             upstreams: Mutex::new(HashMap::new()),
+            logs,
         })
+    }
+
+    /// Container logs: shared live tails and per-subscriber backfills ([`logs`]).
+    pub fn logs(&self) -> &Arc<logs::LogStreams> {
+        &self.logs
     }
 
     /// The configured clusters.
@@ -312,7 +331,7 @@ impl Hub {
             Some(plugin) => Some(Mapper::Plugin(plugin.clone())),
             None => {
                 let base = view::base_kind(kind).and_then(|base| registry.get(base));
-                view::find(kind, base).map(Mapper::View)
+                view::find(kind, base).or_else(|| view::builtin(kind)).map(Mapper::View)
             }
         }
     }

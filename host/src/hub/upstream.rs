@@ -351,10 +351,12 @@ impl Upstream {
     /// a poll of a scope nobody watches.
     pub(super) async fn list_once(&self, client: kube::Client) -> Result<Vec<Bytes>, ListError> {
         let kind = &self.key.kind;
-        let (list_rv, objects) = list_all(&self.api(client)).await.map_err(|error| ListError::Upstream {
-            message: format!("list {kind}: {error}"),
-            status: status_class(&error),
-        })?;
+        let (list_rv, objects) = list_all(&self.api(client), self.key.selector.as_deref())
+            .await
+            .map_err(|error| ListError::Upstream {
+                message: format!("list {kind}: {error}"),
+                status: status_class(&error),
+            })?;
         match map_all(&self.plugin, &self.key, objects).await {
             Ok(mapped) => {
                 self.count_left_out(&mapped);
@@ -388,7 +390,7 @@ impl Upstream {
         let mut backoff = DefaultBackoff::default();
         let mut expired = false;
         'list: loop {
-            let (list_rv, objects) = match self.timed(list_all(&api)).await {
+            let (list_rv, objects) = match self.timed(list_all(&api, self.key.selector.as_deref())).await {
                 Ok(listed) => listed,
                 Err(error) => {
                     let wait = self.failed(format!("list {kind}: {error}"), &error, &mut backoff);
@@ -409,6 +411,9 @@ impl Upstream {
             loop {
                 let mut params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
                 params.bookmarks = true;
+                if let Some(selector) = &self.key.selector {
+                    params = params.labels(selector);
+                }
                 let stream = match self.timed(api.watch(&params, &rv)).await {
                     Ok(stream) => stream,
                     Err(kube::Error::Api(status)) if status.code == 410 => {
@@ -587,9 +592,16 @@ impl Upstream {
     }
 }
 
-/// Lists every object in pages; returns the list's resourceVersion.
-pub(super) async fn list_all(api: &Api<DynamicObject>) -> kube::Result<(String, Vec<DynamicObject>)> {
+/// Lists every object (matching `selector`, when given) in pages; returns the list's
+/// resourceVersion.
+pub(super) async fn list_all(
+    api: &Api<DynamicObject>,
+    selector: Option<&str>,
+) -> kube::Result<(String, Vec<DynamicObject>)> {
     let mut params = ListParams::default().limit(PAGE_SIZE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
     let mut objects = Vec::new();
     loop {
         let page = api.list(&params).await?;
@@ -755,6 +767,7 @@ mod tests {
             cluster: "test".into(),
             kind: "pods".into(),
             namespace: None,
+            selector: None,
         };
         Upstream::new(
             key,

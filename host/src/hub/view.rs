@@ -91,6 +91,33 @@ pub fn base_kind(token: &str) -> Option<&str> {
     token.strip_prefix(STATUS_PREFIX)
 }
 
+/// A view of a resource no plugin serves (`helm:releases` reads core/v1 Secrets).
+///
+/// Such resources are hub sources only: they are not kinds, so the SPA's registry,
+/// `/api/features` and the SSE routes never see them; only operations that name the
+/// view (with RBAC on the resource it reads) do.
+pub fn builtin(token: &str) -> Option<Arc<View>> {
+    let (kind, plural, map): (&str, &str, fn(&Value) -> Value) = match token {
+        super::helm::RELEASES => ("Secret", "secrets", super::helm::release_record),
+        _ => return None,
+    };
+    Some(Arc::new(View {
+        info: KindInfo {
+            token: token.to_string(),
+            group_alias: "core".to_string(),
+            api_group: String::new(),
+            api_version: "v1".to_string(),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+            namespaced: true,
+            list_key: plural.to_string(),
+            snapshot: None,
+            fields: Vec::new(),
+        },
+        map,
+    }))
+}
+
 fn status_mapper(kind: &str) -> Option<fn(&Value) -> Value> {
     Some(match kind {
         "pods" => pod_status,

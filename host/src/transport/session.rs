@@ -14,6 +14,10 @@
 //! - the server is shutting down;
 //! - the lifetime cap passed.
 //!
+//! A source that is not a hub subscription (a container's log) gets the same policies
+//! from a [`Lease`]: RBAC at open and on re-checks, the cap, expiry, revocation,
+//! shutdown and the lifetime, around each read of the source.
+//!
 //! A transport only encodes: SSE writes frames and its fixed control frames, GraphQL
 //! writes `next`, `error` and `complete`. Neither re-implements a policy. The hub knows
 //! nothing of sessions, and sessions know no wire format.
@@ -531,5 +535,226 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What a [`Lease`] reviews: a resource (`pods/log`), its namespace and the verbs.
+#[derive(Debug, Clone)]
+pub struct LeaseScope {
+    /// The stream's key (cluster, a kind-like label such as `pods/log`, namespace), as
+    /// `/debug/streams` and the span show it.
+    pub key: StreamKey,
+    /// API group of the reviewed resource (`""` for core).
+    pub group: String,
+    /// The reviewed resource, with its subresource (`pods/log`).
+    pub plural: String,
+    /// The verbs the user needs (`get` for a log).
+    pub verbs: &'static [&'static str],
+}
+
+/// The policies of a stream whose source is not a hub subscription (a container's
+/// log): RBAC at open and every half `auth.rbac_ttl`, the per-actor cap, expiry,
+/// revocation (on every read and heartbeat), shutdown and the lifetime cap, the same
+/// as a [`Session`]'s. A transport wraps each read of its source in [`Lease::guard`].
+pub struct Lease {
+    scope: LeaseScope,
+    admission: Admission,
+    actor: Actor,
+    cluster: Cluster,
+    auth: Arc<Authenticator>,
+    authorizer: Arc<Authorizer>,
+    recheck: Option<tokio::time::Interval>,
+    heartbeat: tokio::time::Interval,
+    lifetime: Option<tokio::time::Instant>,
+    expiry: Option<tokio::time::Instant>,
+    shutdown: CancellationToken,
+    delivered: Counter,
+    span: tracing::Span,
+    close_reason: &'static str,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// Checks cluster, RBAC and the per-actor cap for `scope`, then opens the span.
+    pub async fn open(
+        state: &AppState,
+        actor: Actor,
+        transport: &'static str,
+        scope: LeaseScope,
+        lifetime: std::time::Duration,
+    ) -> Result<Lease, OpenError> {
+        let key = &scope.key;
+        let cluster = state
+            .hub
+            .clusters()
+            .get(&key.cluster)
+            .cloned()
+            .ok_or(OpenError::UnknownCluster)?;
+        let resource = Resource {
+            group: &scope.group,
+            plural: &scope.plural,
+            namespaced: true,
+        };
+        let namespace = key.namespace.as_deref();
+        match state
+            .authorizer
+            .access(&cluster, &actor, resource, namespace, scope.verbs)
+            .await
+        {
+            Ok(Access::Denied) => {
+                state.metrics.rbac_denied(&cluster.name, &scope.plural);
+                tracing::info!(actor = %actor.subject, user = %actor.username, cluster = %cluster.name, resource = %scope.plural, namespace = namespace.unwrap_or("*"), "request refused by RBAC");
+                return Err(OpenError::Forbidden(format!(
+                    "user {:?} may not {} {} in namespace {:?} on cluster {:?}",
+                    actor.username,
+                    scope.verbs.join(" and "),
+                    scope.plural,
+                    namespace.unwrap_or_default(),
+                    cluster.name
+                )));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "access review failed");
+                return Err(error.into());
+            }
+        }
+        let admission = state.streams.admit(&actor, transport, key).inspect_err(|error| {
+            tracing::info!(actor = %actor.subject, cluster = %key.cluster, kind = %key.kind, "{error}");
+        })?;
+        let span = tracing::info_span!(
+            "stream",
+            stream.id = admission.info.id,
+            transport,
+            cluster = %key.cluster,
+            kind = %key.kind,
+            namespace = key.namespace_label(),
+            actor = %actor.subject,
+            close_reason = tracing::field::Empty,
+        );
+        span.in_scope(|| tracing::info!("stream opened"));
+        let half = state.authorizer.ttl() / 2;
+        let now = tokio::time::Instant::now();
+        Ok(Lease {
+            delivered: state.metrics.events_delivered(transport, &key.kind),
+            expiry: actor.expires_at.map(expiry_instant),
+            scope,
+            admission,
+            actor,
+            cluster,
+            auth: state.auth.clone(),
+            authorizer: state.authorizer.clone(),
+            recheck: state
+                .authorizer
+                .is_enabled()
+                .then(|| tokio::time::interval_at(now + half, half)),
+            heartbeat: tokio::time::interval_at(now + state.heartbeat, state.heartbeat),
+            lifetime: (!lifetime.is_zero()).then(|| now + lifetime),
+            shutdown: state.shutdown.clone(),
+            span,
+            close_reason: "client_gone",
+        })
+    }
+
+    /// The stream's span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Counts one message written to the client.
+    pub fn sent(&self) {
+        self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
+        self.delivered.inc();
+    }
+
+    /// Records why the stream ended without a policy end (the source completed or
+    /// failed).
+    pub fn close(&mut self, reason: &'static str) {
+        self.close_reason = reason;
+    }
+
+    /// Waits for `next` (the source's next item) unless a policy ends the stream
+    /// first: `Ok(item)`, or `Err(end)` after which the stream is over.
+    pub async fn guard<T>(&mut self, next: impl Future<Output = T>) -> Result<T, End> {
+        futures::pin_mut!(next);
+        loop {
+            let recheck = async {
+                match self.recheck.as_mut() {
+                    Some(recheck) => {
+                        recheck.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let end = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => End::Shutdown,
+                () = sleep_until(self.expiry) => End::AuthExpired,
+                () = sleep_until(self.lifetime) => End::Lifetime,
+                () = recheck => match self.recheck_access().await {
+                    Some(end) => end,
+                    None => continue,
+                },
+                item = &mut next => {
+                    if self.auth.is_revoked(&self.actor.subject) {
+                        End::Revoked
+                    } else {
+                        return Ok(item);
+                    }
+                }
+                _ = self.heartbeat.tick() => {
+                    if self.auth.is_revoked(&self.actor.subject) {
+                        End::Revoked
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            self.close_reason = end.reason();
+            return Err(end);
+        }
+    }
+
+    async fn recheck_access(&mut self) -> Option<End> {
+        let resource = Resource {
+            group: &self.scope.group,
+            plural: &self.scope.plural,
+            namespaced: true,
+        };
+        let namespace = self.scope.key.namespace.as_deref();
+        match self
+            .authorizer
+            .access(&self.cluster, &self.actor, resource, namespace, self.scope.verbs)
+            .await
+        {
+            Ok(Access::Denied) => Some(End::AccessRevoked(format!(
+                "access revoked: user {:?} may no longer {} {}",
+                self.actor.username,
+                self.scope.verbs.join(" and "),
+                self.scope.plural
+            ))),
+            Ok(_) => None,
+            Err(error) => {
+                self.span
+                    .in_scope(|| tracing::warn!(%error, "access re-check failed; the stream keeps its last decision"));
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.span.record("close_reason", self.close_reason);
+        let sent = self.admission.info.events_sent.load(Ordering::Relaxed);
+        self.span
+            .in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
     }
 }

@@ -11,6 +11,8 @@
 //! 4403, not an HTTP 401 the client could not read.
 
 pub mod events;
+pub mod helm;
+pub mod logs;
 pub mod protocol;
 pub mod schema;
 pub mod workload;

@@ -219,6 +219,12 @@ pub async fn serve(socket: WebSocket, connection: Connection) {
             reason: close.reason.into(),
         };
         let _ = sink.send(Message::Close(Some(frame))).await;
+    } else {
+        // The client closed (or the connection broke): tungstenite queued the echo of
+        // a client's close frame, which is written only by a flush. Without it the
+        // client sees 1006 instead of its own code, and `graphql-ws` reports that
+        // abnormal close to operations it queued on a socket it was lazily closing.
+        let _ = sink.close().await;
     }
     metrics.graphql_socket(-1);
 }

@@ -1,13 +1,14 @@
 //! The GraphQL schema of `spec/streams.md`, executed by async-graphql: `Query {
-//! clusters, kinds }` and the four subscriptions. `k8sEvents` and `k8sWorkloadStatus`
-//! stream through [`Session`]s of the hub; `k8sPodLogs` and `k8sHelmReleaseStatus`
-//! answer `NOT_IMPLEMENTED` until their issues land.
+//! clusters, kinds }` and the four subscriptions. `k8sEvents`, `k8sWorkloadStatus` and
+//! `k8sHelmReleaseStatus` stream through [`Session`]s of the hub; `k8sPodLogs` reads
+//! the hub's log streams under a [`crate::transport::session::Lease`].
 //!
 //! Every refusal and every end a client must act on is a GraphQL error with a stable
 //! `extensions.code`: `FORBIDDEN` (not an admin, RBAC), `TOO_MANY_STREAMS` (the
 //! per-user cap, shared with SSE), `UNAUTHENTICATED` (expired or revoked mid-stream),
 //! `NOT_FOUND`, `BAD_REQUEST`, `UPSTREAM_ERROR`, `UPSTREAM_LIMIT`, `BACKPRESSURE`,
-//! `UNAVAILABLE`, `NOT_IMPLEMENTED`. The protocol loop sends them as `error`.
+//! `UNAVAILABLE`, `INVALID_RELEASE` (a Helm release Secret that cannot be decoded).
+//! The protocol loop sends them as `error`.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Context, EmptyMutation, Enum, ErrorExtensions, Object, Schema, SimpleObject, Subscription};
 use futures::StreamExt;
 
-use super::{events, workload};
+use super::{events, helm, logs, workload};
 use crate::auth::Actor;
 use crate::http::AppState;
 use crate::hub::StreamKey;
@@ -101,7 +102,7 @@ pub fn end_error(end: End) -> Option<async_graphql::Error> {
     })
 }
 
-fn open_error(error: OpenError) -> async_graphql::Error {
+pub(super) fn open_error(error: OpenError) -> async_graphql::Error {
     let code = match &error {
         OpenError::UnknownCluster | OpenError::UnknownKind(_) => "NOT_FOUND",
         OpenError::Forbidden(_) => "FORBIDDEN",
@@ -142,6 +143,19 @@ fn namespace_arg(namespace: Option<String>) -> async_graphql::Result<Option<Stri
             .map(|()| Some(ns))
             .map_err(|why| coded("BAD_REQUEST", format!("namespace: {why}"))),
     }
+}
+
+/// A Helm release name: at most 53 characters of a DNS-1123 label (helm's own rule),
+/// so it can sit in a label selector unquoted.
+fn helm_name(name: &str) -> async_graphql::Result<()> {
+    name_arg("name", name)?;
+    if name.len() > 53 {
+        return Err(coded(
+            "BAD_REQUEST",
+            "name: a Helm release name has at most 53 characters",
+        ));
+    }
+    Ok(())
 }
 
 fn name_arg(what: &str, value: &str) -> async_graphql::Result<()> {
@@ -373,29 +387,38 @@ pub struct HelmRelease {
 #[derive(Debug, Default)]
 pub struct SubscriptionRoot;
 
-fn not_yet(what: &str) -> async_graphql::Error {
-    coded(
-        "NOT_IMPLEMENTED",
-        format!("{what} is not implemented yet; it lands with its own issue"),
-    )
-}
-
 #[Subscription]
 impl SubscriptionRoot {
-    /// A container's log: the last `tailLines`, then the live tail (not yet served).
+    /// A container's log (the pod spec's first container by default): the last
+    /// `tailLines`, then, with `follow`, the live tail until the log ends.
     #[allow(clippy::too_many_arguments)]
     #[graphql(name = "k8sPodLogs")]
     async fn k8s_pod_logs(
         &self,
+        ctx: &Context<'_>,
         cluster: String,
         namespace: String,
         pod: String,
         container: Option<String>,
         #[graphql(default = 200)] tail_lines: i32,
         #[graphql(default = true)] follow: bool,
-    ) -> async_graphql::Result<BoxStream<'static, LogLine>> {
-        let _ = (cluster, namespace, pod, container, tail_lines, follow);
-        Err(not_yet("k8sPodLogs"))
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<LogLine>>> {
+        let context = ctx.data::<OperationContext>()?;
+        name_arg("namespace", &namespace)?;
+        name_arg("pod", &pod)?;
+        let container = container.filter(|c| !c.is_empty());
+        if let Some(container) = &container {
+            name_arg("container", container)?;
+        }
+        let request = logs::LogRequest {
+            cluster,
+            namespace,
+            pod,
+            container,
+            tail_lines,
+            follow,
+        };
+        logs::stream(context, request).await
     }
 
     /// Events observed after subscribe, of one namespace or all.
@@ -411,6 +434,7 @@ impl SubscriptionRoot {
             cluster,
             kind: "events".to_string(),
             namespace: namespace_arg(namespace)?,
+            selector: None,
         };
         let session = open(context, key).await?;
         Ok(events::stream(session).boxed())
@@ -433,15 +457,20 @@ impl SubscriptionRoot {
         workload::stream(context, cluster, namespace, kind, name).await
     }
 
-    /// A Helm release's status (not yet served).
+    /// A Helm release's latest revision now, then a record whenever a revision is
+    /// written or its status changes; UNINSTALLED and complete when every Secret of
+    /// the release is deleted.
     #[graphql(name = "k8sHelmReleaseStatus")]
     async fn k8s_helm_release_status(
         &self,
+        ctx: &Context<'_>,
         cluster: String,
         namespace: String,
         name: String,
-    ) -> async_graphql::Result<BoxStream<'static, HelmRelease>> {
-        let _ = (cluster, namespace, name);
-        Err(not_yet("k8sHelmReleaseStatus"))
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<HelmRelease>>> {
+        let context = ctx.data::<OperationContext>()?;
+        name_arg("namespace", &namespace)?;
+        helm_name(&name)?;
+        helm::stream(context, cluster, namespace, name).await
     }
 }

@@ -40,6 +40,7 @@ pub async fn stream(
         cluster: cluster.clone(),
         kind: format!("{STATUS_PREFIX}{token}"),
         namespace: Some(namespace.clone()),
+        selector: None,
     };
     let workloads = schema::open(context, key(kind.token())).await?;
     let pods = schema::companion(context, &workloads, key("pods")).await?;
