@@ -15,6 +15,8 @@ mod chart;
 mod contract;
 /// Every golden case of every bundled plugin, through the real components.
 mod golden;
+/// Paged first lists: page size, an expired `continue` token mid-list.
+mod lists;
 /// Upstream outages: restarts with a fresh store, pauses within and past the grace.
 mod outage;
 /// The plugin runtime against hostile components, the version check and the cache.
