@@ -60,6 +60,8 @@ pub fn golden_now() -> time::OffsetDateTime {
         .expect("a valid RFC 3339 literal")
 }
 
+pub mod process;
+
 /// A served periscope in front of a simulated cluster, on loopback ports.
 pub mod served {
     use std::collections::HashMap;

@@ -34,7 +34,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -43,6 +42,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use periscope_sim::{Scenario, Sim, SimOptions};
+use periscope_tests::process::{Host, rss_kib};
 use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -92,16 +92,8 @@ async fn main() -> Result<()> {
     let command = command_line();
     let host_bin = match &args.host_bin {
         Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate the harness binary")?
-            .with_file_name("periscope"),
+        None => Host::default_bin()?,
     };
-    if !host_bin.exists() {
-        bail!(
-            "no host binary at {}; build it with `cargo build --release -p periscope` (same CARGO_TARGET_DIR) or pass --host-bin",
-            host_bin.display()
-        );
-    }
 
     eprintln!("load: starting the sim with {} pods", args.pods);
     let sim = Sim::start(SimOptions {
@@ -117,14 +109,21 @@ async fn main() -> Result<()> {
     }
 
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let host = Host::start(&host_bin, &sim.url(), dir.path(), args.setup_timeout).await?;
+    // One client plays every user here, so the per-user cap is off; the run is shorter
+    // than any lifetime cap worth measuring, so that is off too.
+    let config = format!(
+        "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
+         [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{}\"\n",
+        sim.url()
+    );
+    let host = Host::start(&host_bin, &config, dir.path(), args.setup_timeout).await?;
     let base = host.base.clone();
     eprintln!("load: host pid {} serving on {base}", host.pid);
 
     let load_start = read_loadavg();
     let clock = Instant::now();
     let sampler = Sampler::spawn(host.pid, clock);
-    let rss_start = read_rss_kib(host.pid).unwrap_or(0);
+    let rss_start = rss_kib(host.pid).unwrap_or(0);
 
     // Open every stream and wait for its snapshot.
     let url = format!("{base}/api/clusters/{CLUSTER}/{}/watch", args.kind);
@@ -170,7 +169,7 @@ async fn main() -> Result<()> {
             host.log.display()
         );
     }
-    let rss_open = read_rss_kib(host.pid).unwrap_or(0);
+    let rss_open = rss_kib(host.pid).unwrap_or(0);
     eprintln!(
         "load: {} snapshots in {:.1}s; writing {} updates/s for {:?}",
         args.streams,
@@ -203,7 +202,7 @@ async fn main() -> Result<()> {
     for (task, _) in clients {
         results.push(task.await.context("a client task panicked")?);
     }
-    let rss_end = read_rss_kib(host.pid).unwrap_or(0);
+    let rss_end = rss_kib(host.pid).unwrap_or(0);
     let load_end = read_loadavg();
     let samples = sampler.finish().await;
     host.stop().await;
@@ -316,79 +315,6 @@ fn command_line() -> String {
         line.push_str(&arg);
     }
     line
-}
-
-/// The `periscope serve` child process.
-struct Host {
-    child: tokio::process::Child,
-    pid: u32,
-    base: String,
-    log: PathBuf,
-}
-
-impl Host {
-    /// Writes a config whose only cluster is the sim, starts the host on a free
-    /// loopback port and waits for `/healthz`.
-    async fn start(bin: &Path, sim_url: &str, dir: &Path, timeout: Duration) -> Result<Host> {
-        let config = dir.join("periscope.toml");
-        std::fs::write(
-            &config,
-            // One client plays every user here, so the per-user cap is off; the run is
-            // shorter than any lifetime cap worth measuring, so that is off too.
-            format!(
-                "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
-                 [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{sim_url}\"\n"
-            ),
-        )
-        .context("cannot write the host configuration")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("no free loopback port")?
-            .port();
-        let log = dir.join("periscope.log");
-        let log_file = std::fs::File::create(&log).context("cannot create the host log")?;
-        let child = tokio::process::Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("PERISCOPE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("cannot share the host log")?)
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id().context("the host exited at once")?;
-        let base = format!("http://127.0.0.1:{port}");
-        let mut host = Host { child, pid, base, log };
-        let healthz = format!("{}/healthz", host.base);
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(response) = reqwest::get(&healthz).await
-                && response.status().is_success()
-            {
-                return Ok(host);
-            }
-            if let Some(status) = host.child.try_wait().context("cannot poll the host")? {
-                let log = std::fs::read_to_string(&host.log).unwrap_or_default();
-                bail!("the host exited with {status} before serving:\n{log}");
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the host did not answer {healthz} within {timeout:?}; log: {}",
-                    host.log.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-    }
 }
 
 /// What one client saw.
@@ -577,7 +503,7 @@ impl Sampler {
                     () = token.cancelled() => break,
                     _ = interval.tick() => {}
                 }
-                if let (Some(rss_kib), Some(cpu_ticks)) = (read_rss_kib(pid), read_cpu_ticks(pid)) {
+                if let (Some(rss_kib), Some(cpu_ticks)) = (rss_kib(pid), read_cpu_ticks(pid)) {
                     samples.push(Sample {
                         at: clock.elapsed(),
                         rss_kib,
@@ -594,13 +520,6 @@ impl Sampler {
         self.stop.cancel();
         self.task.await.unwrap_or_default()
     }
-}
-
-/// `VmRSS` of `pid` in KiB.
-fn read_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `utime + stime` of `pid` in clock ticks.
