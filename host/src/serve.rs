@@ -206,6 +206,7 @@ impl App {
                 outage_grace: config.watch.outage_grace,
                 request_timeout: config.watch.request_timeout,
                 watch_silence: config.watch.silence_timeout,
+                list_page_size: config.watch.list_page_size,
             },
             metrics.clone(),
         );

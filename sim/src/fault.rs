@@ -54,6 +54,7 @@ pub enum ListFailure {
 #[derive(Default)]
 struct Switches {
     expire_watches: Option<FaultCount>,
+    expire_continues: Option<FaultCount>,
     fail_lists: Option<(ListFailure, FaultCount)>,
     latency: Duration,
 }
@@ -101,6 +102,16 @@ impl Faults {
     /// Whether this new watch must answer with 410 Expired (consumes one use).
     pub fn take_watch_expiry(&self) -> bool {
         FaultCount::take(&mut self.lock().expire_watches)
+    }
+
+    pub fn expire_continues(&self, count: Option<FaultCount>) {
+        self.lock().expire_continues = count;
+    }
+
+    /// Whether this list page, asked for with a `continue` token, must answer with
+    /// 410 Expired (consumes one use).
+    pub fn take_continue_expiry(&self) -> bool {
+        FaultCount::take(&mut self.lock().expire_continues)
     }
 
     pub fn fail_lists(&self, failure: Option<(ListFailure, FaultCount)>) {
@@ -200,6 +211,9 @@ mod tests {
         faults.expire_watches(Some(FaultCount::UntilCleared));
         assert!(faults.take_watch_expiry());
         assert!(faults.take_watch_expiry());
+        faults.expire_continues(Some(FaultCount::Times(1)));
+        assert!(faults.take_continue_expiry());
+        assert!(!faults.take_continue_expiry());
         faults.clear();
         assert!(!faults.take_watch_expiry());
     }

@@ -375,6 +375,13 @@ impl Sim {
         self.faults.expire_watches(Some(count));
     }
 
+    /// Makes list pages asked for with a `continue` token answer `410 Expired`, as an
+    /// apiserver does once the first page's resourceVersion was compacted, `count`
+    /// times or until [`Sim::clear_faults`]. First pages are not affected.
+    pub fn expire_continues(&self, count: FaultCount) {
+        self.faults.expire_continues(Some(count));
+    }
+
     /// Makes lists fail with `failure`, `count` times or until cleared.
     pub fn fail_lists(&self, failure: ListFailure, count: FaultCount) {
         self.faults.fail_lists(Some((failure, count)));
@@ -396,7 +403,8 @@ impl Sim {
         self.faults.set_paused(false);
     }
 
-    /// Clears every fault: latency, pause, pending list failures and watch expiries.
+    /// Clears every fault: latency, pause, pending list failures, watch and continue
+    /// expiries.
     pub fn clear_faults(&self) {
         self.faults.clear();
     }

@@ -19,6 +19,9 @@ mod crd;
 mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
 mod graphql;
+
+/// Paged first lists: page size, an expired `continue` token mid-list.
+mod lists;
 /// Upstream outages: restarts with a fresh store, pauses within and past the grace.
 mod outage;
 /// The plugin runtime against hostile components, the version check and the cache.

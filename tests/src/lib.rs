@@ -60,6 +60,8 @@ pub fn golden_now() -> time::OffsetDateTime {
         .expect("a valid RFC 3339 literal")
 }
 
+pub mod process;
+
 /// A served periscope in front of a simulated cluster, on loopback ports.
 pub mod served {
     use std::collections::HashMap;
@@ -401,107 +403,5 @@ pub mod graphql {
     pub async fn run_script(script: &str, args: &[&str]) -> ScriptRun {
         ensure_installed();
         crate::node::run("tests/graphql", script, args).await
-    }
-}
-
-/// A release `periscope` as a separate process, and readings of its `/proc` entry, for
-/// the load harness and the soak (so the host's memory and CPU are its own).
-pub mod process {
-    use std::path::{Path, PathBuf};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
-    use anyhow::{Context, Result, bail};
-
-    /// The cluster name the host is configured with.
-    pub const CLUSTER: &str = "load";
-
-    /// A `periscope serve` child process in front of a sim.
-    pub struct Host {
-        child: tokio::process::Child,
-        /// Its process id (for `/proc/<pid>`).
-        pub pid: u32,
-        /// `http://127.0.0.1:<port>`.
-        pub base: String,
-        /// Its log file.
-        pub log: PathBuf,
-    }
-
-    impl Host {
-        /// Writes a config whose only cluster is the sim, starts the host on a free
-        /// loopback port and waits for `/healthz`.
-        pub async fn start(bin: &Path, sim_url: &str, dir: &Path, timeout: Duration) -> Result<Host> {
-            let config = dir.join("periscope.toml");
-            std::fs::write(
-                &config,
-                // One client plays every user here, so the per-user cap is off; the run is
-                // shorter than any lifetime cap worth measuring, so that is off too.
-                format!(
-                    "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
-                     [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{sim_url}\"\n"
-                ),
-            )
-            .context("cannot write the host configuration")?;
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .context("no free loopback port")?
-                .port();
-            let log = dir.join("periscope.log");
-            let log_file = std::fs::File::create(&log).context("cannot create the host log")?;
-            let child = tokio::process::Command::new(bin)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .env("PERISCOPE_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().context("cannot share the host log")?)
-                .stderr(log_file)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start {}", bin.display()))?;
-            let pid = child.id().context("the host exited at once")?;
-            let base = format!("http://127.0.0.1:{port}");
-            let mut host = Host { child, pid, base, log };
-            let healthz = format!("{}/healthz", host.base);
-            let deadline = Instant::now() + timeout;
-            loop {
-                if let Ok(response) = reqwest::get(&healthz).await
-                    && response.status().is_success()
-                {
-                    return Ok(host);
-                }
-                if let Some(status) = host.child.try_wait().context("cannot poll the host")? {
-                    let log = std::fs::read_to_string(&host.log).unwrap_or_default();
-                    bail!("the host exited with {status} before serving:\n{log}");
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "the host did not answer {healthz} within {timeout:?}; log: {}",
-                        host.log.display()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-
-        /// Kills it and waits for it to exit.
-        pub async fn stop(mut self) {
-            let _ = self.child.start_kill();
-            let _ = self.child.wait().await;
-        }
-    }
-
-    /// A `/proc/<pid>/status` field in its unit (`VmRSS:` in KiB, `Threads:`).
-    pub fn status_field(pid: u32, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    /// Open file descriptors of `pid`.
-    pub fn fd_count(pid: u32) -> u64 {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
     }
 }

@@ -360,6 +360,20 @@ settings! {
               holds connections open in silence). Keep it above the apiserver's bookmark interval (about a \
               minute).",
     }
+    WATCH_LIST_PAGE_SIZE, ENV_WATCH_LIST_PAGE_SIZE: u32 = {
+        key: "watch.list_page_size",
+        env: "PERISCOPE_WATCH_LIST_PAGE_SIZE",
+        default: DefaultValue::Value("500"),
+        ty: Type::Integer { min: 1, max: Some(u32::MAX as u64) },
+        chart: Chart::Config,
+        parse: |v| {
+            whole(v, 1, u64::from(u32::MAX), "must be a whole number >= 1 (objects per list page; default 500)")
+                .and_then(|n| u32::try_from(n).map_err(|_| "is too large".to_string()))
+        },
+        doc: "Objects per page of a list (`limit`/`continue`). Each page is mapped while the next is fetched \
+              and dropped before the one after, so a list holds about two pages at a time whatever the \
+              cluster's size; subscribers still get one snapshot at the list's resourceVersion.",
+    }
 
     // === [plugins] ===
     PLUGINS_DIR, ENV_PLUGINS_DIR: PathBuf = {

@@ -58,6 +58,7 @@ pub(super) fn validate(
         outage_grace: layers.value(&WATCH_OUTAGE_GRACE),
         request_timeout: layers.value(&WATCH_REQUEST_TIMEOUT),
         silence_timeout: layers.value(&WATCH_SILENCE_TIMEOUT),
+        list_page_size: layers.value(&WATCH_LIST_PAGE_SIZE),
     };
 
     let plugins = PluginsConfig {

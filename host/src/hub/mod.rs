@@ -122,14 +122,16 @@ pub struct HubOptions {
     pub request_timeout: Duration,
     /// A watch silent (not even a bookmark) this long is re-opened.
     pub watch_silence: Duration,
+    /// Objects per list page; the first list holds about two pages at a time.
+    pub list_page_size: u32,
 }
 
 /// The defaults of the `[watch]` settings, declared once in [`crate::config::settings`].
 impl Default for HubOptions {
     fn default() -> Self {
         use crate::config::settings::{
-            WATCH_LINGER, WATCH_OUTAGE_GRACE, WATCH_QUEUE, WATCH_REQUEST_TIMEOUT, WATCH_RING, WATCH_SILENCE_TIMEOUT,
-            WATCH_UPSTREAMS_PER_CLUSTER, WATCH_UPSTREAMS_PER_USER,
+            WATCH_LINGER, WATCH_LIST_PAGE_SIZE, WATCH_OUTAGE_GRACE, WATCH_QUEUE, WATCH_REQUEST_TIMEOUT, WATCH_RING,
+            WATCH_SILENCE_TIMEOUT, WATCH_UPSTREAMS_PER_CLUSTER, WATCH_UPSTREAMS_PER_USER,
         };
         HubOptions {
             linger: WATCH_LINGER.default(),
@@ -140,6 +142,7 @@ impl Default for HubOptions {
             outage_grace: WATCH_OUTAGE_GRACE.default(),
             request_timeout: WATCH_REQUEST_TIMEOUT.default(),
             watch_silence: WATCH_SILENCE_TIMEOUT.default(),
+            list_page_size: WATCH_LIST_PAGE_SIZE.default(),
         }
     }
 }

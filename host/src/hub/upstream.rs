@@ -12,7 +12,9 @@ use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::DefaultBackoff;
-use tokio::sync::broadcast;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, oneshot};
 
 use super::frame::{Frame, FrameKind};
 use super::view::Mapper;
@@ -21,8 +23,9 @@ use crate::metrics::Metrics;
 use crate::plugin::KindInfo;
 use crate::snapshot;
 
-/// Objects per list page.
-const PAGE_SIZE: u32 = 500;
+/// How many times one list starts again from its first page after a `continue` token
+/// expired before the list counts as failed (and is retried with the backoff).
+const CONTINUE_RESTARTS: u32 = 3;
 /// Server-side timeout of one watch request; the loop re-watches from the last
 /// resourceVersion when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
@@ -351,25 +354,97 @@ impl Upstream {
     /// a poll of a scope nobody watches.
     pub(super) async fn list_once(&self, client: kube::Client) -> Result<Vec<Bytes>, ListError> {
         let kind = &self.key.kind;
-        let (list_rv, objects) = list_all(&self.api(client), self.key.selector.as_deref())
+        let pages = Pages::new(
+            client.clone(),
+            &self.api(client),
+            self.options.list_page_size,
+            self.key.selector.as_deref(),
+        );
+        match self
+            .list_mapped(|token| pages.fetch(token), time::OffsetDateTime::now_utc())
             .await
-            .map_err(|error| ListError::Upstream {
-                message: format!("list {kind}: {error}"),
-                status: status_class(&error),
-            })?;
-        match map_all(&self.plugin, &self.key, objects).await {
-            Ok(mapped) => {
+        {
+            Ok((list_rv, mapped)) => {
                 self.count_left_out(&mapped);
                 self.replace_all(list_rv, mapped.objects);
                 Ok(self.items(None).unwrap_or_default())
             }
-            Err(failure) => {
+            Err(ListFailed::Upstream(error)) => Err(ListError::Upstream {
+                message: format!("list {kind}: {error}"),
+                status: status_class(&error),
+            }),
+            Err(ListFailed::Mapping(failure)) => {
                 self.metrics.mapping_failed(&self.key.cluster, kind);
                 tracing::error!(cluster = %self.key.cluster, %kind, %failure, "polling list failed");
                 Err(ListError::Upstream {
                     message: format!("map {kind}: {failure}"),
                     status: 500,
                 })
+            }
+        }
+    }
+
+    /// Lists the scope page by page (`fetch` gets each page's `continue` token, `None`
+    /// for the first) and maps each page on the blocking pool while the next one is
+    /// fetched, so at most two pages are held at a time, and no page is ever a tree:
+    /// items stay JSON text until the plugin parses them. Nothing is published: the
+    /// caller publishes the whole list, so subscribers get one snapshot at the list's
+    /// resourceVersion. A `410` for an expired `continue` token drops what was mapped
+    /// and starts again from the first page (up to [`CONTINUE_RESTARTS`] times), so a
+    /// snapshot never mixes two resourceVersions. Each page is bounded by
+    /// `watch.request_timeout`; `now` is the mapping time of the whole list.
+    async fn list_mapped<F, Fut>(&self, mut fetch: F, now: time::OffsetDateTime) -> Result<(String, Mapped), ListFailed>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = kube::Result<String>>,
+    {
+        let mut restarts = 0;
+        'restart: loop {
+            let mut listing = Listing::default();
+            let mut token: Option<String> = None;
+            let mut mapping: Option<tokio::task::JoinHandle<serde_json::Result<PageMapped>>> = None;
+            loop {
+                let fetched = self.timed(fetch(token.clone())).await;
+                // The previous page was mapped while this one was fetched.
+                if let Some(task) = mapping.take() {
+                    listing.absorb(task.await)?;
+                }
+                let text = match fetched {
+                    Ok(text) => text,
+                    Err(kube::Error::Api(status)) if token.is_some() && is_expired(&status) => {
+                        restarts += 1;
+                        if restarts > CONTINUE_RESTARTS {
+                            return Err(ListFailed::Upstream(kube::Error::Api(status)));
+                        }
+                        tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), pages = listing.pages, "continue token expired; listing again from the first page");
+                        continue 'restart;
+                    }
+                    Err(error) => return Err(ListFailed::Upstream(error)),
+                };
+                let (meta_tx, meta_rx) = oneshot::channel();
+                let plugin = self.plugin.clone();
+                let key = self.key.clone();
+                let task = tokio::task::spawn_blocking(move || map_page(&plugin, &key, &text, meta_tx, now));
+                let Ok(meta) = meta_rx.await else {
+                    // The page is not a list (or the task died before reading it).
+                    return Err(match task.await {
+                        Ok(Err(error)) => ListFailed::Upstream(kube::Error::SerdeError(error)),
+                        Ok(Ok(_)) => ListFailed::Upstream(kube::Error::Service("a list page had no metadata".into())),
+                        Err(error) => ListFailed::Mapping(MapFailure::Task(error)),
+                    });
+                };
+                listing.list_rv = meta.resource_version.unwrap_or_default();
+                listing.pages += 1;
+                match meta.continue_.filter(|c| !c.is_empty()) {
+                    Some(next) => {
+                        token = Some(next);
+                        mapping = Some(task);
+                    }
+                    None => {
+                        listing.absorb(task.await)?;
+                        return listing.finish();
+                    }
+                }
             }
         }
     }
@@ -385,21 +460,25 @@ impl Upstream {
     /// ordinary deltas. A `410 Expired` still sends `relist` and a fresh snapshot, as
     /// the spec says.
     pub(super) async fn run(self: Arc<Self>, client: kube::Client) {
-        let api = self.api(client);
+        let api = self.api(client.clone());
+        let pages = Pages::new(client, &api, self.options.list_page_size, self.key.selector.as_deref());
         let kind = &self.key.kind;
         let mut backoff = DefaultBackoff::default();
         let mut expired = false;
         'list: loop {
-            let (list_rv, objects) = match self.timed(list_all(&api, self.key.selector.as_deref())).await {
-                Ok(listed) => listed,
-                Err(error) => {
+            let listed = self
+                .list_mapped(|token| pages.fetch(token), time::OffsetDateTime::now_utc())
+                .await;
+            let (list_rv, mapped) = match listed {
+                Ok((list_rv, mapped)) => (list_rv, Ok(mapped)),
+                Err(ListFailed::Upstream(error)) => {
                     let wait = self.failed(format!("list {kind}: {error}"), &error, &mut backoff);
                     tokio::time::sleep(wait).await;
                     continue;
                 }
+                Err(ListFailed::Mapping(failure)) => (String::new(), Err(failure)),
             };
-            let count = objects.len();
-            let mapped = map_all(&self.plugin, &self.key, objects).await;
+            let count = mapped.as_ref().map_or(0, |m| m.objects.len());
             if !self.publish_list(list_rv.clone(), mapped, !expired) {
                 tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
                 continue;
@@ -571,7 +650,11 @@ impl Upstream {
         let rv = object.metadata.resource_version.clone().unwrap_or_default();
         let stored_rv = rv.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let json = object_json(object, &plugin.info().fields);
+            let json =
+                object_json(&object, &plugin.info().fields).map_err(|error| crate::plugin::CallError::Rejected {
+                    token: plugin.info().token.clone(),
+                    message: format!("malformed object: {error}"),
+                })?;
             plugin
                 .to_dto(&json, time::OffsetDateTime::now_utc())
                 .map(|dto| Stored::new(dto, stored_rv, plugin.info()))
@@ -592,25 +675,186 @@ impl Upstream {
     }
 }
 
-/// Lists every object (matching `selector`, when given) in pages; returns the list's
-/// resourceVersion.
-pub(super) async fn list_all(
-    api: &Api<DynamicObject>,
-    selector: Option<&str>,
-) -> kube::Result<(String, Vec<DynamicObject>)> {
-    let mut params = ListParams::default().limit(PAGE_SIZE);
-    if let Some(selector) = selector {
-        params = params.labels(selector);
-    }
-    let mut objects = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        objects.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok((page.metadata.resource_version.unwrap_or_default(), objects)),
+/// Fetches the pages of one scope's list as text.
+struct Pages {
+    client: kube::Client,
+    url: String,
+    limit: u32,
+    selector: Option<String>,
+}
+
+impl Pages {
+    fn new(client: kube::Client, api: &Api<DynamicObject>, limit: u32, selector: Option<&str>) -> Pages {
+        Pages {
+            client,
+            url: api.resource_url().to_string(),
+            limit: limit.max(1),
+            selector: selector.map(str::to_string),
         }
     }
+
+    /// One page: the first when `token` is `None`, else the one that token continues to.
+    async fn fetch(&self, token: Option<String>) -> kube::Result<String> {
+        let mut params = ListParams::default().limit(self.limit);
+        if let Some(selector) = &self.selector {
+            params = params.labels(selector);
+        }
+        if let Some(token) = token {
+            params = params.continue_token(&token);
+        }
+        let request = kube::core::Request::new(&self.url)
+            .list(&params)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await
+    }
+}
+
+/// A list page as the apiserver sends it: the list's metadata and each item's JSON
+/// text, borrowed from the response (no tree is built).
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(default)]
+    metadata: PageMeta,
+    #[serde(borrow, default)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// A list page's `metadata`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
+}
+
+/// Why a list gave no snapshot.
+enum ListFailed {
+    /// A page was not answered, refused, or not a list.
+    Upstream(kube::Error),
+    /// Mapping failed; never published as an (empty) snapshot.
+    Mapping(MapFailure),
+}
+
+impl From<MapFailure> for ListFailed {
+    fn from(failure: MapFailure) -> Self {
+        ListFailed::Mapping(failure)
+    }
+}
+
+/// One page, mapped.
+struct PageMapped {
+    stored: Vec<(ObjectKey, Stored)>,
+    /// Items in the page.
+    total: usize,
+    left_out: u64,
+    /// The last fault (not a plugin's rejection) among the page's objects.
+    last_fault: Option<String>,
+}
+
+/// A list being mapped page by page.
+#[derive(Default)]
+struct Listing {
+    list_rv: String,
+    objects: BTreeMap<ObjectKey, Stored>,
+    pages: usize,
+    total: usize,
+    left_out: u64,
+    last_fault: Option<String>,
+}
+
+impl Listing {
+    fn absorb(
+        &mut self,
+        page: Result<serde_json::Result<PageMapped>, tokio::task::JoinError>,
+    ) -> Result<(), ListFailed> {
+        let page = page
+            .map_err(MapFailure::Task)?
+            .map_err(|error| ListFailed::Upstream(kube::Error::SerdeError(error)))?;
+        self.total += page.total;
+        self.left_out += page.left_out;
+        if page.last_fault.is_some() {
+            self.last_fault = page.last_fault;
+        }
+        self.objects.extend(page.stored);
+        Ok(())
+    }
+
+    /// The mapped list, or an error when the plugin failed on every object.
+    fn finish(self) -> Result<(String, Mapped), ListFailed> {
+        match self.last_fault {
+            Some(fault) if self.total > 0 && self.objects.is_empty() => {
+                Err(ListFailed::Mapping(MapFailure::Plugin(fault)))
+            }
+            _ => Ok((
+                self.list_rv,
+                Mapped {
+                    objects: self.objects,
+                    left_out: self.left_out,
+                },
+            )),
+        }
+    }
+}
+
+/// Parses one page, sends its metadata on `meta` as soon as it is read (so the next
+/// page can be fetched while this one is mapped), strips each item as JSON text and
+/// maps them in plugin batches. Objects that fail alone are left out (counted and
+/// logged). Runs on the blocking pool; the page's text is dropped when it returns.
+fn map_page(
+    plugin: &Mapper,
+    key: &StreamKey,
+    text: &str,
+    meta: oneshot::Sender<PageMeta>,
+    now: time::OffsetDateTime,
+) -> serde_json::Result<PageMapped> {
+    let page: Page<'_> = serde_json::from_str(text)?;
+    // The receiver is gone only when the list was abandoned.
+    let _ = meta.send(page.metadata);
+    let items = page.items.unwrap_or_default();
+    let fields = &plugin.info().fields;
+    let mut mapped = PageMapped {
+        stored: Vec::with_capacity(items.len()),
+        total: items.len(),
+        left_out: 0,
+        last_fault: None,
+    };
+    let mut identities = Vec::with_capacity(items.len());
+    let mut objects = Vec::with_capacity(items.len());
+    for item in items {
+        // Items were validated as JSON when the page was parsed; a failure here is an
+        // object that is not one, which no plugin could map.
+        match periscope_golden::strip_raw(item.get(), fields) {
+            Ok(stripped) => {
+                identities.push(stripped.identity);
+                objects.push(stripped.json);
+            }
+            Err(error) => {
+                mapped.left_out += 1;
+                tracing::warn!(cluster = %key.cluster, kind = %key.kind, %error, "object left out: not a JSON object");
+            }
+        }
+    }
+    let results = plugin.to_dto_batch(&objects, now);
+    drop(objects);
+    for (identity, result) in identities.into_iter().zip(results) {
+        let object_key = (identity.namespace, identity.name);
+        match result {
+            Ok(dto) => {
+                let stored = Stored::new(dto, identity.resource_version, plugin.info());
+                mapped.stored.push((object_key, stored));
+            }
+            Err(error) => {
+                mapped.left_out += 1;
+                tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed");
+                if !matches!(error, crate::plugin::CallError::Rejected { .. }) {
+                    mapped.last_fault = Some(error.to_string());
+                }
+            }
+        }
+    }
+    Ok(mapped)
 }
 
 /// The result of mapping a list: the DTOs, and how many objects were left out
@@ -631,52 +875,10 @@ pub(super) enum MapFailure {
     Plugin(String),
 }
 
-/// Maps a list on the blocking pool, in plugin batches. Objects that fail alone are
-/// left out (counted and logged); a task failure or a plugin failing on every object
-/// is an error, so a broken plugin never wipes subscribers' views.
-pub(super) async fn map_all(
-    plugin: &Mapper,
-    key: &StreamKey,
-    objects: Vec<DynamicObject>,
-) -> Result<Mapped, MapFailure> {
-    let plugin = plugin.clone();
-    let key = key.clone();
-    tokio::task::spawn_blocking(move || {
-        let fields = &plugin.info().fields;
-        let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
-        let rvs: std::collections::HashMap<ObjectKey, String> = objects
-            .iter()
-            .map(|o| (object_key(o), o.metadata.resource_version.clone().unwrap_or_default()))
-            .collect();
-        let json: Vec<String> = objects.into_iter().map(|o| object_json(o, fields)).collect();
-        let results = plugin.to_dto_batch(&json, time::OffsetDateTime::now_utc());
-        let total = results.len();
-        let mut mapped = Mapped {
-            objects: BTreeMap::new(),
-            left_out: 0,
-        };
-        let mut last_fault = None;
-        for (object_key, result) in keys.into_iter().zip(results) {
-            match result {
-                Ok(dto) => {
-                    let rv = rvs.get(&object_key).cloned().unwrap_or_default();
-                    mapped.objects.insert(object_key, Stored::new(dto, rv, plugin.info()));
-                }
-                Err(error) => {
-                    mapped.left_out += 1;
-                    tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed");
-                    if !matches!(error, crate::plugin::CallError::Rejected { .. }) {
-                        last_fault = Some(error.to_string());
-                    }
-                }
-            }
-        }
-        match last_fault {
-            Some(fault) if total > 0 && mapped.objects.is_empty() => Err(MapFailure::Plugin(fault)),
-            _ => Ok(mapped),
-        }
-    })
-    .await?
+/// Whether a failed request is the apiserver's `410`: the resourceVersion (of a watch,
+/// or of a `continue` token's first page) is older than it keeps.
+fn is_expired(status: &kube::core::Status) -> bool {
+    status.code == 410 || status.reason == "Gone" || status.reason == "Expired"
 }
 
 /// Whether the apiserver may recover from `error` by itself: it was unreachable, slow,
@@ -721,23 +923,11 @@ fn object_key(object: &DynamicObject) -> ObjectKey {
 }
 
 /// The object as the plugin gets it: `managedFields` stripped and, when the plugin
-/// declares the top-level fields it reads, everything else dropped.
-fn object_json(object: DynamicObject, fields: &[String]) -> String {
-    // The golden runner strips with the same function, so golden cases see exactly
-    // what a plugin sees here.
-    let DynamicObject { types, metadata, data } = object;
-    let mut map = match data {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
-    if let Some(types) = types {
-        map.insert("apiVersion".into(), types.api_version.into());
-        map.insert("kind".into(), types.kind.into());
-    }
-    map.insert("metadata".into(), serde_json::to_value(metadata).unwrap_or_default());
-    let mut object = serde_json::Value::Object(map);
-    periscope_golden::strip(&mut object, fields);
-    serde_json::to_string(&object).unwrap_or_default()
+/// declares the top-level fields it reads, everything else dropped; by the rule the
+/// golden runner applies (`periscope_golden::strip`), on the object's JSON text.
+fn object_json(object: &DynamicObject, fields: &[String]) -> serde_json::Result<String> {
+    let text = serde_json::to_string(object)?;
+    Ok(periscope_golden::strip_raw(&text, fields)?.json)
 }
 
 impl std::fmt::Debug for Upstream {
@@ -753,28 +943,230 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::plugin::{PluginRuntime, RuntimeOptions};
+    use crate::plugin::{Plugin, PluginRuntime, RuntimeOptions};
 
-    fn pods_upstream() -> Upstream {
-        let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
-        let plugin = runtime
+    fn bundled() -> Vec<Arc<Plugin>> {
+        PluginRuntime::new(RuntimeOptions::default())
+            .unwrap()
             .load_bundled()
             .unwrap()
-            .into_iter()
-            .find(|p| p.info().token == "pods")
-            .unwrap();
+    }
+
+    fn upstream_of(plugin: Arc<Plugin>, options: HubOptions) -> Upstream {
         let key = StreamKey {
             cluster: "test".into(),
-            kind: "pods".into(),
+            kind: plugin.info().token.clone(),
             namespace: None,
             selector: None,
         };
-        Upstream::new(
-            key,
-            Mapper::Plugin(plugin),
-            HubOptions::default(),
-            Arc::new(Metrics::new()),
-        )
+        Upstream::new(key, Mapper::Plugin(plugin), options, Arc::new(Metrics::new()))
+    }
+
+    fn pods_upstream() -> Upstream {
+        let plugin = bundled().into_iter().find(|p| p.info().token == "pods").unwrap();
+        upstream_of(plugin, HubOptions::default())
+    }
+
+    fn client(sim: &periscope_sim::Sim) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap()
+    }
+
+    /// A seeded demo cluster that holds still: its churn steps once at start and then
+    /// not for an hour.
+    async fn still_sim(pods: usize) -> periscope_sim::Sim {
+        let sim = periscope_sim::Sim::start(periscope_sim::SimOptions {
+            seed: 18,
+            pods,
+            churn_interval: Duration::from_secs(3600),
+            ..periscope_sim::SimOptions::default()
+        })
+        .await
+        .unwrap();
+        // Wait out the first churn step and what it sets off (pods terminating).
+        let mut rv = sim.resource_version();
+        loop {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let now = sim.resource_version();
+            if now == rv {
+                return sim;
+            }
+            rv = now;
+        }
+    }
+
+    /// How the hub mapped a list before issue 18: kube's `Api::list` per page into
+    /// `DynamicObject`s, each rebuilt as a `serde_json::Value`, stripped with
+    /// `periscope_golden::strip` and printed, then one `to_dto_batch` for the list.
+    /// Kept here as the oracle the streaming list must match byte for byte.
+    async fn snapshot_the_old_way(upstream: &Upstream, client: kube::Client, now: time::OffsetDateTime) -> Arc<Frame> {
+        let api = upstream.api(client);
+        let mut params = ListParams::default().limit(500);
+        let mut objects = Vec::new();
+        let list_rv = loop {
+            let page = api.list(&params).await.unwrap();
+            objects.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break page.metadata.resource_version.unwrap_or_default(),
+            }
+        };
+        let plugin = &upstream.plugin;
+        let keys: Vec<ObjectKey> = objects.iter().map(object_key).collect();
+        let json: Vec<String> = objects
+            .into_iter()
+            .map(|object| {
+                let DynamicObject { types, metadata, data } = object;
+                let mut map = match data {
+                    serde_json::Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                };
+                if let Some(types) = types {
+                    map.insert("apiVersion".into(), types.api_version.into());
+                    map.insert("kind".into(), types.kind.into());
+                }
+                map.insert("metadata".into(), serde_json::to_value(metadata).unwrap());
+                let mut object = serde_json::Value::Object(map);
+                periscope_golden::strip(&mut object, &plugin.info().fields);
+                serde_json::to_string(&object).unwrap()
+            })
+            .collect();
+        let mut stored = BTreeMap::new();
+        for (key, result) in keys.into_iter().zip(plugin.to_dto_batch(&json, now)) {
+            stored.insert(key, Stored::new(result.unwrap(), String::new(), plugin.info()));
+        }
+        upstream.replace_all(list_rv, stored);
+        upstream.full_snapshot().unwrap()
+    }
+
+    /// The golden comparison of issue 18: on a seeded cluster, every bundled kind's
+    /// snapshot from the streaming list (pages of 100, items never a tree) is byte for
+    /// byte the snapshot of the old `DynamicObject` path, at the same mapping time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_streaming_list_gives_the_old_snapshots_byte_for_byte() {
+        let sim = still_sim(1500).await;
+        let now = time::macros::datetime!(2026-05-01 12:00:00 UTC);
+        let options = HubOptions {
+            list_page_size: 100,
+            ..HubOptions::default()
+        };
+        let before = sim.resource_version();
+        let mut kinds = 0;
+        let mut objects = 0;
+        for plugin in bundled() {
+            let token = plugin.info().token.clone();
+            let old = upstream_of(plugin.clone(), options.clone());
+            let expected = snapshot_the_old_way(&old, client(&sim), now).await;
+            let new = upstream_of(plugin, options.clone());
+            let api = new.api(client(&sim));
+            let pages = Pages::new(client(&sim), &api, new.options.list_page_size, None);
+            let (list_rv, mapped) = match new.list_mapped(|t| pages.fetch(t), now).await {
+                Ok(listed) => listed,
+                Err(_) => panic!("{token}: the streaming list failed"),
+            };
+            assert_eq!(mapped.left_out, 0, "{token}");
+            objects += mapped.objects.len();
+            new.replace_all(list_rv, mapped.objects);
+            let actual = new.full_snapshot().unwrap();
+            assert_eq!(actual.id, expected.id, "{token}: resourceVersion");
+            assert!(
+                actual.data == expected.data,
+                "{token}: snapshots differ\nold: {}\nnew: {}",
+                String::from_utf8_lossy(&expected.data[..expected.data.len().min(600)]),
+                String::from_utf8_lossy(&actual.data[..actual.data.len().min(600)]),
+            );
+            kinds += 1;
+        }
+        assert_eq!(
+            sim.resource_version(),
+            before,
+            "the cluster changed during the comparison"
+        );
+        assert_eq!(kinds, 22);
+        assert!(objects > 1500, "{objects} objects compared");
+    }
+
+    /// A list paged across a `continue` expiry ends in one consistent snapshot: after
+    /// the first page the cluster changes and the token expires; the list starts
+    /// again and holds exactly the cluster's state at the second list's
+    /// resourceVersion (the deleted pod gone, the new one there), nothing of the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_continue_expiry_restarts_the_list_into_one_consistent_snapshot() {
+        let sim = periscope_sim::Sim::start(periscope_sim::SimOptions {
+            scenario: periscope_sim::Scenario::Empty,
+            pods: 250,
+            ..periscope_sim::SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let plugin = bundled().into_iter().find(|p| p.info().token == "pods").unwrap();
+        let upstream = upstream_of(
+            plugin,
+            HubOptions {
+                list_page_size: 100,
+                ..HubOptions::default()
+            },
+        );
+        let api = upstream.api(client(&sim));
+        let pages = Pages::new(client(&sim), &api, 100, None);
+        let first_rv = sim.resource_version();
+        let victim = sim.objects("pods", None).unwrap()[0].clone();
+        let victim_name = victim["metadata"]["name"].as_str().unwrap().to_string();
+        let victim_ns = victim["metadata"]["namespace"].as_str().unwrap().to_string();
+        let mut requests: Vec<Option<String>> = Vec::new();
+        let fetch = |token: Option<String>| {
+            if requests.len() == 1 {
+                // Between the first and the second page: a change, and the token expires.
+                sim.delete("pods", Some(&victim_ns), &victim_name).unwrap();
+                let mut extra = victim.clone();
+                extra["metadata"] = serde_json::json!({"name": "arrived-late", "namespace": victim_ns});
+                sim.apply(extra).unwrap();
+                sim.expire_continues(periscope_sim::FaultCount::Times(1));
+            }
+            requests.push(token.clone());
+            pages.fetch(token)
+        };
+        let (list_rv, mapped) = match upstream.list_mapped(fetch, time::OffsetDateTime::now_utc()).await {
+            Ok(listed) => listed,
+            Err(_) => panic!("the list failed"),
+        };
+        // First page, its expired continuation, then a whole fresh list of three pages.
+        assert_eq!(requests.len(), 5, "{requests:?}");
+        assert!(requests[0].is_none() && requests[1].is_some() && requests[2].is_none());
+        assert_eq!(list_rv, sim.resource_version().to_string());
+        assert_ne!(list_rv, first_rv.to_string());
+        let names: Vec<&str> = mapped.objects.keys().map(|(_, name)| name.as_str()).collect();
+        let expected: Vec<String> = sim
+            .objects("pods", None)
+            .unwrap()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, expected);
+        assert!(names.contains(&"arrived-late") && !names.contains(&victim_name.as_str()));
+        assert_eq!(mapped.objects.len(), 250);
+    }
+
+    #[tokio::test]
+    async fn continue_tokens_that_keep_expiring_fail_the_list() {
+        let sim = periscope_sim::Sim::start(periscope_sim::SimOptions {
+            scenario: periscope_sim::Scenario::Empty,
+            pods: 30,
+            ..periscope_sim::SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let upstream = pods_upstream();
+        let api = upstream.api(client(&sim));
+        let pages = Pages::new(client(&sim), &api, 10, None);
+        sim.expire_continues(periscope_sim::FaultCount::UntilCleared);
+        match upstream
+            .list_mapped(|t| pages.fetch(t), time::OffsetDateTime::now_utc())
+            .await
+        {
+            Err(ListFailed::Upstream(kube::Error::Api(status))) => assert_eq!(status.code, 410),
+            Err(_) => panic!("another failure"),
+            Ok(_) => panic!("the list succeeded"),
+        }
     }
 
     #[tokio::test]

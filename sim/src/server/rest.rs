@@ -89,7 +89,7 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
         None => None,
     };
     if let Some(token) = &token
-        && token.rv < ctx.store.compacted_rv()
+        && (token.rv < ctx.store.compacted_rv() || ctx.faults.take_continue_expiry())
     {
         return Err(ApiError::expired(
             "The provided continue parameter is too old to display a consistent list result. \

@@ -140,6 +140,36 @@ async fn lists_page_with_limit_and_continue_under_one_resource_version() {
 }
 
 #[tokio::test]
+async fn an_expired_continue_token_is_a_410_and_a_fresh_list_works() {
+    let sim = start(SimOptions {
+        scenario: Scenario::Empty,
+        pods: 30,
+        ..SimOptions::default()
+    })
+    .await;
+    let api: Api<Pod> = Api::all(client(&sim));
+    sim.expire_continues(periscope_sim::FaultCount::Times(1));
+    let first = api
+        .list(&ListParams::default().limit(10))
+        .await
+        .expect("the first page is not affected");
+    let token = first.metadata.continue_.expect("a continue token");
+    let expired = api
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .expect_err("the continue token expired");
+    assert!(
+        matches!(&expired, kube::Error::Api(s) if s.code == 410 && s.reason == "Expired"),
+        "{expired:?}"
+    );
+    let again = api
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .expect("the fault cleared itself");
+    assert_eq!(again.items.len(), 10);
+}
+
+#[tokio::test]
 async fn selectors_filter_lists() {
     let sim = start(SimOptions {
         scenario: Scenario::Empty,

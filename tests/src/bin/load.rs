@@ -42,10 +42,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use periscope_sim::{Scenario, Sim, SimOptions};
-use periscope_tests::process::{CLUSTER, Host};
+use periscope_tests::process::{Host, rss_kib};
 use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// The cluster name the host is configured with.
+const CLUSTER: &str = "load";
 
 /// Drives the sim and a release `periscope serve` and reports SSE fan-out figures.
 #[derive(Debug, Parser)]
@@ -89,16 +92,8 @@ async fn main() -> Result<()> {
     let command = command_line();
     let host_bin = match &args.host_bin {
         Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate the harness binary")?
-            .with_file_name("periscope"),
+        None => Host::default_bin()?,
     };
-    if !host_bin.exists() {
-        bail!(
-            "no host binary at {}; build it with `cargo build --release -p periscope` (same CARGO_TARGET_DIR) or pass --host-bin",
-            host_bin.display()
-        );
-    }
 
     eprintln!("load: starting the sim with {} pods", args.pods);
     let sim = Sim::start(SimOptions {
@@ -114,14 +109,21 @@ async fn main() -> Result<()> {
     }
 
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let host = Host::start(&host_bin, &sim.url(), dir.path(), args.setup_timeout).await?;
+    // One client plays every user here, so the per-user cap is off; the run is shorter
+    // than any lifetime cap worth measuring, so that is off too.
+    let config = format!(
+        "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
+         [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{}\"\n",
+        sim.url()
+    );
+    let host = Host::start(&host_bin, &config, dir.path(), args.setup_timeout).await?;
     let base = host.base.clone();
     eprintln!("load: host pid {} serving on {base}", host.pid);
 
     let load_start = read_loadavg();
     let clock = Instant::now();
     let sampler = Sampler::spawn(host.pid, clock);
-    let rss_start = status_field_kib(host.pid).unwrap_or(0);
+    let rss_start = rss_kib(host.pid).unwrap_or(0);
 
     // Open every stream and wait for its snapshot.
     let url = format!("{base}/api/clusters/{CLUSTER}/{}/watch", args.kind);
@@ -167,7 +169,7 @@ async fn main() -> Result<()> {
             host.log.display()
         );
     }
-    let rss_open = status_field_kib(host.pid).unwrap_or(0);
+    let rss_open = rss_kib(host.pid).unwrap_or(0);
     eprintln!(
         "load: {} snapshots in {:.1}s; writing {} updates/s for {:?}",
         args.streams,
@@ -200,7 +202,7 @@ async fn main() -> Result<()> {
     for (task, _) in clients {
         results.push(task.await.context("a client task panicked")?);
     }
-    let rss_end = status_field_kib(host.pid).unwrap_or(0);
+    let rss_end = rss_kib(host.pid).unwrap_or(0);
     let load_end = read_loadavg();
     let samples = sampler.finish().await;
     host.stop().await;
@@ -501,7 +503,7 @@ impl Sampler {
                     () = token.cancelled() => break,
                     _ = interval.tick() => {}
                 }
-                if let (Some(rss_kib), Some(cpu_ticks)) = (status_field_kib(pid), read_cpu_ticks(pid)) {
+                if let (Some(rss_kib), Some(cpu_ticks)) = (rss_kib(pid), read_cpu_ticks(pid)) {
                     samples.push(Sample {
                         at: clock.elapsed(),
                         rss_kib,
@@ -750,9 +752,4 @@ mod tests {
         assert_eq!(percentile(&sorted, 100.0), 100);
         assert_eq!(percentile(&[], 50.0), 0);
     }
-}
-
-/// The host's resident memory in KiB.
-fn status_field_kib(pid: u32) -> Option<u64> {
-    periscope_tests::process::status_field(pid, "VmRSS:")
 }

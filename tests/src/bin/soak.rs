@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use periscope_sim::{Scenario, Sim, SimOptions};
-use periscope_tests::process::{Host, fd_count, status_field};
+use periscope_tests::process::{Host, fd_count, status_kib};
 use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -163,12 +163,13 @@ async fn main() -> Result<()> {
     .context("the simulated cluster does not start")?;
     let mut pods = sim.objects("pods", None)?;
     let dir = tempfile::tempdir()?;
-    let host = Host::start(&host_bin, &sim.url(), dir.path(), Duration::from_secs(120)).await?;
-    let url = format!(
-        "{}/api/clusters/{}/pods/watch",
-        host.base,
-        periscope_tests::process::CLUSTER
+    // One client plays every user, so the per-user cap is off; so is the lifetime cap.
+    let config = format!(
+        "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n[[clusters]]\nname = \"soak\"\nserver = \"{}\"\n",
+        sim.url()
     );
+    let host = Host::start(&host_bin, &config, dir.path(), Duration::from_secs(120)).await?;
+    let url = format!("{}/api/clusters/soak/pods/watch", host.base);
     eprintln!("soak: host pid {}; opening {} streams", host.pid, args.streams);
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
@@ -231,9 +232,9 @@ async fn main() -> Result<()> {
         }
         let sample = Sample {
             at_s: began.elapsed().as_secs_f64(),
-            rss_kib: status_field(host.pid, "VmRSS:").unwrap_or(0),
+            rss_kib: status_kib(host.pid, "VmRSS").unwrap_or(0),
             fds: fd_count(host.pid),
-            threads: status_field(host.pid, "Threads:").unwrap_or(0),
+            threads: status_kib(host.pid, "Threads").unwrap_or(0),
             tasks: tasks(&host.base).await,
             events: events.load(Ordering::Relaxed),
         };

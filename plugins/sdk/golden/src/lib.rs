@@ -19,7 +19,10 @@
 //! plugin's Rust code natively, the host and `periscope plugins check` run the
 //! compiled component.
 
+mod raw;
 pub mod snapshot;
+
+pub use raw::{Identity, Stripped, strip_raw};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +64,7 @@ pub const ALWAYS_KEPT: &[&str] = &["apiVersion", "kind", "metadata"];
 /// What the host does to every object before it crosses into a plugin: removes
 /// `metadata.managedFields` and, when `fields` is not empty, every top-level key that is
 /// neither in `fields` nor in [`ALWAYS_KEPT`]. Anything but a JSON object is left alone.
+/// The host applies this rule to JSON text with [`strip_raw`], which builds no tree.
 pub fn strip<S: AsRef<str>>(object: &mut Value, fields: &[S]) {
     let Some(map) = object.as_object_mut() else {
         return;
