@@ -119,11 +119,11 @@ async fn main() -> Result<()> {
     })
     .await
     .context("the simulated cluster does not start")?;
-    let mut pods = sim.objects("pods", None).context("cannot list the seeded pods")?;
-    let mut seq = 0usize;
+    let pods = sim.objects("pods", None).context("cannot list the seeded pods")?;
     if pods.is_empty() {
         bail!("no pods to update; pass --pods 1 or more");
     }
+    let mut updates = Updates { pods, n: 0 };
 
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let host = Host::start(&host_bin, &sim.url(), dir.path(), args.setup_timeout).await?;
@@ -131,7 +131,7 @@ async fn main() -> Result<()> {
     eprintln!("load: host pid {} serving on {base}", host.pid);
 
     let url = format!("{base}/api/clusters/{CLUSTER}/{}/watch", args.kind);
-    let host_summary = phase(&args, &sim, &mut pods, &mut seq, "host", host.pid, &url, &command).await;
+    let host_summary = phase(&args, &sim, &mut updates, "host", host.pid, &url, &command).await;
     let host_summary = match host_summary {
         Ok(summary) => summary,
         Err(error) => {
@@ -149,10 +149,7 @@ async fn main() -> Result<()> {
         let floor = Floor::start(&floor_bin, &url, args.setup_timeout).await?;
         eprintln!("load: floor pid {} serving on {}", floor.pid, floor.url);
         let floor_url = floor.url.clone();
-        let floor_summary = phase(
-            &args, &sim, &mut pods, &mut seq, "floor", floor.pid, &floor_url, &command,
-        )
-        .await;
+        let floor_summary = phase(&args, &sim, &mut updates, "floor", floor.pid, &floor_url, &command).await;
         floor.stop().await;
         let floor_summary = floor_summary?;
         println!("{}", floor_summary.text());
@@ -181,8 +178,7 @@ async fn main() -> Result<()> {
 async fn phase(
     args: &Args,
     sim: &Sim,
-    pods: &mut [Value],
-    seq: &mut usize,
+    updates: &mut Updates,
     target: &'static str,
     pid: u32,
     url: &str,
@@ -248,7 +244,7 @@ async fn phase(
     let drive_start = Instant::now();
     let cpu_start = read_cpu_ticks(pid).unwrap_or(0);
     let self_cpu_start = read_cpu_ticks(std::process::id()).unwrap_or(0);
-    let writes = drive(sim, pods, seq, args.rate, args.duration, clock).await?;
+    let writes = drive(sim, updates, args.rate, args.duration, clock).await?;
     let drive_wall = drive_start.elapsed();
     let cpu_end = read_cpu_ticks(pid).unwrap_or(0);
     let self_cpu_end = read_cpu_ticks(std::process::id()).unwrap_or(0);
@@ -620,16 +616,16 @@ impl SseParser {
 /// Writes `rate` pod updates per second for `duration`; returns `(resourceVersion,
 /// nanoseconds since the clock just before the write)` for each.
 ///
-/// `pods` and `n` carry on from the last run, so each write of a second run changes
-/// what the plugin maps (a repeated DTO is not sent).
+/// `updates` carries on from the last run, so each write of a second run changes what
+/// the plugin maps (a repeated DTO is not sent).
 async fn drive(
     sim: &Sim,
-    pods: &mut [Value],
-    n: &mut usize,
+    updates: &mut Updates,
     rate: u32,
     duration: Duration,
     clock: Instant,
 ) -> Result<Vec<(u64, u64)>> {
+    let Updates { pods, n } = updates;
     let mut writes = Vec::with_capacity((f64::from(rate) * duration.as_secs_f64()) as usize + 1);
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     // Burst (the default): a write delayed by a busy machine is caught up, so the
@@ -653,6 +649,12 @@ async fn drive(
         writes.push((rv, at));
     }
     Ok(writes)
+}
+
+/// The pods as last written and how many writes were made, across runs.
+struct Updates {
+    pods: Vec<Value>,
+    n: usize,
 }
 
 /// Changes what the pods plugin maps (the first container's restartCount) and a label,
