@@ -19,14 +19,12 @@
 //! nothing of sessions, and sessions know no wire format.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::Sleep;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::rbac::{Access, Authorizer, Resource, ReviewError};
 use crate::auth::{Actor, Authenticator};
@@ -136,17 +134,8 @@ pub struct Session {
     delivered: Counter,
     heartbeat: tokio::time::Interval,
     lifetime: Option<tokio::time::Instant>,
-    // The waits below live as long as the session, so a wake-up re-polls them instead
-    // of creating and registering them again: with one shared shutdown token and a
-    // timer per deadline, re-creating them cost every subscriber a few shared locks
-    // per frame (decision 51).
-    /// Ends at the token's `exp`.
-    expiry: Option<Pin<Box<Sleep>>>,
-    /// Ends at the lifetime cap.
-    lifetime_timer: Option<Pin<Box<Sleep>>>,
-    /// A child of the server's shutdown token: its lock and its waiter list are this
-    /// session's alone, not shared with every other subscriber.
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    expiry: Option<tokio::time::Instant>,
+    shutdown: CancellationToken,
     span: tracing::Span,
     /// False for a companion, which shares its primary's admission and span.
     primary: bool,
@@ -249,9 +238,7 @@ impl Session {
         primary: bool,
     ) -> Session {
         let delivered = state.metrics.events_delivered(transport, &admission.info.kind);
-        let expiry = actor
-            .expires_at
-            .map(|exp| Box::pin(tokio::time::sleep_until(expiry_instant(exp))));
+        let expiry = actor.expires_at.map(expiry_instant);
         let mut session = Session {
             transport,
             pending: VecDeque::new(),
@@ -268,8 +255,7 @@ impl Session {
             heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat),
             lifetime,
             expiry,
-            lifetime_timer: lifetime.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            shutdown: Box::pin(state.shutdown.child_token().cancelled_owned()),
+            shutdown: state.shutdown.clone(),
             span,
             primary,
             close_reason: "client_gone",
@@ -327,16 +313,32 @@ impl Session {
             };
             return Some(tokio::select! {
                 biased;
-                () = self.shutdown.as_mut() => self.finish(End::Shutdown),
-                () = wait(self.expiry.as_mut()) => self.finish(End::AuthExpired),
-                () = wait(self.lifetime_timer.as_mut()) => self.finish(End::Lifetime),
+                () = self.shutdown.cancelled() => self.finish(End::Shutdown),
+                () = sleep_until(self.expiry) => self.finish(End::AuthExpired),
+                () = sleep_until(self.lifetime) => self.finish(End::Lifetime),
                 () = recheck => match self.recheck().await {
                     Some(item) => item,
                     None => continue,
                 },
-                received = self.subscription.frames.recv() => match self.received(received) {
-                    Some(item) => item,
-                    None => continue,
+                received = self.subscription.frames.recv() => match received {
+                    _ if self.revoked() => self.finish(End::Revoked),
+                    Ok(frame) => {
+                        self.admission.info.queue_depth.store(self.subscription.frames.len(), Ordering::Relaxed);
+                        if frame.kind == FrameKind::Error {
+                            self.finish(End::Upstream(frame))
+                        } else {
+                            match self.visible(frame) {
+                                Some(frame) => Item::Frame(frame),
+                                None => continue,
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
+                        self.metrics.backpressure_close(self.transport, &self.admission.info.kind);
+                        self.finish(End::Backpressure)
+                    }
+                    Err(RecvError::Closed) => self.finish(End::UpstreamClosed),
                 },
                 _ = self.heartbeat.tick() => {
                     if self.revoked() {
@@ -347,34 +349,6 @@ impl Session {
                 }
             });
         }
-    }
-
-    /// What a receipt from the hub means for this subscriber; `None`: nothing it may
-    /// see, read on.
-    fn received(&mut self, received: Result<Arc<Frame>, RecvError>) -> Option<Item> {
-        if self.revoked() {
-            return Some(self.finish(End::Revoked));
-        }
-        Some(match received {
-            Ok(frame) => {
-                self.admission
-                    .info
-                    .queue_depth
-                    .store(self.subscription.frames.len(), Ordering::Relaxed);
-                if frame.kind == FrameKind::Error {
-                    self.finish(End::Upstream(frame))
-                } else {
-                    Item::Frame(self.visible(frame)?)
-                }
-            }
-            Err(RecvError::Lagged(missed)) => {
-                self.span.in_scope(|| tracing::debug!(missed, "subscriber lagged"));
-                self.metrics
-                    .backpressure_close(self.transport, &self.admission.info.kind);
-                self.finish(End::Backpressure)
-            }
-            Err(RecvError::Closed) => self.finish(End::UpstreamClosed),
-        })
     }
 
     fn finish(&mut self, end: End) -> Item {
@@ -552,10 +526,10 @@ fn expiry_instant(exp: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + left
 }
 
-/// Waits for `timer`, or forever without one.
-async fn wait(timer: Option<&mut Pin<Box<Sleep>>>) {
-    match timer {
-        Some(timer) => timer.as_mut().await,
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
