@@ -25,10 +25,14 @@
 //! directory):
 //!
 //! ```sh
-//! cargo build --release -p periscope
-//! cargo run --release -p periscope-tests --bin load -- \
-//!     --streams 1000 --rate 100 --duration 60s --pods 1000 --kind pods --csv raw.csv
+//! cargo build --release -p periscope -p periscope-tests
+//! target/release/load --streams 1000 --rate 100 --duration 60s --pods 1000 --kind pods --csv raw.csv
 //! ```
+//!
+//! After the host's run, the same run repeats against the fan-out floor (the `floor`
+//! binary, which relays one host stream to as many clients with the least possible
+//! work per frame) and reports the host's CPU per delivered frame as a ratio to the
+//! floor's (`--no-floor` skips it).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -81,9 +85,13 @@ struct Args {
     /// The `periscope` binary; default: next to this harness.
     #[arg(long)]
     host_bin: Option<PathBuf>,
-    /// Append a CSV row (header first if the file is new) to this file.
+    /// Append a CSV row per target (header first if the file is new) to this file.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Skip the second run against the fan-out floor (the `floor` binary next to the
+    /// host, relaying one host stream to the same number of clients).
+    #[arg(long)]
+    no_floor: bool,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -92,8 +100,16 @@ async fn main() -> Result<()> {
     let command = command_line();
     let host_bin = match &args.host_bin {
         Some(path) => path.clone(),
-        None => Host::default_bin()?,
+        None => std::env::current_exe()
+            .context("cannot locate the harness binary")?
+            .with_file_name("periscope"),
     };
+    if !host_bin.exists() {
+        bail!(
+            "no host binary at {}; build it with `cargo build --release -p periscope` (same CARGO_TARGET_DIR) or pass --host-bin",
+            host_bin.display()
+        );
+    }
 
     eprintln!("load: starting the sim with {} pods", args.pods);
     let sim = Sim::start(SimOptions {
@@ -107,26 +123,79 @@ async fn main() -> Result<()> {
     if pods.is_empty() {
         bail!("no pods to update; pass --pods 1 or more");
     }
+    let mut updates = Updates { pods, n: 0 };
 
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     // One client plays every user here, so the per-user cap is off; the run is shorter
     // than any lifetime cap worth measuring, so that is off too.
     let config = format!(
-        "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n\
-         [[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{}\"\n",
+        "[watch]\nper_user_limit = 0\nmax_stream_duration = \"0s\"\n\n[[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{}\"\n",
         sim.url()
     );
     let host = Host::start(&host_bin, &config, dir.path(), args.setup_timeout).await?;
     let base = host.base.clone();
     eprintln!("load: host pid {} serving on {base}", host.pid);
 
+    let url = format!("{base}/api/clusters/{CLUSTER}/{}/watch", args.kind);
+    let host_summary = phase(&args, &sim, &mut updates, "host", host.pid, &url, &command).await;
+    let host_summary = match host_summary {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("load: host log {}", host.log.display());
+            return Err(error);
+        }
+    };
+    println!("{}", host_summary.text());
+    let mut summaries = vec![host_summary];
+
+    if !args.no_floor {
+        let floor_bin = std::env::current_exe()
+            .context("cannot locate the harness binary")?
+            .with_file_name("floor");
+        let floor = Floor::start(&floor_bin, &url, args.setup_timeout).await?;
+        eprintln!("load: floor pid {} serving on {}", floor.pid, floor.url);
+        let floor_url = floor.url.clone();
+        let floor_summary = phase(&args, &sim, &mut updates, "floor", floor.pid, &floor_url, &command).await;
+        floor.stop().await;
+        let floor_summary = floor_summary?;
+        println!("{}", floor_summary.text());
+        let (host_us, floor_us) = (summaries[0].us_per_frame(), floor_summary.us_per_frame());
+        println!(
+            "host / floor CPU per delivered frame  {host_us:.2} / {floor_us:.2} µs = {:.2}x",
+            host_us / floor_us
+        );
+        summaries.push(floor_summary);
+    }
+    host.stop().await;
+    sim.shutdown().await;
+
+    if let Some(path) = &args.csv {
+        for summary in &summaries {
+            summary.append_csv(path)?;
+        }
+        eprintln!("load: appended {} rows to {}", summaries.len(), path.display());
+    }
+    Ok(())
+}
+
+/// One measured run against `target` (the host, or the floor in front of it): opens
+/// the streams of `url`, waits for every snapshot, writes the updates, collects what
+/// every client saw and samples `pid`'s RSS and CPU.
+async fn phase(
+    args: &Args,
+    sim: &Sim,
+    updates: &mut Updates,
+    target: &'static str,
+    pid: u32,
+    url: &str,
+    command: &str,
+) -> Result<Summary> {
     let load_start = read_loadavg();
     let clock = Instant::now();
-    let sampler = Sampler::spawn(host.pid, clock);
-    let rss_start = rss_kib(host.pid).unwrap_or(0);
+    let sampler = Sampler::spawn(pid, clock);
+    let rss_start = rss_kib(pid).unwrap_or(0);
 
     // Open every stream and wait for its snapshot.
-    let url = format!("{base}/api/clusters/{CLUSTER}/{}/watch", args.kind);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -141,7 +210,7 @@ async fn main() -> Result<()> {
         let last = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(run_client(
             client.clone(),
-            url.clone(),
+            url.to_string(),
             clock,
             gate.clone(),
             tx,
@@ -163,15 +232,14 @@ async fn main() -> Result<()> {
     let all_open = opened.elapsed();
     if snapshot_failures > 0 {
         bail!(
-            "{snapshot_failures} of {} streams got no snapshot within {:?}; see the host log {}",
+            "{snapshot_failures} of {} streams of the {target} got no snapshot within {:?}",
             args.streams,
             args.setup_timeout,
-            host.log.display()
         );
     }
-    let rss_open = rss_kib(host.pid).unwrap_or(0);
+    let rss_open = rss_kib(pid).unwrap_or(0);
     eprintln!(
-        "load: {} snapshots in {:.1}s; writing {} updates/s for {:?}",
+        "load: {target}: {} snapshots in {:.1}s; writing {} updates/s for {:?}",
         args.streams,
         all_open.as_secs_f64(),
         args.rate,
@@ -180,11 +248,11 @@ async fn main() -> Result<()> {
 
     // Drive updates.
     let drive_start = Instant::now();
-    let cpu_start = read_cpu_ticks(host.pid).unwrap_or(0);
+    let cpu_start = read_cpu_ticks(pid).unwrap_or(0);
     let self_cpu_start = read_cpu_ticks(std::process::id()).unwrap_or(0);
-    let writes = drive(&sim, &pods, args.rate, args.duration, clock).await?;
+    let writes = drive(sim, updates, args.rate, args.duration, clock).await?;
     let drive_wall = drive_start.elapsed();
-    let cpu_end = read_cpu_ticks(host.pid).unwrap_or(0);
+    let cpu_end = read_cpu_ticks(pid).unwrap_or(0);
     let self_cpu_end = read_cpu_ticks(std::process::id()).unwrap_or(0);
     let last_rv = writes.iter().map(|(rv, _)| *rv).max().unwrap_or(0);
 
@@ -202,11 +270,9 @@ async fn main() -> Result<()> {
     for (task, _) in clients {
         results.push(task.await.context("a client task panicked")?);
     }
-    let rss_end = rss_kib(host.pid).unwrap_or(0);
+    let rss_end = rss_kib(pid).unwrap_or(0);
     let load_end = read_loadavg();
     let samples = sampler.finish().await;
-    host.stop().await;
-    sim.shutdown().await;
 
     // Join receipts with writes.
     let written: HashMap<u64, u64> = writes.iter().copied().collect();
@@ -239,11 +305,15 @@ async fn main() -> Result<()> {
             errors.push(error.clone());
         }
     }
+    for error in errors.iter().take(5) {
+        eprintln!("load: {target}: client error: {error}");
+    }
     latencies.sort_unstable();
     snapshot_ms.sort_by(f64::total_cmp);
 
     let ticks = clock_ticks();
-    let host_cpu = (cpu_end.saturating_sub(cpu_start)) as f64 / ticks / drive_wall.as_secs_f64() * 100.0;
+    let host_cpu_s = (cpu_end.saturating_sub(cpu_start)) as f64 / ticks;
+    let host_cpu = host_cpu_s / drive_wall.as_secs_f64() * 100.0;
     let self_cpu = (self_cpu_end.saturating_sub(self_cpu_start)) as f64 / ticks / drive_wall.as_secs_f64() * 100.0;
     let host_cpu_peak = samples
         .windows(2)
@@ -260,7 +330,8 @@ async fn main() -> Result<()> {
         .max(rss_open);
 
     let ms = |nanos: u64| nanos as f64 / 1e6;
-    let summary = Summary {
+    Ok(Summary {
+        target,
         streams: args.streams,
         rate: args.rate,
         duration_s: args.duration.as_secs_f64(),
@@ -288,22 +359,14 @@ async fn main() -> Result<()> {
         rss_open_mib: rss_open as f64 / 1024.0,
         rss_peak_mib: rss_peak as f64 / 1024.0,
         rss_end_mib: rss_end as f64 / 1024.0,
+        host_cpu_s,
         host_cpu_avg_pct: host_cpu,
         host_cpu_peak_pct: host_cpu_peak,
         harness_cpu_avg_pct: self_cpu,
         loadavg_start: load_start,
         loadavg_end: load_end,
-        command,
-    };
-    println!("{}", summary.text());
-    for error in errors.iter().take(5) {
-        println!("client error: {error}");
-    }
-    if let Some(path) = &args.csv {
-        summary.append_csv(path)?;
-        eprintln!("load: appended a row to {}", path.display());
-    }
-    Ok(())
+        command: command.to_string(),
+    })
 }
 
 /// The command as typed through cargo, so a CSV row can be re-run as is.
@@ -315,6 +378,62 @@ fn command_line() -> String {
         line.push_str(&arg);
     }
     line
+}
+
+/// The `floor` child process, relaying one host stream to the clients.
+struct Floor {
+    child: tokio::process::Child,
+    pid: u32,
+    url: String,
+}
+
+impl Floor {
+    /// Starts the floor on a free loopback port in front of `upstream` and waits
+    /// until it accepts connections.
+    async fn start(bin: &Path, upstream: &str, timeout: Duration) -> Result<Floor> {
+        if !bin.exists() {
+            bail!(
+                "no floor binary at {}; build it with `cargo build --release -p periscope-tests` or pass --no-floor",
+                bin.display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("no free loopback port")?
+            .port();
+        let mut child = tokio::process::Command::new(bin)
+            .arg("--upstream")
+            .arg(upstream)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().context("the floor exited at once")?;
+        let deadline = Instant::now() + timeout;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Some(status) = child.try_wait().context("cannot poll the floor")? {
+                bail!("the floor exited with {status} before serving");
+            }
+            if Instant::now() > deadline {
+                bail!("the floor did not listen within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Its relay must have the host's snapshot before clients ask for it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(Floor {
+            child,
+            pid,
+            url: format!("http://127.0.0.1:{port}/"),
+        })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
 }
 
 /// What one client saw.
@@ -429,23 +548,31 @@ impl SseParser {
 
 /// Writes `rate` pod updates per second for `duration`; returns `(resourceVersion,
 /// nanoseconds since the clock just before the write)` for each.
-async fn drive(sim: &Sim, pods: &[Value], rate: u32, duration: Duration, clock: Instant) -> Result<Vec<(u64, u64)>> {
-    let mut pods: Vec<Value> = pods.to_vec();
+///
+/// `updates` carries on from the last run, so each write of a second run changes what
+/// the plugin maps (a repeated DTO is not sent).
+async fn drive(
+    sim: &Sim,
+    updates: &mut Updates,
+    rate: u32,
+    duration: Duration,
+    clock: Instant,
+) -> Result<Vec<(u64, u64)>> {
+    let Updates { pods, n } = updates;
     let mut writes = Vec::with_capacity((f64::from(rate) * duration.as_secs_f64()) as usize + 1);
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     // Burst (the default): a write delayed by a busy machine is caught up, so the
     // average rate holds; the achieved rate is reported.
     let end = tokio::time::Instant::now() + duration;
-    let mut n = 0usize;
     loop {
         interval.tick().await;
         if tokio::time::Instant::now() >= end {
             break;
         }
-        let index = n % pods.len();
-        n += 1;
+        let index = *n % pods.len();
+        *n += 1;
         let pod = &mut pods[index];
-        bump(pod, n);
+        bump(pod, *n);
         let at = clock.elapsed().as_nanos() as u64;
         let stored = sim.apply(pod.clone()).context("the sim rejected an update")?;
         let rv = stored["metadata"]["resourceVersion"]
@@ -455,6 +582,12 @@ async fn drive(sim: &Sim, pods: &[Value], rate: u32, duration: Duration, clock: 
         writes.push((rv, at));
     }
     Ok(writes)
+}
+
+/// The pods as last written and how many writes were made, across runs.
+struct Updates {
+    pods: Vec<Value>,
+    n: usize,
 }
 
 /// Changes what the pods plugin maps (the first container's restartCount) and a label,
@@ -574,6 +707,8 @@ fn percentile_f(sorted: &[f64], p: f64) -> f64 {
 /// The figures of one run.
 #[derive(Debug)]
 struct Summary {
+    /// `host` or `floor`.
+    target: &'static str,
     streams: usize,
     rate: u32,
     duration_s: f64,
@@ -601,6 +736,8 @@ struct Summary {
     rss_open_mib: f64,
     rss_peak_mib: f64,
     rss_end_mib: f64,
+    /// CPU seconds the target used while updates were written.
+    host_cpu_s: f64,
     host_cpu_avg_pct: f64,
     host_cpu_peak_pct: f64,
     harness_cpu_avg_pct: f64,
@@ -610,8 +747,14 @@ struct Summary {
 }
 
 impl Summary {
+    /// Target CPU per delivered frame, in microseconds.
+    fn us_per_frame(&self) -> f64 {
+        self.host_cpu_s * 1e6 / self.delivered.max(1) as f64
+    }
+
     fn text(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "== {} ==", self.target);
         let _ = writeln!(
             out,
             "streams {} | kind {} | pods {} | rate {}/s (achieved {:.1}/s) | duration {:.0}s",
@@ -650,8 +793,15 @@ impl Summary {
         );
         let _ = write!(
             out,
-            "CPU % of one core during writes  host avg {:.1} (peak 1s {:.1})  harness (sim + clients) avg {:.1}",
-            self.host_cpu_avg_pct, self.host_cpu_peak_pct, self.harness_cpu_avg_pct
+            "CPU % of one core during writes  {} avg {:.1} (peak 1s {:.1})  harness (sim + clients) avg {:.1}",
+            self.target, self.host_cpu_avg_pct, self.host_cpu_peak_pct, self.harness_cpu_avg_pct
+        );
+        let _ = write!(
+            out,
+            "\n{} CPU per delivered frame {:.2} µs; RSS per open stream {:.1} KiB",
+            self.target,
+            self.us_per_frame(),
+            (self.rss_open_mib - self.rss_start_mib) * 1024.0 / self.streams.max(1) as f64
         );
         let _ = write!(
             out,
@@ -661,7 +811,7 @@ impl Summary {
         out
     }
 
-    const HEADER: &'static str = "streams,kind,pods,rate,duration_s,writes,achieved_rate,expected,delivered,missed,clients_missing,out_of_order,backpressure,ended_early,all_open_s,snapshot_p50_ms,snapshot_p99_ms,snapshot_max_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,rss_start_mib,rss_open_mib,rss_peak_mib,rss_end_mib,host_cpu_avg_pct,host_cpu_peak_pct,harness_cpu_avg_pct,loadavg_start,loadavg_end,command";
+    const HEADER: &'static str = "target,us_per_frame,streams,kind,pods,rate,duration_s,writes,achieved_rate,expected,delivered,missed,clients_missing,out_of_order,backpressure,ended_early,all_open_s,snapshot_p50_ms,snapshot_p99_ms,snapshot_max_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,rss_start_mib,rss_open_mib,rss_peak_mib,rss_end_mib,host_cpu_avg_pct,host_cpu_peak_pct,harness_cpu_avg_pct,loadavg_start,loadavg_end,command";
 
     fn append_csv(&self, path: &Path) -> Result<()> {
         let new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
@@ -677,7 +827,9 @@ impl Summary {
         }
         let _ = writeln!(
             row,
-            "{},{},{},{},{:.0},{},{:.2},{},{},{},{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.2},{:.2},\"{}\"",
+            "{},{:.3},{},{},{},{},{:.0},{},{:.2},{},{},{},{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.2},{:.2},\"{}\"",
+            self.target,
+            self.us_per_frame(),
             self.streams,
             self.kind,
             self.pods,
