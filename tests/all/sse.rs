@@ -420,3 +420,45 @@ async fn a_quiet_kind_stays_live_under_a_two_second_lifetime_cap() {
     assert!(last_event_id.is_some());
     served.shutdown().await;
 }
+
+/// A watch on a new connection is written off hyper, close-delimited (architecture
+/// decision 61); one on a connection that already served a poll stays with hyper,
+/// chunked. Both carry the same stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_streams_on_a_fresh_connection_and_on_a_reused_one() {
+    async fn first_event(response: reqwest::Response) -> String {
+        let mut body = Vec::new();
+        let mut response = response;
+        while !body.windows(2).any(|w| w == b"\n\n") {
+            let chunk = tokio::time::timeout(patience(), response.chunk()).await.unwrap().unwrap().unwrap();
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).unwrap()
+    }
+    let served = serve(&[]).await;
+    served.sim.apply(pod("shop", "one")).unwrap();
+
+    let fresh = reqwest::get(served.url("pods/watch")).await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    assert_eq!(fresh.headers()["connection"], "close");
+    assert!(fresh.headers().get("transfer-encoding").is_none());
+    assert!(fresh.headers().get("date").is_some());
+    assert!(first_event(fresh).await.starts_with("event: snapshot\nid: "));
+
+    let client = reqwest::Client::new();
+    let poll = client.get(served.url("pods")).send().await.unwrap();
+    assert_eq!(poll.status(), 200);
+    poll.bytes().await.unwrap();
+    let reused = client.get(served.url("pods/watch")).send().await.unwrap();
+    assert_eq!(reused.status(), 200);
+    assert_eq!(reused.headers()["transfer-encoding"], "chunked");
+    assert!(first_event(reused).await.starts_with("event: snapshot\nid: "));
+
+    // A refusal on the direct path is the same JSON as anywhere else.
+    let refused = reqwest::get(served.url("pods/watch?namespace=Shop")).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.headers()["connection"], "close");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request", "{body}");
+    served.shutdown().await;
+}

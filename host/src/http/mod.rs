@@ -26,6 +26,7 @@
 //! | `GET /`, `GET /assets/*` | the live page ([`crate::web`]) |
 
 mod debug;
+pub(crate) mod direct;
 mod rest;
 mod shell;
 mod sse;

@@ -225,7 +225,8 @@ async fn main() -> Result<()> {
             n += 1;
             let pod = &mut pods[(n as usize) % args.pods.max(1)];
             pod["metadata"]["labels"]["soak"] = serde_json::json!(n.to_string());
-            let _ = sim.apply(pod.clone());
+            // Keep the stored object (its new resourceVersion): a stale one is a conflict.
+            *pod = sim.apply(pod.clone()).context("the sim rejected a pod update")?;
         }
         for _ in 0..args.reconnects {
             let _ = handles[rng.random_range(0..handles.len())].try_send(());
