@@ -160,21 +160,14 @@ fn is_watch_line(line: &[u8]) -> bool {
 
 /// Serves one watch request on its own connection, then closes it.
 async fn serve_watch(mut tcp: TcpStream, addr: SocketAddr, router: Router) {
-    let written = match read_head(&mut tcp).await {
-        Ok(mut request) => {
-            request.extensions_mut().insert(ConnectInfo(addr));
-            let response = match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            if is_event_stream(&response) {
-                write_stream(&tcp, response).await
-            } else {
-                write_whole(&tcp, response).await
-            }
-        }
-        Err(Some(refusal)) => write_whole(&tcp, refusal.into_response()).await,
-        Err(None) => return,
+    // Boxed, so the routing futures are not part of the state every open stream keeps.
+    let Some(response) = Box::pin(respond(&mut tcp, addr, router)).await else {
+        return;
+    };
+    let written = if is_event_stream(&response) {
+        write_stream(&tcp, response).await
+    } else {
+        write_whole(&tcp, response).await
     };
     if written.is_ok() {
         // Shut the write side so the client reads to the end, then wait briefly for it
@@ -182,6 +175,22 @@ async fn serve_watch(mut tcp: TcpStream, addr: SocketAddr, router: Router) {
         if tcp.shutdown().await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(2), peer_closed(&tcp)).await;
         }
+    }
+}
+
+/// The router's response to the connection's request, or the refusal of a head that
+/// does not parse; `None` when the client left before sending one.
+async fn respond(tcp: &mut TcpStream, addr: SocketAddr, router: Router) -> Option<Response<Body>> {
+    match read_head(tcp).await {
+        Ok(mut request) => {
+            request.extensions_mut().insert(ConnectInfo(addr));
+            match router.oneshot(request).await {
+                Ok(response) => Some(response),
+                Err(never) => match never {},
+            }
+        }
+        Err(Some(refusal)) => Some(refusal.into_response()),
+        Err(None) => None,
     }
 }
 
@@ -338,7 +347,7 @@ async fn write_all(tcp: &TcpStream, mut slices: &mut [io::IoSlice<'_>]) -> io::R
 /// Resolves when the client closes its side (or the socket fails); bytes it sends
 /// after its request are read and dropped.
 async fn peer_closed(tcp: &TcpStream) {
-    let mut sink = [0u8; 256];
+    let mut sink = [0u8; 64];
     loop {
         if tcp.readable().await.is_err() {
             return;

@@ -320,7 +320,9 @@ impl Session {
                 () = self.shutdown.cancelled() => self.finish(End::Shutdown),
                 () = sleep_until(self.expiry) => self.finish(End::AuthExpired),
                 () = sleep_until(self.lifetime) => self.finish(End::Lifetime),
-                () = recheck => match self.recheck().await {
+                // Boxed: the access review's request future is large, and inline it
+                // would be part of every idle stream's state.
+                () = recheck => match Box::pin(self.recheck()).await {
                     Some(item) => item,
                     None => continue,
                 },
