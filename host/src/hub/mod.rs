@@ -35,6 +35,7 @@
 mod frame;
 pub mod helm;
 pub mod logs;
+mod store;
 mod upstream;
 pub mod view;
 

@@ -1,7 +1,7 @@
 //! One upstream: the list-then-watch loop of one [`StreamKey`] and the state it keeps
 //! (current DTOs, recent deltas), shared by every subscriber of that key.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,11 +17,10 @@ use serde_json::value::RawValue;
 use tokio::sync::{broadcast, oneshot};
 
 use super::frame::{Frame, FrameKind};
+use super::store::{ObjectKey, Store, Stored};
 use super::view::Mapper;
 use super::{HubOptions, ListError, StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
-use crate::plugin::KindInfo;
-use crate::snapshot;
 
 /// How many times one list starts again from its first page after a `continue` token
 /// expired before the list counts as failed (and is retried with the backoff).
@@ -29,33 +28,6 @@ const CONTINUE_RESTARTS: u32 = 3;
 /// Server-side timeout of one watch request; the loop re-watches from the last
 /// resourceVersion when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
-
-/// `(namespace, name)`: the identity of an object within a kind.
-type ObjectKey = (String, String);
-
-/// A stored DTO and, for kinds with a snapshot order, its sort key (computed once,
-/// when the DTO arrives).
-struct Stored {
-    dto: Bytes,
-    sort_key: Option<time::OffsetDateTime>,
-    /// The object's resourceVersion: the id of a delta made for it when a relist is
-    /// converged by difference.
-    rv: String,
-}
-
-impl Stored {
-    fn new(dto: String, rv: String, info: &KindInfo) -> Stored {
-        let sort_key = info
-            .snapshot
-            .as_ref()
-            .and_then(|policy| snapshot::sort_key(&dto, &policy.sort_field));
-        Stored {
-            dto: dto.into(),
-            sort_key,
-            rv,
-        }
-    }
-}
 
 /// What subscribers of a key share.
 pub(super) struct Upstream {
@@ -71,21 +43,8 @@ pub(super) struct Upstream {
     pub(super) health: Arc<UpstreamHealth>,
 }
 
-#[derive(Default)]
 struct State {
-    /// True once the first list has been mapped.
-    warm: bool,
-    /// Current DTOs, in apiserver list order (namespace, then name).
-    objects: BTreeMap<ObjectKey, Stored>,
-    /// resourceVersion of the last list.
-    list_rv: String,
-    /// The snapshot of `objects`, built on demand and dropped by the next change.
-    snapshot: Option<Arc<Frame>>,
-    /// Deltas since the last snapshot, oldest first, at most `options.ring` of them.
-    ring: VecDeque<Arc<Frame>>,
-    /// The id just before the first ring entry: the snapshot id, or the id of the
-    /// newest delta evicted from the ring.
-    ring_base: String,
+    store: Store,
     /// The upstream's last failure and its HTTP status class, until the next
     /// successful list.
     failure: Option<(Arc<Frame>, u16)>,
@@ -110,12 +69,17 @@ pub enum Initial {
 impl Upstream {
     pub(super) fn new(key: StreamKey, plugin: Mapper, options: HubOptions, metrics: Arc<Metrics>) -> Upstream {
         let (tx, _) = broadcast::channel(options.queue.max(1));
+        let store = Store::new(options.ring, plugin.info().snapshot.clone());
         Upstream {
             key,
             plugin,
             options,
             metrics,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                store,
+                failure: None,
+                outage_since: None,
+            }),
             tx,
             subscribers: AtomicUsize::new(0),
             health: Arc::new(UpstreamHealth::default()),
@@ -139,81 +103,32 @@ impl Upstream {
         if let Some((failure, _)) = &state.failure {
             return (Initial::Failed(failure.clone()), rx);
         }
-        if !state.warm {
-            return (Initial::Pending, rx);
-        }
-        // A resume with nothing to replay gets a snapshot instead: Periscope's SPA
-        // resets its error budget only on a snapshot or a delta (spec 3.4), so a quiet
-        // kind resumed with no frame after each server-side close would drift into
-        // polling.
-        if let Some(id) = resume_from.filter(|id| !id.is_empty()) {
-            let visible = |f: &&Arc<Frame>| only.is_none_or(|only| only.contains(&f.namespace));
-            let after: Option<Vec<Arc<Frame>>> = if id == state.ring_base {
-                Some(state.ring.iter().filter(visible).cloned().collect())
-            } else {
-                state
-                    .ring
-                    .iter()
-                    .position(|f| f.id == id)
-                    .map(|at| state.ring.iter().skip(at + 1).filter(visible).cloned().collect())
-            };
-            if let Some(after) = after.filter(|frames| !frames.is_empty()) {
-                return (Initial::Resume(after), rx);
-            }
+        if let Some(after) = resume_from.and_then(|id| state.store.resume(id, only)) {
+            return (Initial::Resume(after), rx);
         }
         let snapshot = match only {
-            None => self.snapshot(&mut state),
-            Some(only) => self.partial_snapshot(&state, only),
+            None => state.store.snapshot(),
+            Some(only) => state.store.snapshot_of(only),
         };
-        (Initial::Snapshot(snapshot), rx)
+        // No snapshot yet: the first list is in flight.
+        (snapshot.map_or(Initial::Pending, Initial::Snapshot), rx)
     }
 
     /// A snapshot of only the objects in `only`'s namespaces, for one partitioned
-    /// subscriber (not cached: partitions differ per user).
+    /// subscriber, if warm.
     pub(super) fn snapshot_of(&self, only: &BTreeSet<String>) -> Option<Arc<Frame>> {
-        let state = self.lock();
-        state.warm.then(|| self.partial_snapshot(&state, only))
+        self.lock().store.snapshot_of(only)
     }
 
     /// The shared snapshot of the whole scope, if warm.
     pub(super) fn full_snapshot(&self) -> Option<Arc<Frame>> {
-        let mut state = self.lock();
-        state.warm.then(|| self.snapshot(&mut state))
-    }
-
-    fn partial_snapshot(&self, state: &State, only: &BTreeSet<String>) -> Arc<Frame> {
-        Arc::new(Frame::snapshot(
-            state.list_rv.clone(),
-            &self.ordered_items(state, Some(only)),
-        ))
+        self.lock().store.snapshot()
     }
 
     /// The current DTOs (of `only`'s namespaces, when given), ordered and capped as
     /// the kind says, if warm.
     pub(super) fn items(&self, only: Option<&BTreeSet<String>>) -> Option<Vec<Bytes>> {
-        let state = self.lock();
-        state.warm.then(|| self.ordered_items(&state, only))
-    }
-
-    fn ordered_items(&self, state: &State, only: Option<&BTreeSet<String>>) -> Vec<Bytes> {
-        let visible = state
-            .objects
-            .iter()
-            .filter(|((namespace, _), _)| only.is_none_or(|only| only.contains(namespace)))
-            .map(|(_, stored)| stored);
-        match &self.plugin.info().snapshot {
-            None => visible.map(|s| s.dto.clone()).collect(),
-            Some(policy) => snapshot::apply_keyed(policy, visible.map(|s| (s.sort_key, s.dto.clone())).collect()),
-        }
-    }
-
-    fn snapshot(&self, state: &mut State) -> Arc<Frame> {
-        if let Some(frame) = &state.snapshot {
-            return frame.clone();
-        }
-        let frame = Arc::new(Frame::snapshot(state.list_rv.clone(), &self.ordered_items(state, None)));
-        state.snapshot = Some(frame.clone());
-        frame
+        self.lock().store.items(only)
     }
 
     /// Sends a frame to every subscriber; with the state lock held, so joins see a
@@ -256,81 +171,29 @@ impl Upstream {
 
     fn replace_all(&self, list_rv: String, objects: BTreeMap<ObjectKey, Stored>) {
         let mut state = self.lock();
-        state.objects = objects;
-        state.warm = true;
         state.failure = None;
-        state.ring.clear();
-        state.ring_base.clone_from(&list_rv);
-        state.list_rv = list_rv;
-        state.snapshot = None;
-        let frame = self.snapshot(&mut state);
+        let frame = state.store.replace(list_rv, objects);
         self.send(&state, frame);
     }
 
-    /// Brings a warm store to a new list by difference: `added` for what is new,
-    /// `modified` for what changed, `deleted` for what is gone, each an ordinary delta
-    /// in the ring (nothing at all when nothing changed). When the apiserver's
-    /// resourceVersions went backwards (a restored or restarted store), ids from before
-    /// could name different states now, so the ring restarts at the new list: an old
-    /// `Last-Event-ID` then gets a snapshot, never a stale replay.
+    /// Converges a warm store to a new list by difference (see [`Store::converge`]).
     fn converge(&self, list_rv: String, objects: BTreeMap<ObjectKey, Stored>) {
         let mut state = self.lock();
-        let went_back = match (state.list_rv.parse::<u64>(), list_rv.parse::<u64>()) {
-            (Ok(before), Ok(now)) => now < before,
-            _ => state.list_rv != list_rv,
-        };
-        let old = std::mem::take(&mut state.objects);
-        let mut deltas: Vec<(FrameKind, ObjectKey, String, Bytes)> = Vec::new();
-        for (key, stored) in &objects {
-            match old.get(key) {
-                None => deltas.push((FrameKind::Added, key.clone(), stored.rv.clone(), stored.dto.clone())),
-                Some(before) if before.dto != stored.dto => {
-                    deltas.push((FrameKind::Modified, key.clone(), stored.rv.clone(), stored.dto.clone()));
-                }
-                Some(_) => {}
-            }
-        }
-        for (key, before) in &old {
-            if !objects.contains_key(key) {
-                deltas.push((FrameKind::Deleted, key.clone(), list_rv.clone(), before.dto.clone()));
-            }
-        }
-        state.objects = objects;
         state.failure = None;
-        state.snapshot = None;
-        if went_back {
-            tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, before = %state.list_rv, now = %list_rv, "resourceVersions went backwards; resume ids restart at the new list");
-            state.ring.clear();
-            state.ring_base.clone_from(&list_rv);
+        let now = list_rv.clone();
+        let converged = state.store.converge(list_rv, objects);
+        if let Some(before) = &converged.rewound_from {
+            tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, %before, %now, "resourceVersions went backwards; resume ids restart at the new list");
         }
-        state.list_rv = list_rv;
-        tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), changes = deltas.len(), "relisted; sent the difference");
-        for (kind, key, rv, dto) in deltas {
-            let frame = Arc::new(Frame::delta(kind, rv, &key.0, &dto));
-            self.push_ring(&mut state, frame.clone());
+        tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = self.key.namespace_label(), changes = converged.frames.len(), "relisted; sent the difference");
+        for frame in converged.frames {
             self.send(&state, frame);
         }
     }
 
-    fn push_ring(&self, state: &mut State, frame: Arc<Frame>) {
-        if state.ring.len() >= self.options.ring.max(1)
-            && let Some(evicted) = state.ring.pop_front()
-        {
-            state.ring_base.clone_from(&evicted.id);
-        }
-        state.ring.push_back(frame);
-    }
-
-    fn apply_delta(&self, kind: FrameKind, key: ObjectKey, resource_version: String, stored: Stored) {
-        let frame = Arc::new(Frame::delta(kind, resource_version, &key.0, &stored.dto));
+    fn apply_delta(&self, kind: FrameKind, key: ObjectKey, stored: Stored) {
         let mut state = self.lock();
-        if kind == FrameKind::Deleted {
-            state.objects.remove(&key);
-        } else {
-            state.objects.insert(key, stored);
-        }
-        state.snapshot = None;
-        self.push_ring(&mut state, frame.clone());
+        let frame = state.store.apply(kind, key, stored);
         self.send(&state, frame);
     }
 
@@ -578,7 +441,7 @@ impl Upstream {
         let wait = backoff.next().unwrap_or(Duration::from_secs(30));
         let grace = self.options.outage_grace;
         let mut state = self.lock();
-        if !(is_transient(error) && state.warm) || grace.is_zero() {
+        if !(is_transient(error) && state.store.is_warm()) || grace.is_zero() {
             drop(state);
             self.publish_failure(message, error);
             return wait;
@@ -621,7 +484,7 @@ impl Upstream {
         match mapped {
             Ok(mapped) => {
                 self.count_left_out(&mapped);
-                if converge && self.lock().warm {
+                if converge && self.lock().store.is_warm() {
                     self.converge(list_rv, mapped.objects);
                 } else {
                     self.replace_all(list_rv, mapped.objects);
@@ -648,7 +511,6 @@ impl Upstream {
         let plugin = self.plugin.clone();
         let object_key = object_key(&object);
         let rv = object.metadata.resource_version.clone().unwrap_or_default();
-        let stored_rv = rv.clone();
         let result = tokio::task::spawn_blocking(move || {
             let json =
                 object_json(&object, &plugin.info().fields).map_err(|error| crate::plugin::CallError::Rejected {
@@ -657,11 +519,11 @@ impl Upstream {
                 })?;
             plugin
                 .to_dto(&json, time::OffsetDateTime::now_utc())
-                .map(|dto| Stored::new(dto, stored_rv, plugin.info()))
+                .map(|dto| Stored::new(dto, rv, plugin.info().snapshot.as_ref()))
         })
         .await;
         match result {
-            Ok(Ok(stored)) => self.apply_delta(kind, object_key, rv, stored),
+            Ok(Ok(stored)) => self.apply_delta(kind, object_key, stored),
             Ok(Err(error)) => {
                 self.health.left_out.fetch_add(1, Ordering::Relaxed);
                 self.metrics.objects_left_out(&self.key.cluster, &self.key.kind, 1);
@@ -842,7 +704,7 @@ fn map_page(
         let object_key = (identity.namespace, identity.name);
         match result {
             Ok(dto) => {
-                let stored = Stored::new(dto, identity.resource_version, plugin.info());
+                let stored = Stored::new(dto, identity.resource_version, plugin.info().snapshot.as_ref());
                 mapped.stored.push((object_key, stored));
             }
             Err(error) => {
@@ -1032,7 +894,10 @@ mod tests {
             .collect();
         let mut stored = BTreeMap::new();
         for (key, result) in keys.into_iter().zip(plugin.to_dto_batch(&json, now)) {
-            stored.insert(key, Stored::new(result.unwrap(), String::new(), plugin.info()));
+            stored.insert(
+                key,
+                Stored::new(result.unwrap(), String::new(), plugin.info().snapshot.as_ref()),
+            );
         }
         upstream.replace_all(list_rv, stored);
         upstream.full_snapshot().unwrap()
