@@ -35,6 +35,8 @@
 mod frame;
 pub mod helm;
 pub mod logs;
+mod map;
+mod source;
 mod store;
 mod upstream;
 pub mod view;
