@@ -12,6 +12,9 @@
 //! - **Polls leave nothing behind.** A poll is served from a warm upstream of its
 //!   scope, or of the cluster-wide scope filtered to its namespace; a namespaced poll
 //!   with neither is a plain list, so polls of many namespaces open no watches.
+//! - **Stages.** Each upstream is `source` (the list-then-watch loop, as raw events)
+//!   → `map` (raw objects to DTOs) → `store` (DTOs, snapshot, resume ring; pure),
+//!   glued by `upstream`, which broadcasts what the store says changed.
 //! - **List, then watch** with bookmarks. A `410 Expired` sends `relist` to every
 //!   subscriber, then a fresh snapshot. A watch that ends or breaks is resumed from the
 //!   last resourceVersion without a relist. Failing lists and watches back off
@@ -35,6 +38,9 @@
 mod frame;
 pub mod helm;
 pub mod logs;
+mod map;
+mod source;
+mod store;
 mod upstream;
 pub mod view;
 
