@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc, not glibc's malloc: with streams opening and closing all day, glibc's
+/// arenas kept growing in the soak while jemalloc's resident memory stayed flat
+/// (architecture decision 59, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = periscope::cli::Cli::parse();
     match periscope::cli::run(cli) {

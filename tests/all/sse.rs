@@ -422,7 +422,7 @@ async fn a_quiet_kind_stays_live_under_a_two_second_lifetime_cap() {
 }
 
 /// A watch on a new connection is written off hyper, close-delimited (architecture
-/// decision 61); one on a connection that already served a poll stays with hyper,
+/// decision 62); one on a connection that already served a poll stays with hyper,
 /// chunked. Both carry the same stream.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_watch_streams_on_a_fresh_connection_and_on_a_reused_one() {
@@ -430,7 +430,11 @@ async fn a_watch_streams_on_a_fresh_connection_and_on_a_reused_one() {
         let mut body = Vec::new();
         let mut response = response;
         while !body.windows(2).any(|w| w == b"\n\n") {
-            let chunk = tokio::time::timeout(patience(), response.chunk()).await.unwrap().unwrap().unwrap();
+            let chunk = tokio::time::timeout(patience(), response.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             body.extend_from_slice(&chunk);
         }
         String::from_utf8(body).unwrap()

@@ -9,7 +9,7 @@
 //! validation, the session), and the event stream's bytes written straight to the
 //! socket, close-delimited. The head's buffer is dropped before the stream starts.
 //! Every other connection — and a watch request that arrives on a connection already
-//! used for something else — goes to hyper untouched (architecture decision 61).
+//! used for something else — goes to hyper untouched (architecture decision 62).
 
 use std::io;
 use std::net::SocketAddr;
@@ -244,7 +244,9 @@ fn build_request(parsed: &httparse::Request<'_, '_>) -> Result<Request<Body>, Ap
         }
         request = request.header(h.name, h.value);
     }
-    request.body(Body::empty()).map_err(|error| bad(&format!("malformed HTTP request: {error}")))
+    request
+        .body(Body::empty())
+        .map_err(|error| bad(&format!("malformed HTTP request: {error}")))
 }
 
 fn is_event_stream(response: &Response<Body>) -> bool {

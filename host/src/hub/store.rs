@@ -569,7 +569,11 @@ mod tests {
                 };
                 // Shared with the delta before it or after it: part of a group the
                 // ring split, so a holder may have seen only some of it.
-                let before = if start >= 2 { &self.log[start - 2].id } else { &self.reset_id };
+                let before = if start >= 2 {
+                    &self.log[start - 2].id
+                } else {
+                    &self.reset_id
+                };
                 let shared = start > 0 && (before == base || self.log.get(start).is_some_and(|f| f.id == *base));
                 let from = if id == base {
                     if shared {
