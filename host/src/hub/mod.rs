@@ -223,7 +223,7 @@ impl std::fmt::Debug for Hub {
 /// A live subscription: the first frames, then every frame after them. Dropping it
 /// leaves the upstream (which stops after the linger if it was the last).
 pub struct Subscription {
-    /// What to send first.
+    /// What to send first (a session takes it, so it is not kept for the stream's life).
     pub initial: Initial,
     /// Every frame published after `initial`.
     pub frames: broadcast::Receiver<Arc<Frame>>,

@@ -264,11 +264,14 @@ impl Session {
             primary,
             close_reason: "client_gone",
         };
-        match &session.subscription.initial {
-            Initial::Snapshot(frame) => session.pending.push_back(frame.clone()),
-            Initial::Resume(frames) => session.pending.extend(frames.iter().cloned()),
+        // Taken, not borrowed: a snapshot or replay kept in the subscription would live
+        // as long as the stream, pinning frames long gone from the ring (the soak's
+        // growth under churn and reconnects).
+        match std::mem::replace(&mut session.subscription.initial, Initial::Pending) {
+            Initial::Snapshot(frame) => session.pending.push_back(frame),
+            Initial::Resume(frames) => session.pending.extend(frames),
             Initial::Pending => {}
-            Initial::Failed(frame) => session.end = Some(End::Upstream(frame.clone())),
+            Initial::Failed(frame) => session.end = Some(End::Upstream(frame)),
         }
         session
     }
@@ -298,6 +301,10 @@ impl Session {
     /// The next item; `None` after [`Item::End`].
     pub async fn next(&mut self) -> Option<Item> {
         if let Some(frame) = self.pending.pop_front() {
+            if self.pending.is_empty() && self.pending.capacity() > 4 {
+                // A long replay's queue is not kept for the stream's life.
+                self.pending = VecDeque::new();
+            }
             return Some(Item::Frame(frame));
         }
         if self.finished {
