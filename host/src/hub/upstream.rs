@@ -20,7 +20,7 @@ use super::frame::{Frame, FrameKind};
 use super::view::Mapper;
 use super::{HubOptions, ListError, StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
-use crate::plugin::KindInfo;
+use crate::plugin::{Fields, KindInfo};
 use crate::snapshot;
 
 /// How many times one list starts again from its first page after a `continue` token
@@ -923,9 +923,9 @@ fn object_key(object: &DynamicObject) -> ObjectKey {
 }
 
 /// The object as the plugin gets it: `managedFields` stripped and, when the plugin
-/// declares the top-level fields it reads, everything else dropped; by the rule the
-/// golden runner applies (`periscope_golden::strip`), on the object's JSON text.
-fn object_json(object: &DynamicObject, fields: &[String]) -> serde_json::Result<String> {
+/// declares the fields it reads, everything else dropped; by the rule the golden
+/// runner applies (`periscope_golden::strip_raw`), on the object's JSON text.
+fn object_json(object: &DynamicObject, fields: &Fields) -> serde_json::Result<String> {
     let text = serde_json::to_string(object)?;
     Ok(periscope_golden::strip_raw(&text, fields)?.json)
 }

@@ -15,7 +15,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::ALWAYS_KEPT;
+use crate::Fields;
+use crate::fields::Node;
 
 /// The identity of an object, read from its `metadata` by [`strip_raw`]; empty strings
 /// where a field is absent or not a string.
@@ -39,12 +40,12 @@ pub struct Stripped {
     pub identity: Identity,
 }
 
-/// [`strip`](crate::strip) for JSON text: removes `metadata.managedFields` and, when
-/// `fields` is not empty, every top-level key that is neither in `fields` nor in
-/// [`ALWAYS_KEPT`]. Values are copied as they are, in their order; of a key given twice
-/// the last value counts, as in a `serde_json::Value`. Anything but a JSON object is
-/// returned unchanged. Fails only on text that is not JSON.
-pub fn strip_raw<S: AsRef<str>>(object: &str, fields: &[S]) -> serde_json::Result<Stripped> {
+/// [`strip`](crate::strip) for JSON text: removes `metadata.managedFields` and keeps
+/// only what `fields` name ([`Fields`]). Values kept whole are copied as they are, in
+/// their order; in every object it reduces, of a key given twice the last value counts,
+/// as in a `serde_json::Value`. Anything but a JSON object is returned unchanged.
+/// Fails only on text that is not JSON.
+pub fn strip_raw(object: &str, fields: &Fields) -> serde_json::Result<Stripped> {
     if !object.trim_start().starts_with('{') {
         // Validate, so that garbage is an error as it would be for `Value`.
         let _: &RawValue = serde_json::from_str(object)?;
@@ -60,22 +61,28 @@ pub fn strip_raw<S: AsRef<str>>(object: &str, fields: &[S]) -> serde_json::Resul
     let mut first = true;
     for (key, value) in &entries {
         let key = key.as_ref();
-        let kept = fields.is_empty() || ALWAYS_KEPT.contains(&key) || fields.iter().any(|f| f.as_ref() == key);
-        if !kept {
+        let Some(node) = fields.top(key) else {
             continue;
-        }
+        };
         push_key(&mut out, key, &mut first)?;
         if key == "metadata" && value.get().starts_with('{') {
-            write_metadata(&mut out, value, &mut identity)?;
+            write_metadata(&mut out, value, node, &mut identity)?;
         } else {
-            out.push_str(value.get());
+            write_value(&mut out, value, node)?;
         }
     }
     out.push('}');
     Ok(Stripped { json: out, identity })
 }
 
-fn write_metadata(out: &mut String, metadata: &RawValue, identity: &mut Identity) -> serde_json::Result<()> {
+/// `metadata` without `managedFields`, reduced by `node`; the identity is read from
+/// every key, kept or not.
+fn write_metadata(
+    out: &mut String,
+    metadata: &RawValue,
+    node: &Node,
+    identity: &mut Identity,
+) -> serde_json::Result<()> {
     let Entries(entries) = serde_json::from_str(metadata.get())?;
     let text = |value: &RawValue| serde_json::from_str::<String>(value.get()).unwrap_or_default();
     out.push('{');
@@ -88,10 +95,50 @@ fn write_metadata(out: &mut String, metadata: &RawValue, identity: &mut Identity
             "resourceVersion" => identity.resource_version = text(value),
             _ => {}
         }
+        let node = match node {
+            Node::Keys(keys) => match keys.get(key) {
+                Some(node) => node,
+                None => continue,
+            },
+            _ => &Node::Whole,
+        };
         push_key(out, key, &mut first)?;
-        out.push_str(value.get());
+        write_value(out, value, node)?;
     }
     out.push('}');
+    Ok(())
+}
+
+/// `value` reduced by `node`: copied whole, or rebuilt from the kept keys or elements
+/// when it has the shape `node` expects.
+fn write_value(out: &mut String, value: &RawValue, node: &Node) -> serde_json::Result<()> {
+    let text = value.get();
+    match node {
+        Node::Keys(keys) if text.starts_with('{') => {
+            let Entries(entries) = serde_json::from_str(text)?;
+            out.push('{');
+            let mut first = true;
+            for (key, value) in &entries {
+                if let Some(node) = keys.get(key) {
+                    push_key(out, key, &mut first)?;
+                    write_value(out, value, node)?;
+                }
+            }
+            out.push('}');
+        }
+        Node::Items(inner) if text.starts_with('[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            out.push('[');
+            for (i, item) in items.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item, inner)?;
+            }
+            out.push(']');
+        }
+        _ => out.push_str(text),
+    }
     Ok(())
 }
 
@@ -178,18 +225,19 @@ mod tests {
     use super::*;
 
     /// `strip_raw`'s output, parsed, is `strip`'s.
-    fn agree(object: &Value, fields: &[&str]) {
+    fn agree(object: &Value, paths: &[&str]) {
+        let fields = Fields::parse(paths).unwrap();
         let mut expected = object.clone();
-        crate::strip(&mut expected, fields);
-        let stripped = strip_raw(&object.to_string(), fields).unwrap();
+        crate::strip(&mut expected, &fields);
+        let stripped = strip_raw(&object.to_string(), &fields).unwrap();
         let actual: Value = serde_json::from_str(&stripped.json).unwrap();
-        assert_eq!(actual, expected, "fields {fields:?}");
+        assert_eq!(actual, expected, "fields {paths:?}");
     }
 
     #[test]
     fn keeps_values_byte_for_byte_and_reads_the_identity() {
         let text = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"shop","resourceVersion":"42","managedFields":[{"manager":"kubectl"}],"labels":{"z":"1","a":"2"}},"spec":{"x":1.50,"y":[ 1, 2 ]},"status":{"phase":"Running"}}"#;
-        let stripped = strip_raw(text, &["spec"]).unwrap();
+        let stripped = strip_raw(text, &Fields::parse(&["spec"]).unwrap()).unwrap();
         assert_eq!(
             stripped.json,
             r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"shop","resourceVersion":"42","labels":{"z":"1","a":"2"}},"spec":{"x":1.50,"y":[ 1, 2 ]}}"#
@@ -221,22 +269,81 @@ mod tests {
     }
 
     #[test]
+    fn paths_reduce_nested_values_as_strip_does() {
+        let object = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "namespace": "n", "labels": {"x": "1"}, "managedFields": [{}]},
+            "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i", "env": []}, "odd", null], "volumes": [{}]},
+            "status": {"phase": "Running", "conditions": null, "containerStatuses": [{"state": {"running": {}}, "image": "i"}]}
+        });
+        agree(
+            &object,
+            &[
+                "metadata.name",
+                "spec.nodeName",
+                "spec.containers[].name",
+                "status.conditions[].type",
+            ],
+        );
+        agree(
+            &object,
+            &[
+                "spec.containers[].name",
+                "status.containerStatuses[].state",
+                "metadata.labels.x",
+            ],
+        );
+        agree(&object, &["metadata", "spec.containers", "status.phase.deeper"]);
+        agree(
+            &json!({"metadata": [1, {"a": 2}], "spec": "x"}),
+            &["metadata[].a", "spec.containers[].name"],
+        );
+    }
+
+    #[test]
+    fn pruning_reads_the_identity_from_keys_it_drops() {
+        let text = r#"{"metadata":{"name":"a","namespace":"n","resourceVersion":"7","uid":"u"},"spec":{"a":1,"b":[{"c":1,"d":2}],"a":3}}"#;
+        let stripped = strip_raw(text, &Fields::parse(&["metadata.uid", "spec.a", "spec.b[].d"]).unwrap()).unwrap();
+        assert_eq!(
+            stripped.json,
+            r#"{"metadata":{"uid":"u"},"spec":{"a":3,"b":[{"d":2}]}}"#
+        );
+        assert_eq!(stripped.identity.resource_version, "7");
+        assert_eq!(stripped.identity.name, "a");
+    }
+
+    #[test]
     fn a_repeated_key_keeps_its_last_value_as_a_value_would() {
         let text = r#"{"spec":1,"metadata":{"name":"a","name":"b"},"spec":2}"#;
-        let stripped = strip_raw(text, &[] as &[&str]).unwrap();
+        let stripped = strip_raw(text, &Fields::default()).unwrap();
         assert_eq!(stripped.json, r#"{"spec":2,"metadata":{"name":"b"}}"#);
         assert_eq!(stripped.identity.name, "b");
     }
 
     #[test]
     fn anything_but_an_object_is_left_alone_and_garbage_is_an_error() {
-        assert_eq!(strip_raw("[1, 2]", &["spec"]).unwrap().json, "[1, 2]");
-        assert!(strip_raw("{\"a\":", &["spec"]).is_err());
-        assert!(strip_raw("nope", &["spec"]).is_err());
+        let spec = Fields::parse(&["spec"]).unwrap();
+        assert_eq!(strip_raw("[1, 2]", &spec).unwrap().json, "[1, 2]");
+        assert!(strip_raw("{\"a\":", &spec).is_err());
+        assert!(strip_raw("nope", &spec).is_err());
     }
 
+    /// Nested paths touching objects, arrays and scalars the golden inputs have.
+    const NESTED: &[&str] = &[
+        "metadata.name",
+        "metadata.ownerReferences[].kind",
+        "spec.containers[].name",
+        "spec.template.spec",
+        "spec.replicas",
+        "spec.rules[].http.paths[].path",
+        "status.conditions[].type",
+        "status.containerStatuses[].state",
+        "data.key",
+    ];
+
     /// Every golden input of every bundled plugin and example, stripped by both, with
-    /// no `fields` filter and with the two filters the bundled plugins use most.
+    /// no `fields` filter, the two filters the bundled plugins use most and a set of
+    /// nested paths (the host's golden test adds each plugin's own).
     #[test]
     fn agrees_with_strip_on_every_golden_case() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
@@ -256,7 +363,7 @@ mod tests {
                         None => vec![input],
                     };
                     for item in &items {
-                        for fields in [&[][..], &["spec", "status"][..], &["data"][..]] {
+                        for fields in [&[][..], &["spec", "status"][..], &["data"][..], NESTED] {
                             agree(item, fields);
                         }
                         cases += 1;
