@@ -2,17 +2,21 @@
 //!
 //! The host's first list of a large cluster used to turn every object into a
 //! `serde_json::Value` (one allocation per key, string and array) only to drop a few
-//! keys and print it again: 50,000 pods took 850 MiB. [`strip_raw`] reads only the
-//! object's top-level keys and those of its `metadata`, each value kept as the bytes it
-//! arrived as ([`RawValue`]), and writes the kept ones out again: one pass, one output
-//! string. It drops exactly what [`strip`](crate::strip) drops (a test holds the two
-//! together on every golden case), and reads the identity the hub keys objects by on
-//! the way.
+//! keys and print it again: 50,000 pods took 850 MiB. [`strip_raw`] walks the text
+//! once, guided by the plugin's [`Fields`]: values kept whole are copied as the bytes
+//! they arrived as ([`RawValue`]), values reduced by a path are rebuilt on the way,
+//! dropped ones are skipped; one pass, one output string. (A first version parsed each
+//! reduced level into raw entries and parsed those again, scanning nested bytes once
+//! per level: it made pruning cost more than it saved.) It drops exactly what
+//! [`strip`](crate::strip) drops (a test holds the two together on every golden case,
+//! and the host's golden test with every plugin's paths), and reads the identity the
+//! hub keys objects by on the way.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::Fields;
@@ -41,9 +45,12 @@ pub struct Stripped {
 }
 
 /// [`strip`](crate::strip) for JSON text: removes `metadata.managedFields` and keeps
-/// only what `fields` name ([`Fields`]). Values kept whole are copied as they are, in
-/// their order; in every object it reduces, of a key given twice the last value counts,
-/// as in a `serde_json::Value`. Anything but a JSON object is returned unchanged.
+/// only what `fields` name ([`Fields`]). One pass over the text: a value kept whole is
+/// copied as it is, one reduced is rebuilt from the parts kept, one dropped is skipped
+/// without building anything. In every object it rebuilds, of a key given twice the
+/// last value counts, in the first one's place, as in a `serde_json::Value`. A scalar
+/// where a path expected an object or array is printed again (equal, not always the
+/// same bytes: `1.50` becomes `1.5`). Anything but a JSON object is returned unchanged.
 /// Fails only on text that is not JSON.
 pub fn strip_raw(object: &str, fields: &Fields) -> serde_json::Result<Stripped> {
     if !object.trim_start().starts_with('{') {
@@ -54,133 +61,204 @@ pub fn strip_raw(object: &str, fields: &Fields) -> serde_json::Result<Stripped> 
             identity: Identity::default(),
         });
     }
-    let Entries(entries) = serde_json::from_str(object)?;
     let mut identity = Identity::default();
     let mut out = String::with_capacity(object.len());
-    out.push('{');
-    let mut first = true;
-    for (key, value) in &entries {
-        let key = key.as_ref();
-        let Some(node) = fields.top(key) else {
-            continue;
-        };
-        push_key(&mut out, key, &mut first)?;
-        if key == "metadata" && value.get().starts_with('{') {
-            write_metadata(&mut out, value, node, &mut identity)?;
-        } else {
-            write_value(&mut out, value, node)?;
-        }
-    }
-    out.push('}');
+    let mut deserializer = serde_json::Deserializer::from_str(object);
+    deserializer.deserialize_map(Reduce {
+        out: &mut out,
+        level: Level::Top(fields),
+        identity: &mut identity,
+    })?;
+    deserializer.end()?;
     Ok(Stripped { json: out, identity })
 }
 
-/// `metadata` without `managedFields`, reduced by `node`; the identity is read from
-/// every key, kept or not.
-fn write_metadata(
-    out: &mut String,
-    metadata: &RawValue,
-    node: &Node,
-    identity: &mut Identity,
-) -> serde_json::Result<()> {
-    let Entries(entries) = serde_json::from_str(metadata.get())?;
-    let text = |value: &RawValue| serde_json::from_str::<String>(value.get()).unwrap_or_default();
-    out.push('{');
-    let mut first = true;
-    for (key, value) in &entries {
-        match key.as_ref() {
-            "managedFields" => continue,
-            "namespace" => identity.namespace = text(value),
-            "name" => identity.name = text(value),
-            "resourceVersion" => identity.resource_version = text(value),
-            _ => {}
-        }
-        let node = match node {
-            Node::Keys(keys) => match keys.get(key) {
-                Some(node) => node,
-                None => continue,
-            },
-            _ => &Node::Whole,
-        };
-        push_key(out, key, &mut first)?;
-        write_value(out, value, node)?;
-    }
-    out.push('}');
-    Ok(())
+/// Which keys of an object being rebuilt stay, and what of their values.
+#[derive(Clone, Copy)]
+enum Level<'n> {
+    /// The object itself: `fields`' top-level keys.
+    Top(&'n Fields),
+    /// `metadata`: never `managedFields`; the identity is read on the way.
+    Metadata(&'n Node),
+    /// Anything else, reduced by a node.
+    Node(&'n Node),
 }
 
-/// `value` reduced by `node`: copied whole, or rebuilt from the kept keys or elements
-/// when it has the shape `node` expects.
-fn write_value(out: &mut String, value: &RawValue, node: &Node) -> serde_json::Result<()> {
-    let text = value.get();
-    match node {
-        Node::Keys(keys) if text.starts_with('{') => {
-            let Entries(entries) = serde_json::from_str(text)?;
-            out.push('{');
-            let mut first = true;
-            for (key, value) in &entries {
-                if let Some(node) = keys.get(key) {
-                    push_key(out, key, &mut first)?;
-                    write_value(out, value, node)?;
-                }
+/// Writes the part of one value its [`Level`] keeps; `identity` is filled from
+/// `metadata`.
+struct Reduce<'a, 'n> {
+    out: &'a mut String,
+    level: Level<'n>,
+    identity: &'a mut Identity,
+}
+
+impl<'de> DeserializeSeed<'de> for Reduce<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match self.level {
+            // Copied as it arrived: the common case costs one scan and one copy.
+            Level::Node(Node::Whole) => {
+                let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+                self.out.push_str(raw.get());
+                Ok(())
             }
-            out.push('}');
+            _ => deserializer.deserialize_any(self),
         }
-        Node::Items(inner) if text.starts_with('[') => {
-            let items: Vec<&RawValue> = serde_json::from_str(text)?;
-            out.push('[');
-            for (i, item) in items.into_iter().enumerate() {
-                if i > 0 {
+    }
+}
+
+impl<'de> Visitor<'de> for Reduce<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Reduce { out, level, identity } = self;
+        // Each kept key and where its value is in `out`, to put a repeated key's last
+        // value in its first place.
+        let mut written: Vec<(Cow<'de, str>, std::ops::Range<usize>)> = Vec::new();
+        out.push('{');
+        while let Some(Key(key)) = map.next_key()? {
+            let node = match level {
+                Level::Top(fields) => fields.top(&key),
+                Level::Metadata(_) if key == "managedFields" => None,
+                Level::Metadata(Node::Keys(keys)) | Level::Node(Node::Keys(keys)) => keys.get(&key),
+                // A map where an array was named is kept whole.
+                Level::Metadata(_) | Level::Node(_) => Some(&Node::Whole),
+            };
+            // The identity is read whether or not the key is kept.
+            let identity_value = if matches!(level, Level::Metadata(_))
+                && matches!(key.as_ref(), "namespace" | "name" | "resourceVersion")
+            {
+                let raw: &'de RawValue = map.next_value()?;
+                let text = serde_json::from_str::<String>(raw.get()).unwrap_or_default();
+                match key.as_ref() {
+                    "namespace" => identity.namespace = text,
+                    "name" => identity.name = text,
+                    _ => identity.resource_version = text,
+                }
+                Some(raw)
+            } else {
+                None
+            };
+            let Some(node) = node else {
+                if identity_value.is_none() {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                continue;
+            };
+            let previous = written.iter().position(|(k, _)| *k == key);
+            if previous.is_none() {
+                if !written.is_empty() {
                     out.push(',');
                 }
-                write_value(out, item, inner)?;
+                push_key(out, &key);
             }
-            out.push(']');
-        }
-        _ => out.push_str(text),
-    }
-    Ok(())
-}
-
-fn push_key(out: &mut String, key: &str, first: &mut bool) -> serde_json::Result<()> {
-    if !std::mem::take(first) {
-        out.push(',');
-    }
-    out.push_str(&serde_json::to_string(key)?);
-    out.push(':');
-    Ok(())
-}
-
-/// A JSON object's entries in order, keys decoded, values left as text; a repeated
-/// key keeps its first place and its last value.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+            let start = out.len();
+            match identity_value {
+                Some(raw) => out.push_str(raw.get()),
+                None => {
+                    let level = match (level, key.as_ref()) {
+                        (Level::Top(_), "metadata") => Level::Metadata(node),
+                        _ => Level::Node(node),
+                    };
+                    map.next_value_seed(Reduce {
+                        out: &mut *out,
+                        level,
+                        identity: &mut *identity,
+                    })?;
+                }
             }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(Key(key)) = map.next_key()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    match entries.iter_mut().find(|(k, _)| *k == key) {
-                        Some(entry) => entry.1 = value,
-                        None => entries.push((key, value)),
+            match previous {
+                None => written.push((key, start..out.len())),
+                Some(index) => {
+                    // Rare (the apiserver never repeats a key): move the new value over
+                    // the old one and shift what follows.
+                    let value = out.split_off(start);
+                    let old = written[index].1.clone();
+                    out.replace_range(old.clone(), &value);
+                    let shift = value.len() as isize - old.len() as isize;
+                    written[index].1 = old.start..old.start + value.len();
+                    for (_, range) in &mut written[index + 1..] {
+                        *range = range.start.saturating_add_signed(shift)..range.end.saturating_add_signed(shift);
                     }
                 }
-                Ok(Entries(entries))
             }
         }
-
-        deserializer.deserialize_map(EntriesVisitor)
+        out.push('}');
+        Ok(())
     }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Reduce { out, level, identity } = self;
+        let inner = match level {
+            Level::Node(Node::Items(inner)) => inner,
+            // An array where an object was named is kept whole.
+            _ => &Node::Whole,
+        };
+        out.push('[');
+        let mut first = true;
+        loop {
+            let comma = out.len();
+            if !std::mem::take(&mut first) {
+                out.push(',');
+            }
+            let seed = Reduce {
+                out: &mut *out,
+                level: Level::Node(inner),
+                identity: &mut *identity,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                out.truncate(comma);
+                break;
+            }
+        }
+        out.push(']');
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.out.push_str(&v.to_string());
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.out.push_str(&v.to_string());
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        push_json(self.out, &v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        push_json(self.out, v)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push_str("null");
+        Ok(())
+    }
+}
+
+fn push_key(out: &mut String, key: &str) {
+    // Serializing a `str` cannot fail.
+    let _ = push_json::<serde_json::Error, str>(out, key);
+    out.push(':');
+}
+
+fn push_json<E: de::Error, T: serde::Serialize + ?Sized>(out: &mut String, value: &T) -> Result<(), E> {
+    let text = serde_json::to_string(value).map_err(E::custom)?;
+    out.push_str(&text);
+    Ok(())
 }
 
 /// An object key, borrowed from the input unless it had escapes to decode.
@@ -297,6 +375,17 @@ mod tests {
         agree(
             &json!({"metadata": [1, {"a": 2}], "spec": "x"}),
             &["metadata[].a", "spec.containers[].name"],
+        );
+    }
+
+    #[test]
+    fn a_reduced_object_keeps_a_repeated_keys_last_value_and_reprints_odd_scalars() {
+        let text = r#"{"spec":{"a":1,"b":{"x":1,"y":2},"a":{"z":3},"c":0},"status":1.50}"#;
+        let fields = Fields::parse(&["spec.a", "spec.b.x", "spec.c", "status.phase"]).unwrap();
+        let stripped = strip_raw(text, &fields).unwrap();
+        assert_eq!(
+            stripped.json,
+            r#"{"spec":{"a":{"z":3},"b":{"x":1},"c":0},"status":1.5}"#
         );
     }
 
