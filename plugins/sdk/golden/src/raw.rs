@@ -129,6 +129,10 @@ impl<'de> Visitor<'de> for Reduce<'_, '_> {
                 // A map where an array was named is kept whole.
                 Level::Metadata(_) | Level::Node(_) => Some(&Node::Whole),
             };
+            if matches!(level, Level::Top(_)) && key == "metadata" && written.iter().any(|(k, _)| k == "metadata") {
+                // A repeated `metadata`: its last value is the identity, as in a `Value`.
+                *identity = Identity::default();
+            }
             // The identity is read whether or not the key is kept.
             let identity_value = if matches!(level, Level::Metadata(_))
                 && matches!(key.as_ref(), "namespace" | "name" | "resourceVersion")
@@ -159,7 +163,15 @@ impl<'de> Visitor<'de> for Reduce<'_, '_> {
             }
             let start = out.len();
             match identity_value {
-                Some(raw) => out.push_str(raw.get()),
+                Some(raw) if matches!(node, Node::Whole) => out.push_str(raw.get()),
+                // Only a path under, say, `metadata.name` gets here; reduce the text read.
+                Some(raw) => Reduce {
+                    out: &mut *out,
+                    level: Level::Node(node),
+                    identity: &mut *identity,
+                }
+                .deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+                .map_err(de::Error::custom)?,
                 None => {
                     let level = match (level, key.as_ref()) {
                         (Level::Top(_), "metadata") => Level::Metadata(node),
@@ -195,7 +207,7 @@ impl<'de> Visitor<'de> for Reduce<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let Reduce { out, level, identity } = self;
         let inner = match level {
-            Level::Node(Node::Items(inner)) => inner,
+            Level::Node(Node::Items(inner)) | Level::Metadata(Node::Items(inner)) => inner,
             // An array where an object was named is kept whole.
             _ => &Node::Whole,
         };
@@ -373,7 +385,7 @@ mod tests {
         );
         agree(&object, &["metadata", "spec.containers", "status.phase.deeper"]);
         agree(
-            &json!({"metadata": [1, {"a": 2}], "spec": "x"}),
+            &json!({"metadata": [1, {"a": 2, "b": 3}], "spec": "x"}),
             &["metadata[].a", "spec.containers[].name"],
         );
     }
@@ -386,6 +398,21 @@ mod tests {
         assert_eq!(
             stripped.json,
             r#"{"spec":{"a":{"z":3},"b":{"x":1},"c":0},"status":1.5}"#
+        );
+    }
+
+    #[test]
+    fn odd_shapes_under_metadata_are_reduced_as_strip_does() {
+        let object = json!({"metadata": {"name": {"a": 1, "b": 2}, "namespace": "n"}});
+        agree(&object, &["metadata.name.a", "metadata.namespace"]);
+        let text = r#"{"metadata":{"name":"a","namespace":"n"},"metadata":{"name":"b"}}"#;
+        let stripped = strip_raw(text, &Fields::default()).unwrap();
+        assert_eq!(
+            stripped.identity,
+            Identity {
+                name: "b".into(),
+                ..Identity::default()
+            }
         );
     }
 
