@@ -386,7 +386,7 @@ fn check(file: &std::path::Path, golden: Option<&std::path::Path>, args: &Plugin
         if info.fields.is_empty() {
             "every key".to_string()
         } else {
-            info.fields.join(", ")
+            info.fields.declared().join(", ")
         }
     );
     let mut problems = Vec::new();

@@ -47,3 +47,36 @@ fn every_example_plugin_reproduces_its_golden_cases() {
         assert!(report.passed(), "{}", report.details());
     }
 }
+
+/// The hub strips list items as text (`strip_raw`) and the golden runner's oracle and
+/// `periscope plugins map` strip a parsed `Value` (`strip`): with each bundled plugin's
+/// own field paths, the two give the same object on every golden input.
+#[test]
+fn text_and_parsed_stripping_agree_with_every_plugins_paths() {
+    let runtime = runtime();
+    let mut objects = 0;
+    for plugin in runtime.load_bundled().expect("bundled plugins load") {
+        let fields = &plugin.info().fields;
+        let dir = workspace_root()
+            .join("plugins")
+            .join(&plugin.info().token)
+            .join("golden");
+        for case in periscope_golden::cases(&dir).expect("golden directory") {
+            let text = std::fs::read_to_string(&case.input).expect("readable");
+            let input: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            let items = match input.get("items").and_then(|i| i.as_array()) {
+                Some(items) => items.clone(),
+                None => vec![input],
+            };
+            for item in items {
+                let mut parsed = item.clone();
+                periscope_golden::strip(&mut parsed, fields);
+                let stripped = periscope_golden::strip_raw(&item.to_string(), fields).expect("JSON");
+                let from_text: serde_json::Value = serde_json::from_str(&stripped.json).expect("JSON");
+                assert_eq!(from_text, parsed, "{}", case.input.display());
+                objects += 1;
+            }
+        }
+    }
+    assert!(objects > 100, "only {objects} golden objects");
+}

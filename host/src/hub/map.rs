@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::StreamKey;
 use super::store::{ObjectKey, Stored};
 use super::view::Mapper;
-use crate::plugin::CallError;
+use crate::plugin::{CallError, Fields};
 
 /// The result of mapping a list: the DTOs, and how many objects were left out
 /// because the plugin failed on them. The default is a list of no pages.
@@ -182,9 +182,9 @@ pub(super) fn object_key(object: &DynamicObject) -> ObjectKey {
 }
 
 /// The object as the plugin gets it: `managedFields` stripped and, when the plugin
-/// declares the top-level fields it reads, everything else dropped; by the rule the
-/// golden runner applies (`periscope_golden::strip`), on the object's JSON text.
-fn object_json(object: &DynamicObject, fields: &[String]) -> serde_json::Result<String> {
+/// declares the fields it reads, everything else dropped; by the rule the golden
+/// runner applies (`periscope_golden::strip_raw`), on the object's JSON text.
+fn object_json(object: &DynamicObject, fields: &Fields) -> serde_json::Result<String> {
     let text = serde_json::to_string(object)?;
     Ok(periscope_golden::strip_raw(&text, fields)?.json)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::plugin::{CallError, KindInfo, Plugin};
+use crate::plugin::{CallError, Fields, KindInfo, Plugin};
 
 /// The prefix of view tokens (`status:deployments`).
 pub const STATUS_PREFIX: &str = "status:";
@@ -79,7 +79,7 @@ pub fn find(token: &str, base: Option<&Arc<Plugin>>) -> Option<Arc<View>> {
         info: KindInfo {
             token: token.to_string(),
             snapshot: None,
-            fields: Vec::new(),
+            fields: Fields::default(),
             ..base?.info().clone()
         },
         map,
@@ -112,7 +112,7 @@ pub fn builtin(token: &str) -> Option<Arc<View>> {
             namespaced: true,
             list_key: plural.to_string(),
             snapshot: None,
-            fields: Vec::new(),
+            fields: Fields::default(),
         },
         map,
     }))

@@ -8,7 +8,7 @@ use super::{CallError, Plugin};
 
 impl CaseMapper for Plugin {
     fn fields(&self) -> Vec<String> {
-        self.info().fields.clone()
+        self.info().fields.declared().to_vec()
     }
 
     fn snapshot(&self) -> Option<SnapshotPolicy> {

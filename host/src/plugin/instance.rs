@@ -16,6 +16,10 @@ use super::{EPOCH_TICK, RuntimeOptions, Source};
 /// shared with the golden runner.
 pub use periscope_golden::SnapshotPolicy;
 
+/// Parsed `kind-info.fields`, applied by the host's stripping; shared with the golden
+/// runner.
+pub use periscope_golden::Fields;
+
 /// What a plugin says about its kind (the WIT `kind-info`, validated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,8 +42,9 @@ pub struct KindInfo {
     pub list_key: String,
     /// Snapshot order and cap.
     pub snapshot: Option<SnapshotPolicy>,
-    /// Top-level object keys the mapping reads; empty means all.
-    pub fields: Vec<String>,
+    /// What of an object the mapping reads (top-level keys or nested paths), parsed
+    /// once at load; the host's stripping drops the rest. Empty means all.
+    pub fields: Fields,
 }
 
 impl KindInfo {
@@ -84,6 +89,7 @@ impl KindInfo {
                 return Err(invalid(format!("{field} is empty")));
             }
         }
+        let fields = Fields::parse(&info.fields).map_err(|error| invalid(format!("kind-info fields: {error}")))?;
         Ok(KindInfo {
             token: info.token,
             group_alias: info.group_alias,
@@ -98,7 +104,7 @@ impl KindInfo {
                 descending: s.descending,
                 cap: s.cap,
             }),
-            fields: info.fields,
+            fields,
         })
     }
 }
@@ -458,4 +464,40 @@ fn validate_dto(dto: &str) -> Result<(), String> {
     serde_json::from_str::<serde::de::IgnoredAny>(dto)
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(fields: &[&str]) -> wit::KindInfo {
+        wit::KindInfo {
+            token: "pods".into(),
+            group_alias: "core".into(),
+            api_group: String::new(),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            plural: "pods".into(),
+            namespaced: true,
+            list_key: "pods".into(),
+            snapshot: None,
+            fields: fields.iter().map(|f| (*f).to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn field_paths_are_parsed_at_load() {
+        let parsed = KindInfo::from_wit(info(&["spec.containers[].name", "status"]), "pods.wasm");
+        let fields = parsed.map(|i| i.fields).unwrap_or_default();
+        assert_eq!(fields.declared(), ["spec.containers[].name", "status"]);
+    }
+
+    #[test]
+    fn an_invalid_field_path_fails_the_load_naming_plugin_and_path() {
+        let Err(error) = KindInfo::from_wit(info(&["status", "spec.containers[]"]), "my-pods.wasm") else {
+            panic!("an invalid path loaded");
+        };
+        let message = error.to_string();
+        assert!(message.starts_with("plugin my-pods.wasm: invalid kind info: kind-info fields: field path \"spec.containers[]\": ends in `[]`"), "{message}");
+    }
 }

@@ -39,7 +39,7 @@ use wasmtime::{Config, Engine};
 pub use bundled::BUNDLED;
 pub use cache::CacheStats;
 pub use error::{BoxError, CallError, LoadError};
-pub use instance::{KindInfo, Plugin, PluginHealth, SnapshotPolicy};
+pub use instance::{Fields, KindInfo, Plugin, PluginHealth, SnapshotPolicy};
 
 use instance::StoreState;
 

@@ -52,6 +52,16 @@ impl Mapper for CronJobs {
     type Object = CronJob;
     type Dto = CronJobDto;
 
+    // Not the job template.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "spec.schedule",
+        "spec.suspend",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "batch/v1", "CronJob", "cronjobs").with_list_key("cronJobs")
     }

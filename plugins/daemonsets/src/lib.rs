@@ -47,6 +47,14 @@ impl Mapper for DaemonSets {
     type Object = DaemonSet;
     type Dto = DaemonSetDto;
 
+    // The spec (with its pod template) is not read at all; of metadata only these.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "apps/v1", "DaemonSet", "daemonsets").with_list_key("daemonSets")
     }

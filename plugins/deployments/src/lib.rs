@@ -52,6 +52,15 @@ impl Mapper for Deployments {
     type Object = Deployment;
     type Dto = DeploymentDto;
 
+    // Not the pod template, nor labels and annotations (last-applied-configuration).
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "spec.replicas",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "apps/v1", "Deployment", "deployments")
     }

@@ -55,6 +55,16 @@ impl Mapper for Jobs {
     type Object = Job;
     type Dto = JobDto;
 
+    // Not the pod template.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "spec.completions",
+        "spec.suspend",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "batch/v1", "Job", "jobs")
     }

@@ -86,6 +86,21 @@ impl Mapper for Nodes {
     type Object = Node;
     type Dto = NodeDto;
 
+    // Not `status.images` (every image on the node, often the largest part), the other
+    // status blocks or the annotations.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.labels",
+        "metadata.creationTimestamp",
+        "spec.unschedulable",
+        "status.conditions[].type",
+        "status.conditions[].status",
+        "status.addresses",
+        "status.capacity.cpu",
+        "status.capacity.memory",
+        "status.nodeInfo.kubeletVersion",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::cluster_scoped("cluster", "v1", "Node", "nodes")
     }

@@ -50,6 +50,17 @@ impl Mapper for ReplicaSets {
     type Object = ReplicaSet;
     type Dto = ReplicaSetDto;
 
+    // Not the pod template; the owner column needs the owner references.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "metadata.ownerReferences[].kind",
+        "metadata.ownerReferences[].name",
+        "spec.replicas",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "apps/v1", "ReplicaSet", "replicasets").with_list_key("replicaSets")
     }

@@ -2,7 +2,7 @@
 //! code [`export_mapper!`](crate::export_mapper) expands to.
 
 use crate::bindings::exports::periscope::plugin::mapper as wit;
-use crate::{Context, MapError, Mapper, Object, Timestamp};
+use crate::{Context, MapError, Mapper, Timestamp};
 
 /// Makes a panic a plain trap. std's default hook reads `RUST_BACKTRACE` and writes to
 /// stderr, both host imports a plugin is not given, so the trap would otherwise name
@@ -30,7 +30,7 @@ pub fn info<M: Mapper>() -> wit::KindInfo {
             descending: s.descending,
             cap: s.cap,
         }),
-        fields: <M::Object as Object>::FIELDS.iter().map(|f| (*f).into()).collect(),
+        fields: M::FIELDS.iter().map(|f| (*f).into()).collect(),
     }
 }
 

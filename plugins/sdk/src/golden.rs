@@ -26,7 +26,7 @@ impl<M> Default for Native<M> {
 
 impl<M: Mapper> CaseMapper for Native<M> {
     fn fields(&self) -> Vec<String> {
-        <M::Object as Object>::FIELDS.iter().map(|f| (*f).to_string()).collect()
+        M::FIELDS.iter().map(|f| (*f).to_string()).collect()
     }
 
     fn snapshot(&self) -> Option<SnapshotPolicy> {
@@ -46,6 +46,30 @@ impl<M: Mapper> CaseMapper for Native<M> {
             .map(|object| M::map_json(object, &ctx).map_err(|e| e.to_string()))
             .collect()
     }
+}
+
+/// Panics unless [`Mapper::FIELDS`] parse and, when they are not the default, name
+/// every top-level key [`Mapper::Object`] reads (a key added to the struct but not to
+/// the paths would reach the mapping as absent). `apiVersion`, `kind` and `metadata`
+/// always cross, so they need no path.
+pub fn check_fields<M: Mapper>() {
+    if let Err(error) = periscope_golden::Fields::parse(M::FIELDS) {
+        panic!("Mapper::FIELDS: {error}");
+    }
+    if M::FIELDS.is_empty() {
+        return;
+    }
+    let first = |path: &str| path.split('.').next().map(|key| key.trim_end_matches("[]").to_string());
+    let declared: Vec<String> = M::FIELDS.iter().filter_map(|path| first(path)).collect();
+    let missing: Vec<&str> = <M::Object as Object>::FIELDS
+        .iter()
+        .copied()
+        .filter(|key| !periscope_golden::ALWAYS_KEPT.contains(key) && !declared.iter().any(|d| d == key))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "Mapper::FIELDS name no path under {missing:?}, which the Object reads: add them (or a path under them)"
+    );
 }
 
 /// Maps every case in `dir` and panics with a readable diff listing each problem;

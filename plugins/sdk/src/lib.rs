@@ -80,9 +80,10 @@ pub mod __private {
 
 /// A raw object a [`Mapper`] deserializes, and the top-level keys it reads.
 ///
-/// [`object`] implements it. The host drops every other top-level key
-/// (`apiVersion`, `kind` and `metadata` always stay) before an object crosses into the
-/// plugin, which saves copying large `status` or `data` blocks a kind never shows.
+/// [`object`] implements it. Unless [`Mapper::FIELDS`] says more precisely, the host
+/// drops every other top-level key (`apiVersion`, `kind` and `metadata` always stay)
+/// before an object crosses into the plugin, which saves copying large `status` or
+/// `data` blocks a kind never shows.
 pub trait Object: serde::de::DeserializeOwned {
     /// The top-level keys read; empty means every key (nothing is dropped).
     const FIELDS: &'static [&'static str];
@@ -259,6 +260,16 @@ pub trait Mapper {
     /// The summary DTO, serialized in field order.
     type Dto: serde::Serialize;
 
+    /// What of the raw object crosses into the plugin (`kind-info.fields`): by default
+    /// the top-level keys [`Self::Object`] reads. A mapping that reads little of large
+    /// values names nested paths instead (`spec.containers[].name`; grammar in
+    /// `wit/since_v0.1.0/plugin.wit`), and the host drops the rest before the call, so
+    /// the guest parses less. Every key and helper (such as [`Meta`]) the mapping reads
+    /// must be covered; [`golden_tests!`] checks the top-level keys against
+    /// [`Self::Object`] and that every golden case maps the same with and without
+    /// pruning.
+    const FIELDS: &'static [&'static str] = <Self::Object as Object>::FIELDS;
+
     /// Describes the kind.
     fn info() -> KindInfo;
 
@@ -290,6 +301,11 @@ macro_rules! golden_tests {
                 $crate::golden::check::<super::$mapper>(
                     &::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
                 );
+            }
+
+            #[test]
+            fn declared_fields_cover_the_object() {
+                $crate::golden::check_fields::<super::$mapper>();
             }
         }
     };

@@ -51,6 +51,15 @@ impl Mapper for StatefulSets {
     type Object = StatefulSet;
     type Dto = StatefulSetDto;
 
+    // Not the pod template or the volume claim templates.
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.creationTimestamp",
+        "spec.replicas",
+        "status",
+    ];
+
     fn info() -> KindInfo {
         KindInfo::namespaced("workloads", "apps/v1", "StatefulSet", "statefulsets").with_list_key("statefulSets")
     }

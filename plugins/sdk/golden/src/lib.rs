@@ -6,9 +6,9 @@
 //! integration test, the CLI); now all of them call [`run`], which
 //!
 //! - **strips each object exactly as the host does** before it reaches the plugin
-//!   ([`strip`]: `metadata.managedFields` and every top-level key outside the plugin's
-//!   `fields` go), so a stale `fields` list fails here instead of silently dropping
-//!   data in production;
+//!   ([`strip_raw`]: `metadata.managedFields` and everything the plugin's `fields`
+//!   do not name go), so a stale `fields` list fails here instead of silently
+//!   dropping data in production;
 //! - maps at [`GOLDEN_NOW`], orders and caps `…List` cases with the hub's own
 //!   [`snapshot`] code;
 //! - maps every case a second time without the `fields` filter and reports a
@@ -19,10 +19,14 @@
 //! plugin's Rust code natively, the host and `periscope plugins check` run the
 //! compiled component.
 
+mod fields;
 mod raw;
 pub mod snapshot;
 
+pub use fields::{Fields, FieldsError};
 pub use raw::{Identity, Stripped, strip_raw};
+
+use fields::Node;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -62,24 +66,44 @@ pub struct SnapshotPolicy {
 pub const ALWAYS_KEPT: &[&str] = &["apiVersion", "kind", "metadata"];
 
 /// What the host does to every object before it crosses into a plugin: removes
-/// `metadata.managedFields` and, when `fields` is not empty, every top-level key that is
-/// neither in `fields` nor in [`ALWAYS_KEPT`]. Anything but a JSON object is left alone.
-/// The host applies this rule to JSON text with [`strip_raw`], which builds no tree.
-pub fn strip<S: AsRef<str>>(object: &mut Value, fields: &[S]) {
+/// `metadata.managedFields` and keeps only what `fields` name ([`Fields`]: top-level
+/// keys, or nested paths such as `spec.containers[].name`; [`ALWAYS_KEPT`] stay).
+/// Anything but a JSON object is left alone. The host applies this rule to JSON text
+/// with [`strip_raw`], which builds no tree; a test holds the two equal.
+pub fn strip(object: &mut Value, fields: &Fields) {
     let Some(map) = object.as_object_mut() else {
         return;
     };
     if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    if !fields.is_empty() {
-        map.retain(|key, _| ALWAYS_KEPT.contains(&key.as_str()) || fields.iter().any(|f| f.as_ref() == key));
+    map.retain(|key, value| match fields.top(key) {
+        Some(node) => {
+            prune(value, node);
+            true
+        }
+        None => false,
+    });
+}
+
+/// Reduces `value` to what `node` keeps; a value of another shape stays as it is.
+fn prune(value: &mut Value, node: &Node) {
+    match (node, value) {
+        (Node::Keys(keys), Value::Object(map)) => map.retain(|key, value| match keys.get(key) {
+            Some(node) => {
+                prune(value, node);
+                true
+            }
+            None => false,
+        }),
+        (Node::Items(inner), Value::Array(items)) => items.iter_mut().for_each(|item| prune(item, inner)),
+        _ => {}
     }
 }
 
 /// A mapping under test: a plugin's native Rust code, or a loaded component.
 pub trait CaseMapper {
-    /// The top-level keys the mapping reads (`kind-info.fields`); empty means all.
+    /// The fields the mapping reads (`kind-info.fields`: keys or paths); empty means all.
     fn fields(&self) -> Vec<String>;
     /// The snapshot policy `…List` cases are ordered and capped by.
     fn snapshot(&self) -> Option<SnapshotPolicy>;
@@ -116,6 +140,8 @@ pub fn cases(dir: &Path) -> std::io::Result<Vec<Case>> {
 /// What is wrong with a plugin's golden cases; each displays as one line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
+    /// The plugin's `fields` hold a path that cannot be applied.
+    InvalidFields(FieldsError),
     /// The directory holds no case at all.
     NoCases {
         /// The golden directory.
@@ -138,7 +164,7 @@ pub enum Problem {
         actual: Value,
     },
     /// Mapping the whole object gives something else than mapping what the host
-    /// passes: the plugin reads a top-level key its `fields` leave out.
+    /// passes: the plugin reads a key or path its `fields` leave out.
     FieldsDropData {
         /// The `.k8s.json` file.
         case: PathBuf,
@@ -159,6 +185,7 @@ impl fmt::Display for Problem {
                 "{}: no golden cases (add <case>.k8s.json beside <case>.dto.json)",
                 dir.display()
             ),
+            Problem::InvalidFields(error) => write!(f, "kind-info fields: {error}"),
             Problem::Unreadable { path, reason } => write!(f, "{}: {reason}", path.display()),
             Problem::Mismatch {
                 expected_path,
@@ -194,7 +221,7 @@ impl fmt::Display for Problem {
                 write!(
                     f,
                     "{}: kind-info fields [{}] drop data the mapping reads: at {at} the whole object gives {} \
-                     but what the host passes gives {}; add the missing top-level key to fields",
+                     but what the host passes gives {}; add the missing key or path to fields",
                     case.display(),
                     fields.join(", "),
                     with_all.map_or_else(|| "nothing".to_string(), short),
@@ -259,7 +286,13 @@ pub fn run(dir: &Path, mapper: &dyn CaseMapper, bless: bool) -> Report {
         report.problems.push(Problem::NoCases { dir: dir.to_path_buf() });
         return report;
     }
-    let fields = mapper.fields();
+    let fields = match Fields::parse(&mapper.fields()) {
+        Ok(fields) => fields,
+        Err(error) => {
+            report.problems.push(Problem::InvalidFields(error));
+            return report;
+        }
+    };
     for case in cases {
         let input = match read_json(&case.input) {
             Ok(input) => input,
@@ -271,11 +304,11 @@ pub fn run(dir: &Path, mapper: &dyn CaseMapper, bless: bool) -> Report {
         report.cases += 1;
         let actual = map_case(mapper, &input, &fields);
         if !fields.is_empty() {
-            let whole = map_case(mapper, &input, &[] as &[String]);
+            let whole = map_case(mapper, &input, &Fields::default());
             if whole != actual {
                 report.problems.push(Problem::FieldsDropData {
                     case: case.input.clone(),
-                    fields: fields.clone(),
+                    fields: fields.declared().to_vec(),
                     stripped: actual.clone(),
                     whole,
                 });
@@ -316,7 +349,7 @@ pub fn check(dir: &Path, mapper: &dyn CaseMapper, rerun: &str) {
 
 /// The DTO of a single-object case, or the snapshot array of a `…List`; a failed
 /// object maps to `{"error": <message>}`.
-pub fn map_case<S: AsRef<str>>(mapper: &dyn CaseMapper, input: &Value, fields: &[S]) -> Value {
+pub fn map_case(mapper: &dyn CaseMapper, input: &Value, fields: &Fields) -> Value {
     let is_list = input
         .get("kind")
         .and_then(Value::as_str)
@@ -330,11 +363,13 @@ pub fn map_case<S: AsRef<str>>(mapper: &dyn CaseMapper, input: &Value, fields: &
     } else {
         vec![input.clone()]
     };
+    // The text path the hub runs on every list and watch event; a `Value` always
+    // prints as JSON, so only a non-object could be left as it is.
     let objects: Vec<String> = objects
-        .into_iter()
-        .map(|mut object| {
-            strip(&mut object, fields);
-            object.to_string()
+        .iter()
+        .map(|object| {
+            let text = object.to_string();
+            strip_raw(&text, fields).map_or(text, |stripped| stripped.json)
         })
         .collect();
     let dtos: Vec<String> = mapper
@@ -427,7 +462,7 @@ mod tests {
             "metadata": {"name": "a", "managedFields": [{}]},
             "spec": {"x": 1}, "status": {"y": 2}
         });
-        strip(&mut object, &["spec"]);
+        strip(&mut object, &Fields::parse(&["spec"]).unwrap());
         assert_eq!(
             object,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"x": 1}})
@@ -435,9 +470,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_prune_nested_objects_and_array_elements_and_leave_other_shapes() {
+        let mut object = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "labels": {"x": "1"}, "managedFields": [{}]},
+            "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}, "odd"], "volumes": []},
+            "status": {"phase": "Running", "conditions": null}
+        });
+        let fields = Fields::parse(&[
+            "metadata.name",
+            "spec.nodeName",
+            "spec.containers[].name",
+            "status.conditions[].type",
+        ])
+        .unwrap();
+        strip(&mut object, &fields);
+        assert_eq!(
+            object,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "a"},
+                "spec": {"nodeName": "n", "containers": [{"name": "c"}, "odd"]},
+                "status": {"conditions": null}
+            })
+        );
+    }
+
+    #[test]
     fn empty_fields_keep_every_key() {
         let mut object = json!({"metadata": {"managedFields": []}, "spec": {}, "data": {}});
-        strip(&mut object, &[] as &[&str]);
+        strip(&mut object, &Fields::default());
         assert_eq!(object, json!({"metadata": {}, "spec": {}, "data": {}}));
     }
 
