@@ -470,7 +470,7 @@ mod tests {
             namespaced: true,
             list_key: "pods".into(),
             snapshot: None,
-            fields: Vec::new(),
+            fields: Default::default(),
         }
     }
 
