@@ -13,6 +13,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +21,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, Version, header};
 use axum::response::IntoResponse;
-use futures::{FutureExt, StreamExt};
+
+use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -308,21 +310,27 @@ async fn write_stream(tcp: &TcpStream, response: Response<Body>) -> io::Result<(
     let mut ready: Vec<bytes::Bytes> = Vec::new();
     let mut ended = false;
     while !ended {
-        tokio::select! {
-            biased;
-            chunk = chunks.next() => match chunk {
-                Some(Ok(chunk)) => ready.push(chunk),
-                _ => ended = true,
-            },
-            () = &mut left => return Err(io::ErrorKind::ConnectionAborted.into()),
-        }
-        while !ended && ready.len() < BATCH {
-            match chunks.next().now_or_never() {
-                Some(Some(Ok(chunk))) => ready.push(chunk),
-                Some(_) => ended = true,
-                None => break,
+        // Everything the session has ready, in one pass: the poll that finds nothing
+        // more is also the one that registers the next wake-up, so a frame costs no
+        // extra poll of the session.
+        std::future::poll_fn(|cx| {
+            if left.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::from(io::ErrorKind::ConnectionAborted)));
             }
-        }
+            while ready.len() < BATCH {
+                match chunks.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => ready.push(chunk),
+                    Poll::Ready(_) => {
+                        ended = true;
+                        break;
+                    }
+                    Poll::Pending if ready.is_empty() => return Poll::Pending,
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
         let mut slices = [io::IoSlice::new(&[]); BATCH];
         for (slice, chunk) in slices.iter_mut().zip(&ready) {
             *slice = io::IoSlice::new(chunk);

@@ -112,13 +112,27 @@ async fn main() -> Result<()> {
     }
 
     eprintln!("load: starting the sim with {} pods", args.pods);
-    let sim = Sim::start(SimOptions {
-        scenario: Scenario::Empty,
-        pods: args.pods,
-        ..SimOptions::default()
-    })
-    .await
-    .context("the simulated cluster does not start")?;
+    // The sim runs on a runtime (and thread) of its own: on the harness's, its watch
+    // responses would queue behind thousands of client tasks, and that wait would be
+    // counted as the host's latency.
+    let sim_runtime = OwnRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sim")
+            .enable_all()
+            .build()
+            .context("cannot start the sim's runtime")?,
+    ));
+    let sim = sim_runtime
+        .handle()
+        .spawn(Sim::start(SimOptions {
+            scenario: Scenario::Empty,
+            pods: args.pods,
+            ..SimOptions::default()
+        }))
+        .await
+        .context("the sim's start panicked")?
+        .context("the simulated cluster does not start")?;
     let pods = sim.objects("pods", None).context("cannot list the seeded pods")?;
     if pods.is_empty() {
         bail!("no pods to update; pass --pods 1 or more");
@@ -167,7 +181,7 @@ async fn main() -> Result<()> {
         summaries.push(floor_summary);
     }
     host.stop().await;
-    sim.shutdown().await;
+    let _ = sim_runtime.handle().spawn(sim.shutdown()).await;
 
     if let Some(path) = &args.csv {
         for summary in &summaries {
@@ -512,6 +526,24 @@ async fn run_client(
     }
     drop(permit);
     result
+}
+
+/// A runtime owned inside another, which may be dropped there (it is shut down in the
+/// background; dropping a runtime in an async context would panic).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the runtime lives until dropped").handle()
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A minimal SSE parser: only `event:` and `id:` lines matter here.
