@@ -19,11 +19,23 @@ pub struct Host {
 }
 
 impl Host {
-    /// The `periscope` binary next to the running harness (the same target directory).
-    pub fn default_bin() -> Result<PathBuf> {
-        Ok(std::env::current_exe()
-            .context("cannot locate the harness binary")?
-            .with_file_name("periscope"))
+    /// The `periscope` binary a harness runs: `given` (its `--host-bin`), else the one
+    /// next to the running harness (the same target directory); an error saying how to
+    /// build it when it is not there.
+    pub fn bin(given: Option<&Path>) -> Result<PathBuf> {
+        let bin = match given {
+            Some(path) => path.to_path_buf(),
+            None => std::env::current_exe()
+                .context("cannot locate the harness binary")?
+                .with_file_name("periscope"),
+        };
+        if !bin.exists() {
+            bail!(
+                "no host binary at {}; build it with `cargo build --release -p periscope` (same CARGO_TARGET_DIR) or pass --host-bin",
+                bin.display()
+            );
+        }
+        Ok(bin)
     }
 
     /// Writes `config` (TOML) into `dir`, starts `bin serve` with it on a free
@@ -115,4 +127,23 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// Open file descriptors of `pid`.
 pub fn fd_count(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
+}
+
+/// Appends `row` (one CSV line, without its newline) to `path`, writing `header` first
+/// when the file is new or empty: the benchmark harnesses' `--csv`.
+pub fn append_csv_row(path: &Path, header: &str, row: &str) -> Result<()> {
+    use std::io::Write as _;
+    let new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let text = if new {
+        format!("{header}\n{row}\n")
+    } else {
+        format!("{row}\n")
+    };
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

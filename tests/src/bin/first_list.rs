@@ -29,7 +29,6 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use periscope_sim::{FaultCount, Scenario, Sim, SimOptions};
-use periscope_tests::process::{Host, rss_kib, status_kib};
+use periscope_tests::process::{Host, append_csv_row, rss_kib, status_kib};
 
 /// The cluster name the host is configured with.
 const CLUSTER: &str = "bench";
@@ -76,10 +75,7 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let host_bin = match &args.host_bin {
-        Some(path) => path.clone(),
-        None => Host::default_bin()?,
-    };
+    let host_bin = Host::bin(args.host_bin.as_deref())?;
 
     eprintln!("first_list: starting the sim with {} pods", args.pods);
     let sim = Sim::start(SimOptions {
@@ -188,20 +184,9 @@ async fn main() -> Result<()> {
     println!("{out}");
 
     if let Some(path) = &args.csv {
-        let new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        let mut row = String::new();
-        if new {
-            row.push_str("pods,snapshot_bytes,cold_first_byte_ms,cold_complete_ms,warm_first_byte_ms,warm_complete_ms,rss_idle_mib,rss_peak_mib,rss_after_mib,rss_settled_mib,relist_ms,relist_peak_mib,relist_settled_mib,loadavg,command\n");
-        }
         let (relist_ms, relist_peak, relist_settled) =
             relist.map_or((f64::NAN, f64::NAN, f64::NAN), |(t, _, h, s)| (ms(t), mib(h), mib(s)));
-        let _ = writeln!(
-            row,
+        let row = format!(
             "{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{},\"{}\"",
             args.pods,
             cold.bytes,
@@ -219,8 +204,11 @@ async fn main() -> Result<()> {
             loadavg(),
             command.replace('"', "\"\"")
         );
-        file.write_all(row.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        append_csv_row(
+            path,
+            "pods,snapshot_bytes,cold_first_byte_ms,cold_complete_ms,warm_first_byte_ms,warm_complete_ms,rss_idle_mib,rss_peak_mib,rss_after_mib,rss_settled_mib,relist_ms,relist_peak_mib,relist_settled_mib,loadavg,command",
+            &row,
+        )?;
     }
     Ok(())
 }

@@ -36,7 +36,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +45,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use periscope_sim::{Scenario, Sim, SimOptions};
-use periscope_tests::process::{Host, rss_kib};
+use periscope_tests::process::{Host, append_csv_row, rss_kib};
 use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -98,18 +97,7 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let command = command_line();
-    let host_bin = match &args.host_bin {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate the harness binary")?
-            .with_file_name("periscope"),
-    };
-    if !host_bin.exists() {
-        bail!(
-            "no host binary at {}; build it with `cargo build --release -p periscope` (same CARGO_TARGET_DIR) or pass --host-bin",
-            host_bin.display()
-        );
-    }
+    let host_bin = Host::bin(args.host_bin.as_deref())?;
 
     eprintln!("load: starting the sim with {} pods", args.pods);
     // The sim runs on a runtime (and thread) of its own: on the harness's, its watch
@@ -846,19 +834,7 @@ impl Summary {
     const HEADER: &'static str = "target,us_per_frame,streams,kind,pods,rate,duration_s,writes,achieved_rate,expected,delivered,missed,clients_missing,out_of_order,backpressure,ended_early,all_open_s,snapshot_p50_ms,snapshot_p99_ms,snapshot_max_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,rss_start_mib,rss_open_mib,rss_peak_mib,rss_end_mib,host_cpu_avg_pct,host_cpu_peak_pct,harness_cpu_avg_pct,loadavg_start,loadavg_end,command";
 
     fn append_csv(&self, path: &Path) -> Result<()> {
-        let new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        let mut row = String::new();
-        if new {
-            row.push_str(Self::HEADER);
-            row.push('\n');
-        }
-        let _ = writeln!(
-            row,
+        let row = format!(
             "{},{:.3},{},{},{},{},{:.0},{},{:.2},{},{},{},{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.2},{:.2},\"{}\"",
             self.target,
             self.us_per_frame(),
@@ -896,8 +872,7 @@ impl Summary {
             self.loadavg_end,
             self.command.replace('"', "\"\"")
         );
-        file.write_all(row.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
+        append_csv_row(path, Self::HEADER, &row)
     }
 }
 

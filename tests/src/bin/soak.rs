@@ -142,18 +142,7 @@ fn slope_per_min(points: &[(f64, f64)]) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let host_bin = match &args.host_bin {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate the harness binary")?
-            .with_file_name("periscope"),
-    };
-    if !host_bin.exists() {
-        bail!(
-            "no host binary at {}; build it with `cargo build --release -p periscope`",
-            host_bin.display()
-        );
-    }
+    let host_bin = Host::bin(args.host_bin.as_deref())?;
     let sim = Sim::start(SimOptions {
         scenario: Scenario::Empty,
         pods: args.pods,
