@@ -5,14 +5,7 @@ use periscope_sim::FaultCount;
 use periscope_tests::served::{SseClient, pod, serve};
 use serde_json::Value;
 
-fn names(snapshot: &Value) -> Vec<String> {
-    snapshot["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect()
-}
+use super::sse::names;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_list_paged_across_an_expired_continue_token_is_one_snapshot() {

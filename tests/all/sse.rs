@@ -4,7 +4,8 @@ use periscope_sim::FaultCount;
 use periscope_tests::served::{SseClient, patience, pod, serve};
 use serde_json::Value;
 
-fn names(snapshot: &Value) -> Vec<String> {
+/// The `name` of each item of a snapshot, in order.
+pub(crate) fn names(snapshot: &Value) -> Vec<String> {
     snapshot["items"]
         .as_array()
         .unwrap()

@@ -179,16 +179,7 @@ impl Session {
         let subscription = subscribe(state, &actor, key, resume_from, &access)?;
         admission.info.upstream.set(subscription.health());
         let key = subscription.key();
-        let span = tracing::info_span!(
-            "stream",
-            stream.id = admission.info.id,
-            transport,
-            cluster = %key.cluster,
-            kind = %key.kind,
-            namespace = key.namespace_label(),
-            actor = %actor.subject,
-            close_reason = tracing::field::Empty,
-        );
+        let span = stream_span(admission.info.id, transport, key, &actor.subject);
         span.in_scope(|| {
             tracing::info!(
                 resume = resume_from.is_some(),
@@ -638,16 +629,7 @@ impl Lease {
         let admission = state.streams.admit(&actor, transport, key).inspect_err(|error| {
             tracing::info!(actor = %actor.subject, cluster = %key.cluster, kind = %key.kind, "{error}");
         })?;
-        let span = tracing::info_span!(
-            "stream",
-            stream.id = admission.info.id,
-            transport,
-            cluster = %key.cluster,
-            kind = %key.kind,
-            namespace = key.namespace_label(),
-            actor = %actor.subject,
-            close_reason = tracing::field::Empty,
-        );
+        let span = stream_span(admission.info.id, transport, key, &actor.subject);
         span.in_scope(|| tracing::info!("stream opened"));
         let half = state.authorizer.ttl() / 2;
         let now = tokio::time::Instant::now();
@@ -766,4 +748,18 @@ impl Drop for Lease {
         self.span
             .in_scope(|| tracing::info!(reason = self.close_reason, sent, "stream closed"));
     }
+}
+
+/// The span a stream's log lines carry, for a session and for a lease alike.
+fn stream_span(id: u64, transport: &'static str, key: &StreamKey, actor: &str) -> tracing::Span {
+    tracing::info_span!(
+        "stream",
+        stream.id = id,
+        transport,
+        cluster = %key.cluster,
+        kind = %key.kind,
+        namespace = key.namespace_label(),
+        actor = %actor,
+        close_reason = tracing::field::Empty,
+    )
 }
