@@ -208,6 +208,7 @@ impl App {
                 request_timeout: config.watch.request_timeout,
                 watch_silence: config.watch.silence_timeout,
                 list_page_size: config.watch.list_page_size,
+                initial_list: config.watch.initial_list,
             },
             metrics.clone(),
         );

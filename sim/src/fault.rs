@@ -6,6 +6,7 @@
 //! to `/sim/admin/…` requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ struct Switches {
     expire_continues: Option<FaultCount>,
     fail_lists: Option<(ListFailure, FaultCount)>,
     latency: Duration,
+    refuse_watch_list: bool,
 }
 
 /// Shared fault state.
@@ -66,6 +68,9 @@ pub(crate) struct Faults {
     pause_tx: watch::Sender<bool>,
     /// Open watches per resource (custom resources come and go, so a map).
     open_watches: Mutex<HashMap<ResourceId, usize>>,
+    /// Requests served so far, by shape (tests count what a client asked for).
+    lists: AtomicUsize,
+    watch_lists: AtomicUsize,
 }
 
 impl Faults {
@@ -77,6 +82,8 @@ impl Faults {
             drop_tx,
             pause_tx,
             open_watches: Mutex::new(HashMap::new()),
+            lists: AtomicUsize::new(0),
+            watch_lists: AtomicUsize::new(0),
         }
     }
 
@@ -126,6 +133,34 @@ impl Faults {
         let fire = FaultCount::take(&mut slot);
         switches.fail_lists = slot.map(|c| (failure, c));
         fire.then_some(failure)
+    }
+
+    /// Makes watches with `sendInitialEvents` answer as an apiserver without the
+    /// WatchList feature does (422), or serves them again.
+    pub fn refuse_watch_list(&self, refuse: bool) {
+        self.lock().refuse_watch_list = refuse;
+    }
+
+    pub fn refuses_watch_list(&self) -> bool {
+        self.lock().refuse_watch_list
+    }
+
+    /// Counts one list request (a page) and one streaming list (a watch with
+    /// `sendInitialEvents`).
+    pub fn count_list(&self) {
+        self.lists.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_watch_list(&self) {
+        self.watch_lists.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// List pages and streaming lists served so far.
+    pub fn requests(&self) -> (usize, usize) {
+        (
+            self.lists.load(Ordering::Relaxed),
+            self.watch_lists.load(Ordering::Relaxed),
+        )
     }
 
     pub fn set_latency(&self, latency: Duration) {

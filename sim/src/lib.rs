@@ -193,6 +193,15 @@ pub enum Error {
     Api(#[source] ApiError),
 }
 
+/// How many lists a sim served, by shape ([`Sim::list_requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRequests {
+    /// `GET` list requests (each page is one).
+    pub pages: usize,
+    /// Watches with `sendInitialEvents=true`.
+    pub streaming: usize,
+}
+
 /// A running simulated cluster. Dropping it without [`Sim::shutdown`] stops it too,
 /// without waiting.
 pub struct Sim {
@@ -385,6 +394,20 @@ impl Sim {
     /// Makes lists fail with `failure`, `count` times or until cleared.
     pub fn fail_lists(&self, failure: ListFailure, count: FaultCount) {
         self.faults.fail_lists(Some((failure, count)));
+    }
+
+    /// Makes watches with `sendInitialEvents` (WatchList, KEP-3157) answer `422
+    /// Invalid` as an apiserver without the feature does, or serves them again.
+    /// Cleared by [`Sim::clear_faults`].
+    pub fn refuse_watch_list(&self, refuse: bool) {
+        self.faults.refuse_watch_list(refuse);
+    }
+
+    /// List requests (pages) and streaming lists (watches with `sendInitialEvents`)
+    /// served so far, over every resource.
+    pub fn list_requests(&self) -> ListRequests {
+        let (pages, streaming) = self.faults.requests();
+        ListRequests { pages, streaming }
     }
 
     /// Delays every API response by `latency` (zero to stop).

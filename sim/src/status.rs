@@ -109,6 +109,15 @@ impl ApiError {
         error
     }
 
+    /// 422: query options kube-apiserver's `ValidateListOptions` forbids.
+    pub fn forbidden_list_option(field: &str, message: &str) -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: Forbidden: {message}"),
+        )
+    }
+
     /// 400: a malformed request (bad body, selector, continue token…).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

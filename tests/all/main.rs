@@ -20,7 +20,7 @@ mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
 mod graphql;
 
-/// Paged first lists: page size, an expired `continue` token mid-list.
+/// First lists, paged (page size, an expired `continue` token mid-list) and streamed (WatchList, its fallback).
 mod lists;
 /// Upstream outages: restarts with a fresh store, pauses within and past the grace.
 mod outage;

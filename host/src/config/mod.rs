@@ -191,6 +191,20 @@ pub struct WatchConfig {
     pub silence_timeout: Duration,
     /// Objects per list page (default 500, >= 1).
     pub list_page_size: u32,
+    /// How upstreams get their first state (default [`InitialList::Auto`]).
+    pub initial_list: InitialList,
+}
+
+/// How an upstream gets its first state (`watch.initial_list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialList {
+    /// Streaming, and paged lists for a cluster whose apiserver refuses it.
+    #[default]
+    Auto,
+    /// Always a watch with `sendInitialEvents` (WatchList); a refusal is a failure.
+    Streaming,
+    /// Always `limit`/`continue` lists.
+    Paged,
 }
 
 /// `[graphql]`: GraphQL over WebSocket (`/graphqlws`).

@@ -22,10 +22,10 @@ use std::time::Duration;
 use toml::Value;
 
 use super::validate::{
-    algorithms, auth_mode, cap, cookie_name, count, duration, flag, ip_networks, leeway, log_filter, log_format,
-    non_empty, nonzero_duration, path, paths, rbac_mode, socket_addr, string, whole,
+    algorithms, auth_mode, cap, cookie_name, count, duration, flag, initial_list, ip_networks, leeway, log_filter,
+    log_format, non_empty, nonzero_duration, path, paths, rbac_mode, socket_addr, string, whole,
 };
-use super::{AuthMode, LogFormat, RbacMode};
+use super::{AuthMode, InitialList, LogFormat, RbacMode};
 
 const MIB: u64 = 1 << 20;
 
@@ -373,6 +373,19 @@ settings! {
         doc: "Objects per page of a list (`limit`/`continue`). Each page is mapped while the next is fetched \
               and dropped before the one after, so a list holds about two pages at a time whatever the \
               cluster's size; subscribers still get one snapshot at the list's resourceVersion.",
+    }
+
+    WATCH_INITIAL_LIST, ENV_WATCH_INITIAL_LIST: InitialList = {
+        key: "watch.initial_list",
+        env: "PERISCOPE_WATCH_INITIAL_LIST",
+        default: DefaultValue::Value("\"auto\""),
+        ty: Type::String,
+        chart: Chart::Config,
+        parse: initial_list,
+        doc: "How an upstream gets its first state. `\"streaming\"`: a watch with `sendInitialEvents` \
+              (WatchList, KEP-3157), which the apiserver serves from its watch cache with about 2 MB of \
+              memory per watcher; `\"paged\"`: `limit`/`continue` lists; `\"auto\"`: streaming, and paged \
+              lists for a cluster whose apiserver refuses it (older than 1.27, or the feature off).",
     }
 
     // === [plugins] ===

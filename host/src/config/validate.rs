@@ -15,8 +15,8 @@ use toml::Value;
 use super::raw::{RawCluster, RawConfig, closest, render};
 use super::settings::*;
 use super::{
-    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, GraphqlConfig, JWT_ALGORITHMS, LogConfig,
-    LogFormat, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
+    AuthConfig, AuthMode, ClusterConfig, ClusterSource, Config, EnvSource, GraphqlConfig, InitialList, JWT_ALGORITHMS,
+    LogConfig, LogFormat, Origin, PluginsConfig, Problem, RbacMode, SIM_SCENARIOS, Sourced, WatchConfig,
 };
 
 /// Leeway only absorbs clock skew; more would let expired tokens live on.
@@ -59,6 +59,7 @@ pub(super) fn validate(
         request_timeout: layers.value(&WATCH_REQUEST_TIMEOUT),
         silence_timeout: layers.value(&WATCH_SILENCE_TIMEOUT),
         list_page_size: layers.value(&WATCH_LIST_PAGE_SIZE),
+        initial_list: layers.value(&WATCH_INITIAL_LIST),
     };
 
     let plugins = PluginsConfig {
@@ -500,6 +501,15 @@ pub(super) fn log_filter(value: &Value) -> Result<String, String> {
         Err(e) => Err(format!(
             "is not a valid log filter ({e}); write comma-separated directives such as \"warn,periscope=debug\""
         )),
+    }
+}
+
+pub(super) fn initial_list(value: &Value) -> Result<InitialList, String> {
+    match string(value)?.as_str() {
+        "auto" => Ok(InitialList::Auto),
+        "streaming" => Ok(InitialList::Streaming),
+        "paged" => Ok(InitialList::Paged),
+        _ => Err("must be \"auto\", \"streaming\" or \"paged\" (default \"auto\")".to_string()),
     }
 }
 

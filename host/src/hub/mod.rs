@@ -58,6 +58,7 @@ pub use upstream::Initial;
 pub use view::Mapper;
 
 use crate::cluster::Clusters;
+pub use crate::config::InitialList;
 use crate::kinds::{LiveKinds, Registry};
 use crate::metrics::Metrics;
 use upstream::Upstream;
@@ -130,14 +131,17 @@ pub struct HubOptions {
     pub watch_silence: Duration,
     /// Objects per list page; the first list holds about two pages at a time.
     pub list_page_size: u32,
+    /// How the first state is got: WatchList, paged lists, or WatchList with fallback.
+    pub initial_list: InitialList,
 }
 
 /// The defaults of the `[watch]` settings, declared once in [`crate::config::settings`].
 impl Default for HubOptions {
     fn default() -> Self {
         use crate::config::settings::{
-            WATCH_LINGER, WATCH_LIST_PAGE_SIZE, WATCH_OUTAGE_GRACE, WATCH_QUEUE, WATCH_REQUEST_TIMEOUT, WATCH_RING,
-            WATCH_SILENCE_TIMEOUT, WATCH_UPSTREAMS_PER_CLUSTER, WATCH_UPSTREAMS_PER_USER,
+            WATCH_INITIAL_LIST, WATCH_LINGER, WATCH_LIST_PAGE_SIZE, WATCH_OUTAGE_GRACE, WATCH_QUEUE,
+            WATCH_REQUEST_TIMEOUT, WATCH_RING, WATCH_SILENCE_TIMEOUT, WATCH_UPSTREAMS_PER_CLUSTER,
+            WATCH_UPSTREAMS_PER_USER,
         };
         HubOptions {
             linger: WATCH_LINGER.default(),
@@ -149,6 +153,7 @@ impl Default for HubOptions {
             request_timeout: WATCH_REQUEST_TIMEOUT.default(),
             watch_silence: WATCH_SILENCE_TIMEOUT.default(),
             list_page_size: WATCH_LIST_PAGE_SIZE.default(),
+            initial_list: WATCH_INITIAL_LIST.default(),
         }
     }
 }

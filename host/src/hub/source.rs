@@ -3,6 +3,14 @@
 //! `410`s, failures and outages. It maps nothing and stores nothing; the caller
 //! (`hub::upstream`) maps and stores each event and publishes what changed.
 //!
+//! - **Streaming lists** (WatchList, KEP-3157; `watch.initial_list`): the first
+//!   state comes as a watch with `sendInitialEvents=true`, whose `ADDED` events are
+//!   gathered into pages of `watch.list_page_size` and whose bookmark annotated
+//!   `k8s.io/initial-events-end` ends the list at its resourceVersion; the same
+//!   connection then carries the watch. The apiserver serves it from its watch cache
+//!   with about 2 MB per watcher instead of a page per lister. In `auto` mode an
+//!   apiserver that refuses it (older than 1.27, or the feature off) or ignores it is
+//!   listed in pages from then on.
 //! - **Paged lists, as text.** Pages of `watch.list_page_size` objects are fetched as
 //!   text and parsed on the blocking pool with each item left as JSON text. A `410`
 //!   for an expired `continue` token lists again from the first page (up to
@@ -28,7 +36,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::frame::FrameKind;
-use super::{HubOptions, StreamKey};
+use super::{HubOptions, InitialList, StreamKey};
 use crate::plugin::KindInfo;
 
 /// How many times one list starts again from its first page after a `continue` token
@@ -72,10 +80,18 @@ enum Phase {
         restarts: u32,
         pages: usize,
     },
-    /// The last page was yielded; [`Event::Listed`] is next.
-    Complete(String),
+    /// Listing as a stream of events (WatchList): `events` once it is open; `items`
+    /// gathered for the next page; `first` until a page was yielded.
+    Stream {
+        events: Option<Lines>,
+        items: Vec<Box<RawValue>>,
+        first: bool,
+    },
+    /// The last page was yielded; [`Event::Listed`] is next. A streaming list's
+    /// connection goes on as the watch.
+    Complete(String, Option<Lines>),
     /// [`Event::Listed`] was yielded; the next call takes the list as stored.
-    Listed(String),
+    Listed(String, Option<Lines>),
     /// Watching from `rv`; `stream` once it is open.
     Watch {
         rv: String,
@@ -83,11 +99,24 @@ enum Phase {
     },
 }
 
+/// The lines of a watch response.
+type Lines = BoxStream<'static, std::io::Result<String>>;
+
+/// How the next list is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListShape {
+    /// A watch with `sendInitialEvents`; `fallback`: paged when the apiserver refuses.
+    Streaming { fallback: bool },
+    /// `limit`/`continue` pages.
+    Paged,
+}
+
 /// One scope's list-then-watch.
 pub(super) struct Source {
     key: StreamKey,
     api: Api<DynamicObject>,
     pages: Pages,
+    shape: ListShape,
     options: HubOptions,
     phase: Phase,
     backoff: DefaultBackoff,
@@ -122,10 +151,16 @@ impl Source {
     pub(super) fn new(client: kube::Client, info: &KindInfo, key: StreamKey, options: &HubOptions) -> Source {
         let api = api(client.clone(), info, &key);
         let pages = Pages::new(client, &api, options.list_page_size, key.selector.as_deref());
+        let shape = match options.initial_list {
+            InitialList::Auto => ListShape::Streaming { fallback: true },
+            InitialList::Streaming => ListShape::Streaming { fallback: false },
+            InitialList::Paged => ListShape::Paged,
+        };
         Source {
             key,
             api,
             pages,
+            shape,
             options: options.clone(),
             phase: Phase::List {
                 token: None,
@@ -138,6 +173,13 @@ impl Source {
             failing: false,
             outage_since: None,
         }
+    }
+
+    /// Lists in pages whatever `watch.initial_list` says: for a one-off list, which
+    /// should not open a watch.
+    pub(super) fn paged(mut self) -> Source {
+        self.shape = ListShape::Paged;
+        self
     }
 
     /// The caller could not use the list in progress or just listed (its mapping
@@ -160,6 +202,18 @@ impl Source {
                         restarts: 0,
                         pages: 0,
                     };
+                }
+                Phase::List { token: None, .. } if self.shape != ListShape::Paged => {
+                    self.phase = Phase::Stream {
+                        events: None,
+                        items: Vec::new(),
+                        first: true,
+                    };
+                }
+                Phase::Stream { events, items, first } => {
+                    if let Some(event) = self.stream_list(events, items, first).await {
+                        return event;
+                    }
                 }
                 Phase::List { token, restarts, pages } => {
                     let first = token.is_none();
@@ -199,25 +253,28 @@ impl Source {
                             restarts,
                             pages: pages + 1,
                         },
-                        None => Phase::Complete(page.metadata.resource_version.unwrap_or_default()),
+                        None => Phase::Complete(page.metadata.resource_version.unwrap_or_default(), None),
                     };
                     return Event::Page {
                         items: page.items.unwrap_or_default(),
                         first,
                     };
                 }
-                Phase::Complete(rv) => {
-                    self.phase = Phase::Listed(rv.clone());
+                Phase::Complete(rv, events) => {
+                    self.phase = Phase::Listed(rv.clone(), events);
                     return Event::Listed {
                         rv,
                         converge: !self.expired,
                     };
                 }
-                Phase::Listed(rv) => {
+                Phase::Listed(rv, events) => {
                     self.expired = false;
                     self.stored = true;
                     self.failing = false;
-                    self.phase = Phase::Watch { rv, stream: None };
+                    self.phase = Phase::Watch {
+                        rv,
+                        stream: events.map(watch_events),
+                    };
                     if let Some(since) = self.outage_since.take() {
                         return Event::OutageEnded { after: since.elapsed() };
                     }
@@ -302,6 +359,136 @@ impl Source {
         }
     }
 
+    /// One step of a streaming list: opens it, or reads its next line. Returns the
+    /// event to yield, or `None` to go on with the phase it set.
+    async fn stream_list(
+        &mut self,
+        events: Option<Lines>,
+        mut items: Vec<Box<RawValue>>,
+        first: bool,
+    ) -> Option<Event> {
+        let kind = self.key.kind.clone();
+        let mut events = match events {
+            Some(events) => events,
+            None => match timed(self.options.request_timeout, self.pages.stream()).await {
+                Ok(events) => events,
+                Err(kube::Error::Api(status)) if is_refusal(&status) && self.can_fall_back(&status.message) => {
+                    return None;
+                }
+                Err(error) => return self.failed(format!("list {kind}: {error}"), &error),
+            },
+        };
+        let line = match tokio::time::timeout(self.options.watch_silence, events.next()).await {
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(error))) => {
+                return self.failed(format!("list {kind}: {error}"), &kube::Error::Service(error.into()));
+            }
+            Ok(None) => {
+                let error = kube::Error::Service("the stream ended before its initial events did".into());
+                return self.failed(format!("list {kind}: {error}"), &error);
+            }
+            Err(_) => {
+                let error = kube::Error::Service(format!("no event within {:?}", self.options.watch_silence).into());
+                return self.failed(format!("list {kind}: {error}"), &error);
+            }
+        };
+        let event = match serde_json::from_str::<RawEvent>(&line) {
+            Ok(event) => event,
+            Err(_) if line.trim().is_empty() => {
+                self.phase = Phase::Stream {
+                    events: Some(events),
+                    items,
+                    first,
+                };
+                return None;
+            }
+            Err(error) => return self.failed(format!("list {kind}: {error}"), &kube::Error::SerdeError(error)),
+        };
+        match event.kind.as_str() {
+            "ADDED" => {
+                items.push(event.object);
+                if items.len() >= self.options.list_page_size.max(1) as usize {
+                    self.phase = Phase::Stream {
+                        events: Some(events),
+                        items: Vec::new(),
+                        first: false,
+                    };
+                    return Some(Event::Page { items, first });
+                }
+                self.phase = Phase::Stream {
+                    events: Some(events),
+                    items,
+                    first,
+                };
+                None
+            }
+            "BOOKMARK" => {
+                let bookmark = match serde_json::from_str::<Bookmark>(event.object.get()) {
+                    Ok(bookmark) => bookmark,
+                    Err(error) => {
+                        return self.failed(format!("list {kind}: {error}"), &kube::Error::SerdeError(error));
+                    }
+                };
+                if !bookmark.ends_initial_events() {
+                    // An apiserver that ignored `sendInitialEvents` sends its usual
+                    // bookmarks and never ends the initial events.
+                    self.can_fall_back("a bookmark came before the initial events ended");
+                    return self.shape_failure(&kind);
+                }
+                self.phase = Phase::Complete(bookmark.metadata.resource_version, Some(events));
+                (first || !items.is_empty()).then_some(Event::Page { items, first })
+            }
+            "ERROR" => {
+                let status = match serde_json::from_str::<kube::core::Status>(event.object.get()) {
+                    Ok(status) => status,
+                    Err(error) => {
+                        return self.failed(format!("list {kind}: {error}"), &kube::Error::SerdeError(error));
+                    }
+                };
+                if is_refusal(&status) && self.can_fall_back(&status.message) {
+                    return None;
+                }
+                let message = format!("list {kind}: {}", status.message);
+                self.failed(message, &kube::Error::Api(status.boxed()))
+            }
+            other => {
+                self.can_fall_back(&format!("a {other} event came before the initial events ended"));
+                self.shape_failure(&kind)
+            }
+        }
+    }
+
+    /// Lists in pages from now on when the shape allows it (`auto`), saying why;
+    /// false when streaming is required.
+    fn can_fall_back(&mut self, why: &str) -> bool {
+        if self.shape != (ListShape::Streaming { fallback: true }) {
+            return false;
+        }
+        tracing::info!(cluster = %self.key.cluster, kind = %self.key.kind, reason = why, "the apiserver does not serve streaming lists; listing in pages");
+        self.shape = ListShape::Paged;
+        self.phase = Phase::List {
+            token: None,
+            restarts: 0,
+            pages: 0,
+        };
+        true
+    }
+
+    /// After [`Source::can_fall_back`] for an apiserver that ignored the request:
+    /// nothing to yield when it fell back, else a failure (streaming was required).
+    fn shape_failure(&mut self, kind: &str) -> Option<Event> {
+        if self.shape == ListShape::Paged {
+            return None;
+        }
+        Some(self.fail(
+            format!(
+                "list {kind}: the apiserver does not serve streaming lists (watch.initial_list = \"streaming\"); \
+                 set it to \"auto\" or \"paged\""
+            ),
+            500,
+        ))
+    }
+
     /// A `410`: list again at once, and that list is a snapshot.
     fn expire(&mut self) -> Event {
         self.expired = true;
@@ -366,6 +553,62 @@ async fn timed<T>(timeout: Duration, request: impl Future<Output = kube::Result<
     }
 }
 
+/// Whether a failed streaming list is the apiserver refusing the request itself (a
+/// 4xx other than throttling or expiry), which paged lists may not meet.
+fn is_refusal(status: &kube::core::Status) -> bool {
+    (400..500).contains(&status.code) && !matches!(status.code, 401 | 403 | 410 | 429)
+}
+
+/// The watch events of a streaming list's connection once its initial events ended.
+fn watch_events(lines: Lines) -> BoxStream<'static, kube::Result<WatchEvent<DynamicObject>>> {
+    lines
+        .filter(|line| std::future::ready(!matches!(line, Ok(l) if l.trim().is_empty())))
+        .map(|line| {
+            let line = line.map_err(kube::Error::ReadEvents)?;
+            serde_json::from_str::<WatchEvent<DynamicObject>>(&line).map_err(|error| {
+                match serde_json::from_str::<kube::core::Status>(&line) {
+                    Ok(status) => kube::Error::Api(status.boxed()),
+                    Err(_) => kube::Error::SerdeError(error),
+                }
+            })
+        })
+        .boxed()
+}
+
+/// One line of a watch response, its object left as text.
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    object: Box<RawValue>,
+}
+
+/// A `BOOKMARK` event's object.
+#[derive(Deserialize)]
+struct Bookmark {
+    metadata: BookmarkMeta,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BookmarkMeta {
+    #[serde(default)]
+    resource_version: String,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Bookmark {
+    /// The bookmark that ends a streaming list's initial events.
+    fn ends_initial_events(&self) -> bool {
+        self.metadata
+            .annotations
+            .get("k8s.io/initial-events-end")
+            .map(String::as_str)
+            == Some("true")
+    }
+}
+
 /// Fetches the pages of one scope's list as text.
 struct Pages {
     client: kube::Client,
@@ -382,6 +625,25 @@ impl Pages {
             limit: limit.max(1),
             selector: selector.map(str::to_string),
         }
+    }
+
+    /// A streaming list (a watch with `sendInitialEvents`) of the scope, as lines.
+    async fn stream(&self) -> kube::Result<Lines> {
+        let mut params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS).initial_events();
+        params.bookmarks = true;
+        if let Some(selector) = &self.selector {
+            params = params.labels(selector);
+        }
+        let mut request = kube::core::Request::new(&self.url)
+            .watch(&params, "")
+            .map_err(kube::Error::BuildRequest)?;
+        // As kube's own watches: one gzip member per event is not decoded past the first.
+        request.headers_mut().insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+        let body = self.client.request_stream(request).await?;
+        Ok(futures::AsyncBufReadExt::lines(body).boxed())
     }
 
     /// One page: the first when `token` is `None`, else the one that token continues to.
@@ -474,8 +736,13 @@ mod tests {
         }
     }
 
-    /// A source of every pod, listing `page` at a time.
+    /// A source of every pod, listing `page` at a time in pages.
     fn source(sim: &periscope_sim::Sim, page: u32) -> Source {
+        source_of(sim, page, InitialList::Paged)
+    }
+
+    /// A source of every pod, listing `page` at a time, as `initial_list` says.
+    fn source_of(sim: &periscope_sim::Sim, page: u32, initial_list: InitialList) -> Source {
         let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
         let key = StreamKey {
             cluster: "test".into(),
@@ -485,6 +752,7 @@ mod tests {
         };
         let options = HubOptions {
             list_page_size: page,
+            initial_list,
             ..HubOptions::default()
         };
         Source::new(client, &pods(), key, &options)
@@ -579,5 +847,91 @@ mod tests {
             }
         }
         assert_eq!(firsts, 1 + CONTINUE_RESTARTS);
+    }
+
+    /// Pages until the list is complete: each page's `first`, every name, the rv.
+    async fn whole_list(source: &mut Source) -> (Vec<bool>, Vec<String>, String) {
+        let mut firsts = Vec::new();
+        let mut names = Vec::new();
+        loop {
+            match source.next().await {
+                Event::Page { items, first } => {
+                    firsts.push(first);
+                    names.extend(items.iter().map(|item| name(item)));
+                }
+                Event::Listed { rv, .. } => return (firsts, names, rv),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// WatchList: the first state arrives as the events of one watch request, in pages
+    /// of the configured size, equal to a paged list of the same state; the same
+    /// connection then carries the watch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streaming_list_is_the_paged_list_in_one_request_that_goes_on_as_the_watch() {
+        let sim = sim(250).await;
+        let mut streaming = source_of(&sim, 100, InitialList::Auto);
+        let (firsts, streamed, streamed_rv) = whole_list(&mut streaming).await;
+        let requests = sim.list_requests();
+        assert_eq!((requests.pages, requests.streaming), (0, 1), "{requests:?}");
+        assert_eq!(firsts, [true, false, false]);
+
+        let (_, paged, paged_rv) = whole_list(&mut source(&sim, 100)).await;
+        assert_eq!(sim.list_requests().pages, 3);
+        assert_eq!(streamed.len(), 250);
+        assert_eq!(streamed, paged);
+        assert_eq!(streamed_rv, paged_rv);
+        assert_eq!(streamed_rv, sim.resource_version().to_string());
+
+        let mut pod = sim.objects("pods", None).unwrap()[0].clone();
+        pod["metadata"] = serde_json::json!({"name": "after-the-list", "namespace": pod["metadata"]["namespace"]});
+        sim.apply(pod).unwrap();
+        match streaming.next().await {
+            Event::Changed(FrameKind::Added, object) => {
+                assert_eq!(object.metadata.name.as_deref(), Some("after-the-list"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sim.list_requests().streaming, 1);
+        assert_eq!(
+            sim.open_watches("pods").unwrap(),
+            1,
+            "the list's connection is the watch"
+        );
+    }
+
+    /// An empty scope streams one empty first page, as a paged list does.
+    #[tokio::test]
+    async fn an_empty_streaming_list_is_one_empty_first_page() {
+        let sim = sim(0).await;
+        let (firsts, names, rv) = whole_list(&mut source_of(&sim, 100, InitialList::Streaming)).await;
+        assert_eq!(firsts, [true]);
+        assert!(names.is_empty());
+        assert_eq!(rv, sim.resource_version().to_string());
+    }
+
+    /// An apiserver without WatchList (422 on `sendInitialEvents`): `auto` lists in
+    /// pages from then on; `streaming` fails the list naming the setting's choices.
+    #[tokio::test]
+    async fn a_refused_streaming_list_falls_back_to_pages_unless_streaming_is_required() {
+        let sim = sim(30).await;
+        sim.refuse_watch_list(true);
+        let (firsts, names, _) = whole_list(&mut source_of(&sim, 10, InitialList::Auto)).await;
+        assert_eq!(firsts, [true, false, false]);
+        assert_eq!(names.len(), 30);
+        let requests = sim.list_requests();
+        assert_eq!((requests.pages, requests.streaming), (3, 0), "{requests:?}");
+
+        match source_of(&sim, 10, InitialList::Streaming).next().await {
+            Event::Failed { message, .. } => {
+                assert!(
+                    message.starts_with("list pods: ")
+                        && message.contains("resourceVersionMatch is forbidden for watch"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

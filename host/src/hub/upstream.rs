@@ -205,7 +205,7 @@ impl Upstream {
     /// One list, mapped, ordered and capped like a snapshot, with no watch after it:
     /// a poll of a scope nobody watches.
     pub(super) async fn list_once(&self, client: kube::Client) -> Result<Vec<Bytes>, ListError> {
-        let mut source = self.source(client);
+        let mut source = self.source(client).paged();
         let mut listing = None;
         let mapped = loop {
             match source.next().await {

@@ -74,6 +74,7 @@ pub(super) async fn handle(
 }
 
 fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiError> {
+    ctx.faults.count_list();
     if let Some(failure) = ctx.faults.take_list_failure() {
         tracing::debug!(resource = %target.rt().plural, ?failure, "injected list failure");
         return Err(match failure {

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::request::{Filter, Params, Target, flag, number};
-use crate::fault::OpenWatch;
+use crate::fault::{ListFailure, OpenWatch};
 use crate::resource::ResourceType;
 use crate::status::ApiError;
 use crate::store::{Change, Compacted, EventType};
@@ -98,6 +98,9 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
     let timeout: Option<u64> = number(&params, "timeoutSeconds")?;
     let bookmarks = flag(&params, "allowWatchBookmarks");
     let send_initial = flag(&params, "sendInitialEvents");
+    if send_initial {
+        streaming_list_allowed(&ctx, &params)?;
+    }
     let rv = params.get("resourceVersion").map(String::as_str).unwrap_or("");
     let start_rv: Option<u64> = match rv {
         "" | "0" => None,
@@ -132,6 +135,35 @@ fn start(ctx: Ctx, target: Target, params: Params) -> Result<Body, ApiError> {
     tracing::debug!(resource = %rt.plural, rv, bookmarks, send_initial, "watch opened");
     tokio::spawn(session.run());
     Ok(body(rx, guard))
+}
+
+/// Validates a streaming list (WatchList) as kube-apiserver's `ValidateListOptions`
+/// does, counts it, and applies the faults a list would get: its first state is a
+/// list.
+fn streaming_list_allowed(ctx: &Ctx, params: &Params) -> Result<(), ApiError> {
+    let invalid = ApiError::forbidden_list_option;
+    if ctx.faults.refuses_watch_list() {
+        // An apiserver without the WatchList feature (before 1.27, or the gate off).
+        return Err(invalid(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch",
+        ));
+    }
+    if params.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+        return Err(invalid(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    ctx.faults.count_watch_list();
+    if let Some(failure) = ctx.faults.take_list_failure() {
+        tracing::debug!(?failure, "injected list failure on a streaming list");
+        return Err(match failure {
+            ListFailure::InternalError => ApiError::internal("injected fault: list failed"),
+            ListFailure::TooManyRequests => ApiError::too_many_requests(),
+        });
+    }
+    Ok(())
 }
 
 fn rx_from(line: Bytes) -> mpsc::Receiver<Bytes> {
