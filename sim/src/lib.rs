@@ -54,10 +54,13 @@
 //! # }
 //! ```
 
+mod controllers;
 mod crd;
+mod events;
 mod fault;
 mod kubelet;
 pub mod logs;
+mod managed;
 mod meta;
 pub mod paging;
 pub mod patch;
@@ -241,6 +244,7 @@ impl Sim {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        controllers::spawn(store.clone(), shutdown.clone(), opts.seed);
         if opts.scenario == Scenario::Demo {
             scenario::spawn_churn(store.clone(), shutdown.clone(), &opts);
         }
