@@ -85,7 +85,7 @@ impl Scope {
 
     fn keeps(self, top: &str) -> bool {
         match self {
-            Self::Main { has_status } => !matches!(top, "apiVersion" | "kind") && !(has_status && top == "status"),
+            Self::Main { has_status } => !(matches!(top, "apiVersion" | "kind") || has_status && top == "status"),
             Self::Status => top == "status",
             Self::Scale => top == "spec",
         }
@@ -234,12 +234,17 @@ fn walk(value: &Value, field: &str, path: Path, builtin: bool, set: &mut FieldSe
     }
 }
 
+/// Whether a set item is the one a `Value` element names.
+fn is_value(item: &Value, text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| v == *item)
+}
+
 /// The value at `path`, if present.
 fn lookup<'a>(obj: &'a Value, path: &[Element]) -> Option<&'a Value> {
     path.iter().try_fold(obj, |v, e| match e {
         Element::Field(f) => v.get(f),
         Element::Index(i) => v.get(i),
-        Element::Value(text) => v.as_array()?.iter().find(|i| i.to_string() == *text),
+        Element::Value(text) => v.as_array()?.iter().find(|i| is_value(i, text)),
         Element::Key(key) => {
             let keys: Vec<&str> = key.iter().map(|(k, _)| k.as_str()).collect();
             v.as_array()?.iter().find(|i| item_key(i, &keys).as_ref() == Some(key))
@@ -255,7 +260,7 @@ fn remove(obj: &mut Value, path: &[Element]) {
     let parent = parent.iter().try_fold(obj, |v, e| match e {
         Element::Field(f) => v.get_mut(f),
         Element::Index(i) => v.get_mut(i),
-        Element::Value(text) => v.as_array_mut()?.iter_mut().find(|i| i.to_string() == *text),
+        Element::Value(text) => v.as_array_mut()?.iter_mut().find(|i| is_value(i, text)),
         Element::Key(key) => {
             let keys: Vec<&str> = key.iter().map(|(k, _)| k.as_str()).collect();
             v.as_array_mut()?
@@ -267,7 +272,7 @@ fn remove(obj: &mut Value, path: &[Element]) {
         (Some(Value::Object(map)), Element::Field(f)) => {
             map.remove(f);
         }
-        (Some(Value::Array(items)), Element::Value(text)) => items.retain(|i| i.to_string() != *text),
+        (Some(Value::Array(items)), Element::Value(text)) => items.retain(|i| !is_value(i, text)),
         (Some(Value::Array(items)), Element::Key(key)) => {
             let keys: Vec<&str> = key.iter().map(|(k, _)| k.as_str()).collect();
             items.retain(|i| item_key(i, &keys).as_ref() != Some(key));
