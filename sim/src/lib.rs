@@ -145,6 +145,11 @@ pub struct SimOptions {
     pub history_window: usize,
     /// Time between two steps of the demo churn. Default 400 ms.
     pub churn_interval: Duration,
+    /// Whether the control plane's loops run the objects written through the API
+    /// (deployments, replica sets, jobs, pod events, garbage collection). Default on;
+    /// off is an apiserver without kube-controller-manager, for tests that script
+    /// statuses themselves.
+    pub controllers: bool,
 }
 
 impl Default for SimOptions {
@@ -157,6 +162,7 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(5),
             history_window: 10_000,
             churn_interval: Duration::from_millis(400),
+            controllers: true,
         }
     }
 }
@@ -255,7 +261,9 @@ impl Sim {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
-        controllers::spawn(store.clone(), shutdown.clone(), opts.seed);
+        if opts.controllers {
+            controllers::spawn(store.clone(), shutdown.clone(), opts.seed);
+        }
         if opts.scenario == Scenario::Demo {
             scenario::spawn_churn(store.clone(), shutdown.clone(), &opts);
         }

@@ -3,8 +3,9 @@
 //! kube-controller-manager leaves, and it arrives on the SSE events stream and on
 //! `k8sEvents` (driven by `tests/graphql/scale.mjs`, with real kubectl).
 
+use periscope_sim::{Scenario, SimOptions};
 use periscope_tests::graphql::run_script;
-use periscope_tests::served::{SseClient, serve};
+use periscope_tests::served::{SseClient, serve_sim};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -30,7 +31,11 @@ spec:
 async fn kubectl_scale_is_a_scaling_replica_set_event_on_sse_and_k8s_events() {
     let kubectl =
         periscope_build_support::scripts::tool("kubectl", "PERISCOPE_KUBECTL").unwrap_or_else(|m| panic!("{m}"));
-    let served = serve(&[]).await;
+    let options = SimOptions {
+        scenario: Scenario::Empty,
+        ..SimOptions::default()
+    };
+    let served = serve_sim(options, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     served.sim.write_kubeconfig(&kubeconfig).unwrap();
