@@ -647,11 +647,11 @@ pub(crate) fn apply(
             set: field_set(live, builtin, scope),
         });
     }
-    let last = entries
+    let previous = entries
         .iter()
         .position(|e| e.same_owner(manager, true, None))
-        .map(|i| entries.remove(i).set)
-        .unwrap_or_default();
+        .map(|i| entries.remove(i));
+    let last = previous.as_ref().map(|e| e.set.clone()).unwrap_or_default();
 
     let mut merged = live.clone();
     merge(&mut merged, &config, "", builtin);
@@ -682,11 +682,16 @@ pub(crate) fn apply(
     for e in entries.iter_mut() {
         e.set.retain(|p| !changed.contains(p) && !diff.removed.contains(p));
     }
+    // An apply that changes nothing keeps its entry's time, so it is not a write.
+    let time = match previous {
+        Some(p) if p.set == applied && changed.is_empty() && diff.removed.is_empty() => p.time,
+        _ => Some(stamp.now.to_string()),
+    };
     entries.push(Entry {
         manager: manager.to_string(),
         apply: true,
         api_version: stamp.api_version.to_string(),
-        time: Some(stamp.now.to_string()),
+        time,
         subresource: None,
         set: applied,
     });
@@ -848,6 +853,37 @@ mod tests {
         let a = &forced["metadata"]["managedFields"][0];
         assert_eq!(a["manager"], "a");
         assert!(a["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+    }
+
+    #[test]
+    fn an_apply_that_changes_nothing_keeps_its_time() {
+        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, true, &NOW).unwrap();
+        let later = Stamp {
+            api_version: "v1",
+            now: "2026-05-01T13:00:00Z",
+        };
+        let same = apply(
+            Some(&live),
+            &deployment("nginx", Some(2)),
+            "a",
+            false,
+            true,
+            true,
+            &later,
+        )
+        .unwrap();
+        assert_eq!(same, live);
+        let changed = apply(
+            Some(&live),
+            &deployment("nginx", Some(3)),
+            "a",
+            false,
+            true,
+            true,
+            &later,
+        )
+        .unwrap();
+        assert_eq!(changed["metadata"]["managedFields"][0]["time"], "2026-05-01T13:00:00Z");
     }
 
     #[test]

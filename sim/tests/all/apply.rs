@@ -359,8 +359,28 @@ async fn kubectl_scale_scales_the_replica_set_and_emits_scaling_replica_set() {
         "{reasons:?}"
     );
 
-    // Scaling down deletes pods: the kubelet stops their containers.
-    kubectl.run(&["scale", "deployment/web", "--replicas=2"]).await;
+    // Scaling down deletes pods: the kubelet stops their containers. With a
+    // precondition kubectl reads the Scale and writes it back (GET, then PUT).
+    kubectl
+        .run(&["scale", "deployment/web", "--current-replicas=4", "--replicas=2"])
+        .await;
+    let refused = kubectl
+        .output(&["scale", "deployment/web", "--current-replicas=7", "--replicas=1"])
+        .await;
+    assert!(!refused.status.success());
+
+    // `spec.replicas` now belongs to kubectl's scale: applying the manifest's again is
+    // the conflict a real cluster answers (the reason to drop replicas from manifests
+    // that an autoscaler or `kubectl scale` drives).
+    let conflict = kubectl.output(&["apply", "--server-side", "-f", &file]).await;
+    assert!(!conflict.status.success());
+    let stderr = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        stderr.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1 at "#
+        ) && stderr.contains(": .spec.replicas"),
+        "{stderr}"
+    );
     within("the scale-down events", async {
         loop {
             let list = sim.objects("events", Some("default")).expect("served");
