@@ -118,3 +118,40 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_aggregated_into_one_event_with_a_count() {
+        let store = Arc::new(Store::new(100, 1));
+        let mut recorder = Recorder::new(store.clone(), 1);
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "web", "namespace": "shop", "uid": "u-1" },
+        });
+        let source = Source {
+            component: "deployment-controller",
+            host: None,
+        };
+        let up = "Scaled up replica set web-abc from 1 to 4";
+        recorder.normal(&deployment, source, "ScalingReplicaSet", up);
+        recorder.normal(
+            &deployment,
+            source,
+            "ScalingReplicaSet",
+            "Scaled down replica set web-abc from 4 to 1",
+        );
+        recorder.normal(&deployment, source, "ScalingReplicaSet", up);
+        let events = resource::builtin_id("events").unwrap();
+        let page = store.list(events, Some("shop"), None, None, None);
+        assert_eq!(page.items.len(), 2);
+        let scaled_up = page.items.iter().find(|e| e["message"] == up).unwrap();
+        assert_eq!(scaled_up["count"], 2);
+        assert_eq!(scaled_up["involvedObject"]["kind"], "Deployment");
+        assert_eq!(scaled_up["involvedObject"]["uid"], "u-1");
+        assert_eq!(scaled_up["source"], json!({ "component": "deployment-controller" }));
+        assert_eq!(scaled_up["type"], "Normal");
+    }
+}

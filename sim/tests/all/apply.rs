@@ -401,3 +401,70 @@ async fn kubectl_scale_scales_the_replica_set_and_emits_scaling_replica_set() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn kubectl_scale_of_a_demo_deployment_is_adopted_by_the_controllers() {
+    let sim = crate::support::start(periscope_sim::SimOptions::default()).await;
+    let kubectl = Kubectl::new(&sim);
+    kubectl
+        .run(&["scale", "deployment/coredns", "-n", "kube-system", "--replicas=3"])
+        .await;
+    let message = within("the ScalingReplicaSet event of coredns", async {
+        loop {
+            let events = sim.objects("events", Some("kube-system")).expect("served");
+            if let Some(e) = events
+                .iter()
+                .find(|e| e["reason"] == "ScalingReplicaSet" && e["involvedObject"]["name"] == "coredns")
+            {
+                return e["message"].as_str().unwrap_or_default().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        message.starts_with("Scaled up replica set coredns-") && message.ends_with(" from 2 to 3"),
+        "{message}"
+    );
+    within("a third coredns pod", async {
+        loop {
+            let pods = sim.objects("pods", Some("kube-system")).expect("served");
+            let running = pods
+                .iter()
+                .filter(|p| p["metadata"]["labels"]["app"] == "coredns" && p["metadata"]["deletionTimestamp"].is_null())
+                .count();
+            if running == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_created_with_kubectl_runs_a_pod_to_completion() {
+    let sim = empty_sim().await;
+    let kubectl = Kubectl::new(&sim);
+    kubectl
+        .run(&["create", "job", "hello", "--image=busybox:1.36", "--", "echo", "hi"])
+        .await;
+    kubectl
+        .run(&["wait", "--for=condition=complete", "job/hello", "--timeout=20s"])
+        .await;
+    let job = get_json(&kubectl, &["get", "job", "hello"]).await;
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+    let pods = sim.objects("pods", Some("default")).expect("served");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0]["status"]["phase"], "Succeeded");
+    assert_eq!(pods[0]["metadata"]["labels"]["job-name"], "hello");
+    let events = sim.objects("events", Some("default")).expect("served");
+    let said = |reason: &str, message: &str| {
+        events
+            .iter()
+            .any(|e| e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.starts_with(message)))
+    };
+    assert!(said("SuccessfulCreate", "Created pod: hello-"), "{events:?}");
+    assert!(said("Completed", "Job completed"), "{events:?}");
+    assert!(said("Started", "Started container hello"), "{events:?}");
+}
