@@ -377,18 +377,28 @@ impl Loops {
             json!({ "type": t, "status": if ok { "True" } else { "False" }, "reason": reason,
                     "message": message, "lastUpdateTime": now, "lastTransitionTime": now })
         };
+        let want = replicas(&d);
+        let (available_reason, availability) = if available >= want {
+            ("MinimumReplicasAvailable", "has minimum availability")
+        } else {
+            ("MinimumReplicasUnavailable", "does not have minimum availability")
+        };
+        let current = owned
+            .iter()
+            .find(|rs| template_without_hash(rs) == template)
+            .map(|rs| meta::name(rs))
+            .unwrap_or_default();
         let status = json!({
             "observedGeneration": d.pointer("/metadata/generation"),
             "replicas": total,
             "updatedReplicas": sum("replicas", true),
             "readyReplicas": ready,
             "availableReplicas": available,
-            "unavailableReplicas": (replicas(&d) - available).max(0),
+            "unavailableReplicas": (want - available).max(0),
             "conditions": [
-                condition("Available", available >= replicas(&d), if available >= replicas(&d) { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                          format!("Deployment {}.", if available >= replicas(&d) { "has minimum availability" } else { "does not have minimum availability" })),
+                condition("Available", available >= want, available_reason, format!("Deployment {availability}.")),
                 condition("Progressing", true, "NewReplicaSetAvailable",
-                          format!("ReplicaSet \"{}\" has successfully progressed.", owned.iter().find(|rs| template_without_hash(rs) == template).map(|rs| meta::name(rs)).unwrap_or_default())),
+                          format!("ReplicaSet \"{current}\" has successfully progressed.")),
             ],
         });
         self.write_status(self.ids.deployments, key, status);
