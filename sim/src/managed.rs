@@ -22,8 +22,8 @@
 //!   entry for its manager (`fieldManager`, else the User-Agent's product) owning what
 //!   it changed, taking those fields from the others.
 //!
-//! Left out: structs marked atomic in the schema (a `selector`'s `matchLabels` merge
-//! granularly here), unions, version conversion of field sets, defaulting of the applied
+//! Maps and structs the schema marks atomic are known by field name (label selectors,
+//! `nodeSelector`, env key selectors; see [`atomic_map`]). Left out: unions, version conversion of field sets, defaulting of the applied
 //! configuration beyond port protocols, the manager cap (10 `Update` entries upstream)
 //! and duplicate-key validation.
 
@@ -150,6 +150,25 @@ fn list_kind(builtin: bool, field: &str, items: &[Value]) -> ListKind {
     }
 }
 
+/// Whether the map at `field` is atomic in the built-in kinds' schemas (replaced and
+/// owned whole): label selectors (`+structType=atomic`), the `selector` of a Service and
+/// a pod's `nodeSelector` (`+mapType=atomic`), and the key selectors of env values.
+fn atomic_map(builtin: bool, field: &str) -> bool {
+    builtin
+        && matches!(
+            field,
+            "selector"
+                | "nodeSelector"
+                | "podSelector"
+                | "namespaceSelector"
+                | "labelSelector"
+                | "secretKeyRef"
+                | "configMapKeyRef"
+                | "fieldRef"
+                | "resourceFieldRef"
+        )
+}
+
 /// The key of a keyed list's item, with the schema's default protocol filled in.
 fn item_key(item: &Value, keys: &[&str]) -> Option<Vec<(String, String)>> {
     let mut key: Vec<(String, String)> = keys
@@ -201,7 +220,7 @@ fn path_with(path: &[Element], element: Element) -> Path {
 
 fn walk(value: &Value, field: &str, path: Path, builtin: bool, set: &mut FieldSet) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
+        Value::Object(map) if !map.is_empty() && !atomic_map(builtin, field) => {
             for (k, v) in map {
                 walk(v, k, path_with(&path, Element::Field(k.clone())), builtin, set);
             }
@@ -288,7 +307,7 @@ fn remove(obj: &mut Value, path: &[Element]) {
 /// item key, sets by value, everything else replaced.
 fn merge(live: &mut Value, config: &Value, field: &str, builtin: bool) {
     match (live, config) {
-        (Value::Object(live), Value::Object(config)) => {
+        (Value::Object(live), Value::Object(config)) if !atomic_map(builtin, field) => {
             for (k, v) in config {
                 match live.get_mut(k) {
                     Some(slot) => merge(slot, v, k, builtin),
@@ -803,6 +822,7 @@ mod tests {
             }})
         );
         assert_eq!(from_fields_v1(&fields), set);
+        assert_eq!(fields["f:spec"]["f:selector"], json!({}), "a label selector is atomic");
     }
 
     #[test]
