@@ -468,3 +468,39 @@ async fn a_job_created_with_kubectl_runs_a_pod_to_completion() {
     assert!(said("Completed", "Job completed"), "{events:?}");
     assert!(said("Started", "Started container hello"), "{events:?}");
 }
+
+#[tokio::test]
+async fn a_rollout_restart_replaces_the_replica_set_and_rollout_status_sees_it_finish() {
+    let sim = empty_sim().await;
+    let kubectl = Kubectl::new(&sim);
+    let file = kubectl.file("web.yaml", DEPLOYMENT);
+    kubectl.run(&["apply", "--server-side", "-f", &file]).await;
+    let out = kubectl
+        .run(&["rollout", "status", "deployment/web", "--timeout=20s"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let first = sim.objects("replicasets", Some("default")).expect("served");
+    let old = first[0]["metadata"]["name"].as_str().unwrap_or_default().to_string();
+
+    kubectl.run(&["rollout", "restart", "deployment/web"]).await;
+    let out = kubectl
+        .run(&["rollout", "status", "deployment/web", "--timeout=20s"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let sets = sim.objects("replicasets", Some("default")).expect("served");
+    assert_eq!(sets.len(), 2);
+    let new = sets
+        .iter()
+        .find(|rs| rs["metadata"]["name"] != old.as_str())
+        .expect("a new replica set");
+    assert_eq!(new["spec"]["replicas"], 1);
+    let new = new["metadata"]["name"].as_str().unwrap_or_default();
+    let events = sim.objects("events", Some("default")).expect("served");
+    let said = |message: String| {
+        events
+            .iter()
+            .any(|e| e["reason"] == "ScalingReplicaSet" && e["message"] == message.as_str())
+    };
+    assert!(said(format!("Scaled up replica set {new} from 0 to 1")), "{events:?}");
+    assert!(said(format!("Scaled down replica set {old} from 1 to 0")), "{events:?}");
+}

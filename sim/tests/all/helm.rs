@@ -282,12 +282,16 @@ async fn the_project_chart_installs_upgrades_rolls_back_and_uninstalls() {
             .expect("deployments are served")
     };
 
+    // `--wait` checks every object's status as helm 4 does (kstatus): the controllers
+    // must bring the Deployment to its replicas.
     helm.run(&[
         "install",
         "periscope",
         chart,
         "--set",
         "watchStreams.kinds=pods\\,workloads",
+        "--wait",
+        "--timeout=20s",
     ])
     .await;
     assert_eq!(revisions(&sim, "periscope"), [pair("1", "deployed")]);
@@ -321,15 +325,20 @@ async fn the_project_chart_installs_upgrades_rolls_back_and_uninstalls() {
         "watchStreams.kinds=pods\\,workloads",
         "--set",
         "replicaCount=3",
+        "--wait",
+        "--timeout=20s",
     ])
     .await;
     assert_eq!(
         revisions(&sim, "periscope"),
         [pair("1", "superseded"), pair("2", "deployed")]
     );
-    assert_eq!(deployment().expect("kept")["spec"]["replicas"], 3);
+    let upgraded = deployment().expect("kept");
+    assert_eq!(upgraded["spec"]["replicas"], 3);
+    assert_eq!(upgraded["status"]["readyReplicas"], 3, "--wait saw it ready");
 
-    helm.run(&["rollback", "periscope", "1"]).await;
+    helm.run(&["rollback", "periscope", "1", "--wait", "--timeout=20s"])
+        .await;
     assert_eq!(
         revisions(&sim, "periscope"),
         [pair("1", "superseded"), pair("2", "superseded"), pair("3", "deployed")]
