@@ -613,11 +613,11 @@ impl Loops {
         };
         for (name, image) in containers(pod) {
             let pulled = format!("Container image \"{image}\" already present on machine");
-            self.recorder.normal(pod, kubelet, "Pulled", &pulled);
-            self.recorder
-                .normal(pod, kubelet, "Created", &format!("Created container: {name}"));
-            self.recorder
-                .normal(pod, kubelet, "Started", &format!("Started container {name}"));
+            self.recorder.container(pod, &name, kubelet, "Pulled", &pulled);
+            let created = format!("Created container: {name}");
+            self.recorder.container(pod, &name, kubelet, "Created", &created);
+            let started = format!("Started container {name}");
+            self.recorder.container(pod, &name, kubelet, "Started", &started);
         }
     }
 
@@ -631,8 +631,8 @@ impl Loops {
             host: Some(node),
         };
         for (name, _) in containers(pod) {
-            self.recorder
-                .normal(pod, kubelet, "Killing", &format!("Stopping container {name}"));
+            let stopping = format!("Stopping container {name}");
+            self.recorder.container(pod, &name, kubelet, "Killing", &stopping);
         }
     }
 }

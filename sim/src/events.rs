@@ -44,12 +44,27 @@ impl Recorder {
 
     /// Records a `Normal` event about `involved`.
     pub fn normal(&mut self, involved: &Value, source: Source, reason: &str, message: &str) {
-        self.record(involved, source, "Normal", reason, message);
+        self.record(involved, None, source, "Normal", reason, message);
+    }
+
+    /// Records a `Normal` event about one container of a pod, as the kubelet does
+    /// (`involvedObject.fieldPath: spec.containers{web}`).
+    pub fn container(&mut self, pod: &Value, container: &str, source: Source, reason: &str, message: &str) {
+        let field_path = format!("spec.containers{{{container}}}");
+        self.record(pod, Some(&field_path), source, "Normal", reason, message);
     }
 
     /// Records an event; the same event again (same source, object, type, reason and
     /// message) bumps the first one's `count` instead.
-    pub fn record(&mut self, involved: &Value, source: Source, event_type: &str, reason: &str, message: &str) {
+    pub fn record(
+        &mut self,
+        involved: &Value,
+        field_path: Option<&str>,
+        source: Source,
+        event_type: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let Some(events) = resource::builtin_id("events") else {
             return;
         };
@@ -68,6 +83,7 @@ impl Recorder {
             ns,
             meta::name(involved),
             uid,
+            field_path.unwrap_or_default(),
             event_type,
             reason,
             message,
@@ -94,7 +110,7 @@ impl Recorder {
             meta::name(involved),
             rand::RngCore::next_u64(&mut self.rng)
         );
-        let event = json!({
+        let mut event = json!({
             "apiVersion": "v1", "kind": "Event",
             "metadata": { "name": name, "namespace": ns },
             "involvedObject": {
@@ -107,6 +123,9 @@ impl Recorder {
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": source.component, "reportingInstance": source.host.unwrap_or_default(),
         });
+        if let Some(path) = field_path {
+            event["involvedObject"]["fieldPath"] = json!(path);
+        }
         match self.store.create(events, event) {
             Ok(created) => {
                 if self.seen.len() >= MAX_SEEN {

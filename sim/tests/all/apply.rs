@@ -348,6 +348,15 @@ async fn kubectl_scale_scales_the_replica_set_and_emits_scaling_replica_set() {
             )
         })
         .collect();
+    let started = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["reason"] == "Started" && e["message"] == "Started container web")
+        .expect("a Started event");
+    assert_eq!(started["involvedObject"]["fieldPath"], "spec.containers{web}");
+    assert_eq!(started["source"]["component"], "kubelet");
+    assert!(started["source"]["host"].is_string(), "{started}");
     let count = |reason: &str| reasons.iter().filter(|(r, _)| r == reason).count();
     assert_eq!(count("SuccessfulCreate"), 4, "{reasons:?}");
     assert_eq!(count("Scheduled"), 4, "{reasons:?}");
