@@ -626,12 +626,20 @@ pub(crate) fn apply(
     manager: &str,
     force: bool,
     builtin: bool,
-    has_status: bool,
+    scope: Scope,
     stamp: &Stamp,
 ) -> Result<Value, ApiError> {
-    let scope = Scope::Main { has_status };
-    let mut config = config.clone();
-    if has_status && let Some(map) = config.as_object_mut() {
+    let subresource = scope.subresource();
+    // Only what the scope writes is applied: the main resource without a status that
+    // has its own subresource, or only the status.
+    let mut config = match scope {
+        Scope::Main { .. } => config.clone(),
+        Scope::Status => json!({ "status": config.get("status").cloned().unwrap_or_else(|| json!({})) }),
+        Scope::Scale => json!({ "spec": { "replicas": config.pointer("/spec/replicas") } }),
+    };
+    if scope == (Scope::Main { has_status: true })
+        && let Some(map) = config.as_object_mut()
+    {
         map.remove("status");
     }
     if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -647,7 +655,7 @@ pub(crate) fn apply(
                 apply: true,
                 api_version: stamp.api_version.to_string(),
                 time: Some(stamp.now.to_string()),
-                subresource: None,
+                subresource: subresource.map(str::to_string),
                 set: applied,
             }],
         );
@@ -668,7 +676,7 @@ pub(crate) fn apply(
     }
     let previous = entries
         .iter()
-        .position(|e| e.same_owner(manager, true, None))
+        .position(|e| e.same_owner(manager, true, subresource))
         .map(|i| entries.remove(i));
     let last = previous.as_ref().map(|e| e.set.clone()).unwrap_or_default();
 
@@ -711,7 +719,7 @@ pub(crate) fn apply(
         apply: true,
         api_version: stamp.api_version.to_string(),
         time,
-        subresource: None,
+        subresource: subresource.map(str::to_string),
         set: applied,
     });
     write_entries(&mut merged, entries);
@@ -760,6 +768,8 @@ fn conflict(conflicts: Vec<(String, Path)>) -> ApiError {
 mod tests {
     use super::*;
 
+    const MAIN: Scope = Scope::Main { has_status: true };
+
     const NOW: Stamp = Stamp {
         api_version: "v1",
         now: "2026-05-01T12:00:00Z",
@@ -775,7 +785,16 @@ mod tests {
             "metadata": { "name": "test-cm", "namespace": "default", "labels": { "test-label": "test" } },
             "data": { "key": "some value" },
         });
-        let stored = apply(None, &config, "kubectl", false, true, false, &NOW).unwrap();
+        let stored = apply(
+            None,
+            &config,
+            "kubectl",
+            false,
+            true,
+            Scope::Main { has_status: false },
+            &NOW,
+        )
+        .unwrap();
         assert_eq!(
             stored["metadata"]["managedFields"],
             json!([{
@@ -827,7 +846,7 @@ mod tests {
 
     #[test]
     fn a_second_manager_conflicts_until_forced() {
-        let live = apply(None, &deployment("nginx:1", Some(2)), "a", false, true, true, &NOW).unwrap();
+        let live = apply(None, &deployment("nginx:1", Some(2)), "a", false, true, MAIN, &NOW).unwrap();
         // The same values are shared, not a conflict.
         let shared = apply(
             Some(&live),
@@ -835,7 +854,7 @@ mod tests {
             "b",
             false,
             true,
-            true,
+            MAIN,
             &NOW,
         )
         .unwrap();
@@ -846,7 +865,7 @@ mod tests {
             "b",
             false,
             true,
-            true,
+            MAIN,
             &NOW,
         )
         .unwrap_err();
@@ -865,7 +884,7 @@ mod tests {
             "b",
             true,
             true,
-            true,
+            MAIN,
             &NOW,
         )
         .unwrap();
@@ -876,8 +895,28 @@ mod tests {
     }
 
     #[test]
+    fn a_status_apply_owns_only_status_fields() {
+        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, MAIN, &NOW).unwrap();
+        let mut config = deployment("other", Some(9));
+        config["status"] = json!({ "replicas": 2, "conditions": [{ "type": "Available", "status": "True" }] });
+        let updated = apply(Some(&live), &config, "ctl", false, true, Scope::Status, &NOW).unwrap();
+        assert_eq!(updated["spec"], live["spec"], "only the status is applied");
+        assert_eq!(updated["status"]["replicas"], 2);
+        let entry = &updated["metadata"]["managedFields"][1];
+        assert_eq!(
+            (&entry["manager"], &entry["subresource"]),
+            (&json!("ctl"), &json!("status"))
+        );
+        assert_eq!(
+            entry["fieldsV1"],
+            json!({ "f:status": { "f:replicas": {}, "f:conditions": {
+                "k:{\"type\":\"Available\"}": { ".": {}, "f:type": {}, "f:status": {} } } } })
+        );
+    }
+
+    #[test]
     fn an_apply_that_changes_nothing_keeps_its_time() {
-        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, true, &NOW).unwrap();
+        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, MAIN, &NOW).unwrap();
         let later = Stamp {
             api_version: "v1",
             now: "2026-05-01T13:00:00Z",
@@ -888,7 +927,7 @@ mod tests {
             "a",
             false,
             true,
-            true,
+            MAIN,
             &later,
         )
         .unwrap();
@@ -899,7 +938,7 @@ mod tests {
             "a",
             false,
             true,
-            true,
+            MAIN,
             &later,
         )
         .unwrap();
@@ -908,8 +947,8 @@ mod tests {
 
     #[test]
     fn fields_no_longer_applied_are_removed_unless_owned_by_another() {
-        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, true, &NOW).unwrap();
-        let dropped = apply(Some(&live), &deployment("nginx", None), "a", false, true, true, &NOW).unwrap();
+        let live = apply(None, &deployment("nginx", Some(2)), "a", false, true, MAIN, &NOW).unwrap();
+        let dropped = apply(Some(&live), &deployment("nginx", None), "a", false, true, MAIN, &NOW).unwrap();
         assert!(dropped["spec"].get("replicas").is_none());
         // Owned by an updater too: kept.
         let mut scaled = live.clone();
@@ -919,7 +958,7 @@ mod tests {
             scope: Scope::Scale,
         };
         track_update(Some(&live), &mut scaled, &manager, true, &NOW);
-        let kept = apply(Some(&scaled), &deployment("nginx", None), "a", false, true, true, &NOW).unwrap();
+        let kept = apply(Some(&scaled), &deployment("nginx", None), "a", false, true, MAIN, &NOW).unwrap();
         assert_eq!(kept["spec"]["replicas"], 5);
     }
 
@@ -942,7 +981,7 @@ mod tests {
             "kubectl",
             false,
             true,
-            false,
+            Scope::Main { has_status: false },
             &NOW,
         )
         .unwrap_err();

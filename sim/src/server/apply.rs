@@ -10,17 +10,19 @@ use serde_json::Value;
 use super::Ctx;
 use super::request::{Params, Target, flag};
 use super::rest::{WriteOptions, key, namespace_accepts_writes, place};
-use crate::managed::{self, Stamp};
+use crate::managed::{self, Scope, Stamp};
 use crate::meta;
 use crate::status::ApiError;
 use crate::store::{UpdateMode, Write};
 
-/// Answers an apply patch: `201` with the created object, `200` with the updated one,
-/// `409` naming the conflicting managers and fields.
+/// Answers an apply patch (to the object, or to its `status` when `status`): `201`
+/// with the created object, `200` with the updated one, `409` naming the conflicting
+/// managers and fields.
 pub(super) fn apply(
     ctx: &Ctx,
     target: &Target,
     name: &str,
+    status: bool,
     options: &WriteOptions,
     params: &Params,
     body: &[u8],
@@ -77,11 +79,21 @@ pub(super) fn apply(
         dry_run: options.dry_run,
     };
     let key = key(target, name);
+    let scope = if status {
+        Scope::Status
+    } else {
+        Scope::Main {
+            has_status: rt.has_status,
+        }
+    };
     if ctx.store.get(target.resource, &key).is_none() {
+        if status {
+            return Err(ApiError::not_found(rt, name));
+        }
         if let Some(ns) = &target.namespace {
             namespace_accepts_writes(ctx, ns)?;
         }
-        let mut obj = managed::apply(None, &config, &options.manager, force, builtin, rt.has_status, &stamp)?;
+        let mut obj = managed::apply(None, &config, &options.manager, force, builtin, scope, &stamp)?;
         if let Some(admit) = rt.hooks.admit {
             admit(&ctx.store, &mut obj);
         }
@@ -89,19 +101,10 @@ pub(super) fn apply(
         tracing::debug!(resource = %rt.plural, name, manager = %options.manager, "created by apply");
         return Ok((StatusCode::CREATED, Json(&*created)).into_response());
     }
-    let updated = ctx
-        .store
-        .mutate_with(target.resource, &key, UpdateMode::Main, &write, |obj| {
-            *obj = managed::apply(
-                Some(obj),
-                &config,
-                &options.manager,
-                force,
-                builtin,
-                rt.has_status,
-                &stamp,
-            )?;
-            Ok(())
-        })?;
+    let mode = if status { UpdateMode::Status } else { UpdateMode::Main };
+    let updated = ctx.store.mutate_with(target.resource, &key, mode, &write, |obj| {
+        *obj = managed::apply(Some(obj), &config, &options.manager, force, builtin, scope, &stamp)?;
+        Ok(())
+    })?;
     Ok(Json(&*updated).into_response())
 }

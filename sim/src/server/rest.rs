@@ -68,8 +68,8 @@ pub(super) async fn handle(
         (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             replace(&ctx, &target, name, sub.is_some(), &options, &body)
         }
-        (&Method::PATCH, Some(name), None) if is_apply(content_type) => {
-            super::apply::apply(&ctx, &target, name, &options, &params, &body)
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) if is_apply(content_type) => {
+            super::apply::apply(&ctx, &target, name, sub.is_some(), &options, &params, &body)
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             patch(&ctx, &target, name, sub.is_some(), &options, content_type, &body)
