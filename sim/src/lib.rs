@@ -3,14 +3,25 @@
 //! `periscope-sim` speaks the real Kubernetes API wire protocol for the kinds periscope
 //! serves: discovery, list with `resourceVersion`/`limit`/`continue` and selectors,
 //! watch as newline-delimited JSON with bookmarks and `410 Expired`, create, replace,
-//! merge and strategic-merge patch, delete (with finalizers and graceful pod
-//! termination), and pod logs with `follow`, `tailLines`, `timestamps` and
-//! `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it over plain HTTP.
-//! Request bodies may be JSON or, for every built-in kind it serves, the Kubernetes
-//! protobuf encoding that client-go's typed clients send (helm's release Secrets,
-//! `kubectl create …`; see [`protobuf`]); answers are always JSON, which those clients
-//! accept. `helm install`, `upgrade`, `rollback`, `uninstall`, `list` and `status` work
-//! against it with `--server-side=false`.
+//! merge and strategic-merge patch, server-side apply (`application/apply-patch+yaml`
+//! with `fieldManager` and `force`: field ownership in `metadata.managedFields` and
+//! kube-apiserver's conflicts, see the `managed` module), the `scale` subresource of
+//! deployments, stateful sets and replica sets, `dryRun=All` on every write, delete (with
+//! finalizers and graceful pod termination), and pod logs with `follow`, `tailLines`,
+//! `timestamps` and `sinceSeconds`. Real clients (`kubectl`, `helm`, kube-rs) talk to it
+//! over plain HTTP with their defaults. Request bodies may be JSON (YAML for apply) or,
+//! for every built-in kind it serves, the Kubernetes protobuf encoding that client-go's
+//! typed clients send (helm's release Secrets, `kubectl create …`; see [`protobuf`]);
+//! answers are always JSON, which those clients accept. `helm install`, `upgrade`,
+//! `rollback`, `uninstall`, `list` and `status` work against it as they are (helm 4
+//! applies server-side).
+//!
+//! Objects written through the API are run by the control plane's loops (the
+//! `controllers` module): a Deployment gets its ReplicaSet, a ReplicaSet its pods, a Job
+//! a pod that completes, deleted owners take their dependents with them, and each
+//! transition leaves the Event kube-controller-manager, the scheduler or the kubelet
+//! would (`ScalingReplicaSet`, `SuccessfulCreate`, `Scheduled`, `Started`, `Killing`…),
+//! repeats aggregated by `count`.
 //!
 //! It serves custom resources: an `apiextensions.k8s.io/v1` CustomResourceDefinition
 //! created with `kubectl apply` (or [`Sim::apply`]) is served at once, in its scope and
@@ -33,9 +44,9 @@
 //! inject faults through [`Sim`], and benchmarks seed it with tens of thousands of pods.
 //!
 //! It is not a conformant apiserver: there is no authentication, admission, OpenAPI
-//! schema, server-side apply (so helm 4 needs `--server-side=false`), defaulting,
-//! ClusterRole aggregation, Table output, protobuf responses or CRD version conversion,
-//! and paged lists are not snapshots (see the `store` module).
+//! schema (server-side apply knows the list types of the built-in kinds from a table),
+//! defaulting beyond pods, ClusterRole aggregation, Table output, protobuf responses or
+//! CRD version conversion, and paged lists are not snapshots (see the `store` module).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), periscope_sim::Error> {
@@ -54,10 +65,13 @@
 //! # }
 //! ```
 
+mod controllers;
 mod crd;
+mod events;
 mod fault;
 mod kubelet;
 pub mod logs;
+mod managed;
 mod meta;
 pub mod paging;
 pub mod patch;
@@ -131,6 +145,11 @@ pub struct SimOptions {
     pub history_window: usize,
     /// Time between two steps of the demo churn. Default 400 ms.
     pub churn_interval: Duration,
+    /// Whether the control plane's loops run the objects written through the API
+    /// (deployments, replica sets, jobs, pod events, garbage collection). Default on;
+    /// off is an apiserver without kube-controller-manager, for tests that script
+    /// statuses themselves.
+    pub controllers: bool,
 }
 
 impl Default for SimOptions {
@@ -143,6 +162,7 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(5),
             history_window: 10_000,
             churn_interval: Duration::from_millis(400),
+            controllers: true,
         }
     }
 }
@@ -250,6 +270,9 @@ impl Sim {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        if opts.controllers {
+            controllers::spawn(store.clone(), shutdown.clone(), opts.seed);
+        }
         if opts.scenario == Scenario::Demo {
             scenario::spawn_churn(store.clone(), shutdown.clone(), &opts);
         }

@@ -6,7 +6,7 @@
 //! it is a merge patch, except that lists of objects that all carry a `name` (the
 //! merge key of containers, env, ports, volumes, volumeMounts…) are merged by name,
 //! and the `$patch`, `$setElementOrder/…`, `$retainKeys` and `$deleteFromPrimitiveList/…`
-//! directives are honoured or dropped. Server-side apply is not implemented.
+//! directives are honoured or dropped. Server-side apply is the `managed` module's.
 
 use serde_json::{Map, Value};
 

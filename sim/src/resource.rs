@@ -65,6 +65,9 @@ pub(crate) struct Hooks {
     /// Whether each object defines a resource (CustomResourceDefinitions): the store
     /// keeps the table in step with these objects.
     pub defines_resources: bool,
+    /// Whether objects have a `scale` subresource (`autoscaling/v1` `Scale` of
+    /// `spec.replicas`).
+    pub scale: bool,
 }
 
 /// What `DELETE` does to an object.
@@ -89,8 +92,14 @@ impl Hooks {
         logs: false,
         generation: true,
         defines_resources: false,
+        scale: false,
     };
 }
+
+const SCALABLE: Hooks = Hooks {
+    scale: true,
+    ..Hooks::PLAIN
+};
 
 const UNGENERATED: Hooks = Hooks {
     generation: false,
@@ -134,6 +143,12 @@ impl ResourceType {
         } else {
             format!("{}.{}", self.plural, self.group)
         }
+    }
+
+    /// Whether this is a built-in kind (whose list semantics the sim knows) rather
+    /// than a custom resource.
+    pub(crate) fn is_builtin(&self) -> bool {
+        BUILTIN.iter().any(|b| b.group == self.group && b.plural == self.plural)
     }
 
     /// Whether `name` names this resource: its plural or `plural.group`.
@@ -187,10 +202,10 @@ static BUILTIN: LazyLock<Vec<ResourceType>> = LazyLock::new(|| vec![
     row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], false),
     row("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"], true).with(UNGENERATED),
     row("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"], true).with(UNGENERATED),
-    row("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], true),
-    row("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], true),
+    row("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], true).with(SCALABLE),
+    row("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], true).with(SCALABLE),
     row("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], true),
-    row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], true),
+    row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], true).with(SCALABLE),
     row("batch", "v1", "Job", "jobs", "job", true, &[], true),
     row("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"], true),
     row("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], true),

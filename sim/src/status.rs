@@ -128,13 +128,13 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
 
-    /// 415: a patch type the sim does not implement (server-side apply).
+    /// 415: a patch type the sim does not know.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"
             ),
         )
     }

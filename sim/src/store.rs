@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::crd;
+use crate::managed;
 use crate::meta;
 use crate::resource::{ResourceId, ResourceType, Table};
 use crate::status::ApiError;
@@ -108,6 +109,31 @@ pub(crate) enum UpdateMode {
     Status,
     /// The sim's own controllers and the direct test API: take the object as given.
     Raw,
+}
+
+/// How a write through the API is recorded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Write {
+    /// The manager whose `Update` entry in `managedFields` records the write. `None`
+    /// stores the object's `managedFields` as given: the sim's own controllers write a
+    /// copy of the stored object, and server-side apply computes them itself.
+    pub manager: Option<managed::Manager>,
+    /// `dryRun=All`: validated, defaulted and answered, never stored.
+    pub dry_run: bool,
+}
+
+impl Write {
+    fn track(&self, rt: &ResourceType, old: Option<&Value>, obj: &mut Value) {
+        if let Some(manager) = &self.manager {
+            let api_version = rt.api_version();
+            let now = meta::now_timestamp();
+            let stamp = managed::Stamp {
+                api_version: &api_version,
+                now: &now,
+            };
+            managed::track_update(old, obj, manager, rt.is_builtin(), &stamp);
+        }
+    }
 }
 
 /// One page of a list.
@@ -378,7 +404,13 @@ impl Store {
 
     /// Creates an object. Sets uid, resourceVersion, creationTimestamp and generation;
     /// fills `metadata.name` from `generateName`.
-    pub fn create(&self, resource: ResourceId, mut obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn create(&self, resource: ResourceId, obj: Value) -> Result<Arc<Value>, ApiError> {
+        self.create_with(resource, obj, &Write::default())
+    }
+
+    /// [`Store::create`] of a write through the API: its manager's managed fields are
+    /// recorded, and a dry run returns the object without storing it.
+    pub fn create_with(&self, resource: ResourceId, mut obj: Value, write: &Write) -> Result<Arc<Value>, ApiError> {
         let mut state = self.lock();
         let state = &mut *state;
         let rt = &*Self::row(state, resource)?;
@@ -407,10 +439,9 @@ impl Store {
         if state.objects.get(&resource).is_some_and(|o| o.contains_key(&key)) {
             return Err(ApiError::already_exists(rt, &key.name));
         }
-        state.rv += 1;
-        let rv = state.rv;
-        let uid = meta::uid(&mut state.rng);
         Self::check_definition(state, rt, &obj)?;
+        let rv = state.rv + 1;
+        let uid = meta::uid(&mut state.rng);
         // Like the real registries: objects with a desired state track its generation,
         // unless the kind's spec is not reconciled.
         let has_spec = obj.get("spec").is_some() && rt.hooks.generation;
@@ -423,12 +454,18 @@ impl Store {
         if has_spec {
             m.insert("generation".into(), json!(1));
         }
-        m.remove("managedFields");
         if !rt.namespaced {
             m.remove("namespace");
         }
+        if write.dry_run {
+            m.remove("resourceVersion");
+        }
+        write.track(rt, None, &mut obj);
         let obj = Arc::new(obj);
-        Self::commit(state, &self.rv_tx, resource, EventType::Added, obj.clone(), None);
+        if !write.dry_run {
+            state.rv = rv;
+            Self::commit(state, &self.rv_tx, resource, EventType::Added, obj.clone(), None);
+        }
         Ok(obj)
     }
 
@@ -437,7 +474,18 @@ impl Store {
     /// anything outside `metadata` and `status` changed. An update that changes nothing
     /// is not a write. An object being deleted whose last finalizer this update removes
     /// is removed.
-    pub fn update(&self, resource: ResourceId, mut obj: Value, mode: UpdateMode) -> Result<Arc<Value>, ApiError> {
+    pub fn update(&self, resource: ResourceId, obj: Value, mode: UpdateMode) -> Result<Arc<Value>, ApiError> {
+        self.update_with(resource, obj, mode, &Write::default())
+    }
+
+    /// [`Store::update`] of a write through the API (see [`Store::create_with`]).
+    pub fn update_with(
+        &self,
+        resource: ResourceId,
+        mut obj: Value,
+        mode: UpdateMode,
+        write: &Write,
+    ) -> Result<Arc<Value>, ApiError> {
         let mut state = self.lock();
         let state = &mut *state;
         let rt = &*Self::row(state, resource)?;
@@ -497,8 +545,8 @@ impl Store {
                 "resourceVersion".into(),
                 cur.get("resourceVersion").cloned().unwrap_or_default(),
             );
-            m.remove("managedFields");
         }
+        write.track(rt, Some(&current), &mut obj);
         if spec_of(&obj) != spec_of(&current)
             && let Some(generation) = current.pointer("/metadata/generation").and_then(Value::as_i64)
         {
@@ -508,6 +556,9 @@ impl Store {
             return Ok(current);
         }
         Self::check_definition(state, rt, &obj)?;
+        if write.dry_run {
+            return Ok(Arc::new(obj));
+        }
         state.rv += 1;
         let rv = state.rv.to_string();
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), Value::String(rv));
@@ -532,6 +583,18 @@ impl Store {
         mode: UpdateMode,
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<Value>, ApiError> {
+        self.mutate_with(resource, key, mode, &Write::default(), f)
+    }
+
+    /// [`Store::mutate`] of a write through the API (see [`Store::create_with`]).
+    pub fn mutate_with(
+        &self,
+        resource: ResourceId,
+        key: &ObjKey,
+        mode: UpdateMode,
+        write: &Write,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Arc<Value>, ApiError> {
         let rt = Self::row(&self.lock(), resource)?;
         let Some(current) = self.get(resource, key) else {
             return Err(ApiError::not_found(&rt, &key.name));
@@ -548,7 +611,7 @@ impl Store {
         // The read and the write are two lock scopes; a concurrent write in between
         // makes the resourceVersion check fail with a conflict, which is what an
         // apiserver does on a racing patch (clients retry).
-        self.update(resource, obj, mode)
+        self.update_with(resource, obj, mode, write)
     }
 
     /// Starts a graceful deletion: sets `deletionTimestamp` (and the grace period).

@@ -945,8 +945,6 @@ async fn helm_install_creates_the_objects_and_uninstall_removes_them() {
             "default",
             "--set",
             "watchStreams.kinds=pods\\,workloads",
-            // helm 4 applies server-side by default; the sim has no server-side apply.
-            "--server-side=false",
         ]
         .map(String::from)
         .to_vec(),

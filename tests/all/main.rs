@@ -30,6 +30,8 @@ mod plugin_runtime;
 mod registry;
 /// Hot reload of the plugin directory over real HTTP.
 mod reload;
+/// kubectl scale against the sim's controllers, seen on SSE and k8sEvents.
+mod scale_events;
 /// Authentication on every route, Kubernetes RBAC per subscriber, bounded upstreams
 /// and the bad-input matrix.
 mod security;

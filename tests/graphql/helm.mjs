@@ -50,7 +50,7 @@ let sub;
 await step('subscribed before the install, helm install is DEPLOYED v1', async () => {
   sub = new Sub(gql, query('demo'));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  await helm('install', 'demo', chart, '--server-side=false');
+  await helm('install', 'demo', chart);
   const seen = await until(sub, 'DEPLOYED v1', (r) => r.revision === 1 && r.status === 'DEPLOYED');
   const deployed = seen[seen.length - 1];
   assertEqual(

@@ -111,14 +111,23 @@ pub mod served {
         serve_scenario(Scenario::Empty, env).await
     }
 
-    /// Like [`serve`], with a sim scenario.
+    /// Like [`serve`], with a sim scenario. The sim runs without its controllers: the
+    /// tests script the statuses and events they assert on.
     pub async fn serve_scenario(scenario: Scenario, env: &[(&str, &str)]) -> Served {
-        let sim = Sim::start(SimOptions {
-            scenario,
-            ..SimOptions::default()
-        })
+        serve_sim(
+            SimOptions {
+                scenario,
+                controllers: false,
+                ..SimOptions::default()
+            },
+            env,
+        )
         .await
-        .expect("the sim starts");
+    }
+
+    /// Like [`serve`], with every sim option (e.g. its controllers on).
+    pub async fn serve_sim(options: SimOptions, env: &[(&str, &str)]) -> Served {
+        let sim = Sim::start(options).await.expect("the sim starts");
         let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
         let mut config = periscope::config::load(None, &env).expect("test configuration is valid");
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));

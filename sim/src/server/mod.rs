@@ -10,12 +10,14 @@
 //! impersonated users; `/sim/admin` is outside the API and never checked.
 
 mod admin;
+mod apply;
 mod authz;
 mod discovery;
 mod logs;
 mod openapi;
 mod request;
 mod rest;
+mod scale;
 mod watch;
 
 use std::sync::Arc;

@@ -69,6 +69,7 @@ pub(super) fn parse_path(table: &Table, path: &str) -> Option<Target> {
         let known_subresource = match t.subresource.as_deref() {
             None | Some("status") => true,
             Some("log") => rt.hooks.logs,
+            Some("scale") => rt.hooks.scale,
             Some(_) => false,
         };
         // Namespaced objects are addressed inside their namespace; only their

@@ -13,13 +13,15 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::request::{Filter, Params, Target, flag, number, parse_path};
+use super::scale;
 use crate::fault::ListFailure;
+use crate::managed;
 use crate::meta;
 use crate::paging::ContinueToken;
 use crate::patch::{self, PatchType};
 use crate::resource::{self, Deletion, ResourceId, ResourceType};
 use crate::status::ApiError;
-use crate::store::{ObjKey, UpdateMode};
+use crate::store::{ObjKey, UpdateMode, Write};
 
 /// How long a deleted pod stays `Terminating` before the simulated kubelet confirms.
 const POD_TERMINATION: Duration = Duration::from_millis(300);
@@ -38,28 +40,41 @@ pub(super) async fn handle(
         return ApiError::no_route(path).into_response();
     };
     tracing::debug!(%method, path, "request");
-    if params.get("dryRun").is_some_and(|v| !v.is_empty()) {
-        return ApiError::bad_request("dryRun is not supported by the simulated cluster").into_response();
-    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let options = match WriteOptions::from_params(&params, user_agent) {
+        Ok(options) => options,
+        Err(error) => return error.into_response(),
+    };
     let result = match (&method, &target.name, target.subresource.as_deref()) {
         (&Method::GET, None, None) if flag(&params, "watch") => {
             return super::watch::watch(ctx, target, params).await;
         }
         (&Method::GET, None, None) => list(&ctx, &target, &params),
-        (&Method::POST, None, None) => create(&ctx, &target, &body),
+        (&Method::POST, None, None) => create(&ctx, &target, &options, &body),
         (&Method::GET, Some(_), Some("log")) if target.rt().hooks.logs => {
             return super::logs::logs(ctx, target, params).await;
         }
+        (&Method::GET, Some(name), Some("scale")) => scale::get(&ctx, &target, name),
+        (&Method::PUT, Some(name), Some("scale")) => scale::replace(&ctx, &target, name, &options, &body),
+        (&Method::PATCH, Some(name), Some("scale")) => scale::patch(&ctx, &target, name, &options, content_type, &body),
         (&Method::GET, Some(name), None | Some("status")) => get(&ctx, &target, name),
-        (&Method::PUT, Some(name), sub @ (None | Some("status"))) => replace(&ctx, &target, name, sub.is_some(), &body),
-        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            patch(&ctx, &target, name, sub.is_some(), content_type, &body)
+        (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
+            replace(&ctx, &target, name, sub.is_some(), &options, &body)
         }
-        (&Method::DELETE, Some(name), None) => delete(&ctx, &target, name, &params, &body),
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) if is_apply(content_type) => {
+            super::apply::apply(&ctx, &target, name, sub.is_some(), &options, &params, &body)
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            patch(&ctx, &target, name, sub.is_some(), &options, content_type, &body)
+        }
+        (&Method::DELETE, Some(name), None) => delete(&ctx, &target, name, &options, &params, &body),
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method} {path})"
         ))),
@@ -136,7 +151,7 @@ fn list(ctx: &Ctx, target: &Target, params: &Params) -> Result<Response, ApiErro
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-fn key(target: &Target, name: &str) -> ObjKey {
+pub(super) fn key(target: &Target, name: &str) -> ObjKey {
     ObjKey {
         namespace: target.namespace.clone().unwrap_or_default(),
         name: name.to_string(),
@@ -173,7 +188,7 @@ fn parse_body(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Puts the object in the path's namespace, or fails if it names another one.
-fn place(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+pub(super) fn place(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if let Some(ns) = &target.namespace {
         let given = meta::namespace(obj);
         if !given.is_empty() && given != ns {
@@ -186,7 +201,84 @@ fn place(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn create(ctx: &Ctx, target: &Target, body: &[u8]) -> Result<Response, ApiError> {
+/// Whether a PATCH is a server-side apply (`application/apply-patch+yaml`; kubectl and
+/// helm send JSON under that type, which is YAML too).
+fn is_apply(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/apply-patch+yaml"))
+}
+
+/// What every write request carries besides its body: who manages the fields it
+/// writes, and whether it is a dry run.
+pub(super) struct WriteOptions {
+    /// `fieldManager`, else the product of the User-Agent (`kubectl`, `Helm`), as
+    /// kube-apiserver names the manager of an `Update`.
+    pub manager: String,
+    /// Whether `fieldManager` was given (server-side apply requires it).
+    pub manager_given: bool,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+impl WriteOptions {
+    fn from_params(params: &Params, user_agent: &str) -> Result<Self, ApiError> {
+        let dry_run = match params.get("dryRun").map(String::as_str) {
+            None | Some("") => false,
+            Some("All") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
+                )));
+            }
+        };
+        let given = params.get("fieldManager").filter(|m| !m.is_empty());
+        if given.is_some_and(|m| m.chars().count() > 128) {
+            return Err(ApiError::bad_request(
+                "fieldManager: Too long: may not be more than 128 bytes",
+            ));
+        }
+        let manager = match given {
+            Some(m) => m.clone(),
+            None => user_agent
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(128)
+                .collect(),
+        };
+        Ok(Self {
+            manager,
+            manager_given: given.is_some(),
+            dry_run,
+        })
+    }
+
+    /// The store's record of a non-apply write in `scope`.
+    pub fn write(&self, scope: managed::Scope) -> Write {
+        Write {
+            manager: Some(managed::Manager {
+                name: self.manager.clone(),
+                scope,
+            }),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+fn main_scope(rt: &ResourceType, status: bool) -> managed::Scope {
+    if status {
+        managed::Scope::Status
+    } else {
+        managed::Scope::Main {
+            has_status: rt.has_status,
+        }
+    }
+}
+
+fn create(ctx: &Ctx, target: &Target, options: &WriteOptions, body: &[u8]) -> Result<Response, ApiError> {
     let rt = target.rt();
     if rt.namespaced && target.namespace.is_none() {
         return Err(ApiError::method_not_allowed(format!(
@@ -202,12 +294,13 @@ fn create(ctx: &Ctx, target: &Target, body: &[u8]) -> Result<Response, ApiError>
     if let Some(admit) = rt.hooks.admit {
         admit(&ctx.store, &mut obj);
     }
-    let created = ctx.store.create(target.resource, obj)?;
+    let write = options.write(main_scope(rt, false));
+    let created = ctx.store.create_with(target.resource, obj, &write)?;
     tracing::debug!(resource = %rt.plural, name = meta::name(&created), "created");
     Ok((StatusCode::CREATED, Json(&*created)).into_response())
 }
 
-fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
+pub(super) fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
     let namespaces =
         resource::builtin_id("namespaces").ok_or_else(|| ApiError::internal("the resource table has no namespaces"))?;
     let rt = &resource::builtin()[namespaces];
@@ -227,7 +320,14 @@ fn namespace_accepts_writes(ctx: &Ctx, ns: &str) -> Result<(), ApiError> {
     }
 }
 
-fn replace(ctx: &Ctx, target: &Target, name: &str, status: bool, body: &[u8]) -> Result<Response, ApiError> {
+fn replace(
+    ctx: &Ctx,
+    target: &Target,
+    name: &str,
+    status: bool,
+    options: &WriteOptions,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let rt = target.rt();
     let mut obj = parse_body(rt, body)?;
     place(target, &mut obj)?;
@@ -238,7 +338,8 @@ fn replace(ctx: &Ctx, target: &Target, name: &str, status: bool, body: &[u8]) ->
         )));
     }
     let mode = if status { UpdateMode::Status } else { UpdateMode::Main };
-    let updated = ctx.store.update(target.resource, obj, mode)?;
+    let write = options.write(main_scope(rt, status));
+    let updated = ctx.store.update_with(target.resource, obj, mode, &write)?;
     Ok(Json(&*updated).into_response())
 }
 
@@ -247,24 +348,35 @@ fn patch(
     target: &Target,
     name: &str,
     status: bool,
+    options: &WriteOptions,
     content_type: &str,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let patch_type =
         PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
     let mode = if status { UpdateMode::Status } else { UpdateMode::Main };
-    let updated = ctx.store.mutate(target.resource, &key(target, name), mode, |obj| {
-        patch::apply(obj, patch_type, body).map_err(|e| {
-            let detail = std::error::Error::source(&e)
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            ApiError::bad_request(format!("{e}: {detail}"))
-        })
-    })?;
+    let write = options.write(main_scope(target.rt(), status));
+    let updated = ctx
+        .store
+        .mutate_with(target.resource, &key(target, name), mode, &write, |obj| {
+            patch::apply(obj, patch_type, body).map_err(|e| {
+                let detail = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                ApiError::bad_request(format!("{e}: {detail}"))
+            })
+        })?;
     Ok(Json(&*updated).into_response())
 }
 
-fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) -> Result<Response, ApiError> {
+fn delete(
+    ctx: &Ctx,
+    target: &Target,
+    name: &str,
+    request: &WriteOptions,
+    params: &Params,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let rt = target.rt();
     let key = key(target, name);
     let options: Value = if body.is_empty() {
@@ -291,6 +403,15 @@ fn delete(ctx: &Ctx, target: &Target, name: &str, params: &Params, body: &[u8]) 
         && meta::resource_version(&current) != rv
     {
         return Err(ApiError::conflict(rt, name));
+    }
+    let dry_run = request.dry_run
+        || options
+            .pointer("/dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    if dry_run {
+        // Validated (the object exists, the preconditions hold), not carried out.
+        return Ok(Json(&*current).into_response());
     }
     let graceful = rt.hooks.deletion == Deletion::Graceful
         && grace

@@ -4,10 +4,10 @@
 //! helm keeps its releases in Secrets (`sh.helm.release.v1.<name>.v<revision>`, type
 //! `helm.sh/release.v1`, labels `owner=helm,name,status,version`) and writes them with
 //! client-go's typed client, which sends protobuf bodies (and DeleteOptions as protobuf
-//! on uninstall); the chart's objects go as JSON. helm 4 applies server-side by default,
-//! which the sim does not implement, so installs pass `--server-side=false` (upgrades and
-//! rollbacks follow the release's method, `auto`). Without `--wait` helm waits only for
-//! hooks, and the chart has none.
+//! on uninstall); the chart's objects go as JSON apply patches: helm 4 applies
+//! server-side by default (field manager `helm`), and every command here runs with
+//! helm's defaults. Without `--wait` helm waits only for hooks, and the charts have none.
+//! The second test does the same with the project's own chart (`charts/periscope`).
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -102,6 +102,11 @@ impl Helm {
         self.dir.path().join("chart")
     }
 
+    /// The project's chart, `charts/periscope`.
+    fn project_chart() -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/periscope")
+    }
+
     fn home(&self, what: &str) -> PathBuf {
         self.dir.path().join("helm").join(what)
     }
@@ -178,7 +183,7 @@ async fn a_release_installs_upgrades_rolls_back_and_uninstalls() {
     let chart = helm.chart();
     let chart = chart.to_str().expect("a UTF-8 temp path");
 
-    helm.run(&["install", "demo", chart, "--server-side=false"]).await;
+    helm.run(&["install", "demo", chart]).await;
     assert_eq!(revisions(&sim, "demo"), [pair("1", "deployed")]);
     assert_eq!(config_value(&sim).as_deref(), Some("one"));
     let deployment = sim
@@ -186,6 +191,13 @@ async fn a_release_installs_upgrades_rolls_back_and_uninstalls() {
         .expect("deployments are served")
         .expect("the chart's Deployment is created");
     assert_eq!(deployment["spec"]["template"]["metadata"]["annotations"]["x"], "one");
+    assert_applied_by_helm(&deployment);
+    assert_eq!(
+        deployment["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+            ["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"],
+        serde_json::json!({ ".": {}, "f:containerPort": {}, "f:name": {} }),
+        "{deployment}"
+    );
     let service = sim
         .get("services", Some("default"), "demo")
         .expect("services are served")
@@ -205,6 +217,11 @@ async fn a_release_installs_upgrades_rolls_back_and_uninstalls() {
     assert_eq!(status["version"], 1);
 
     helm.run(&["upgrade", "demo", chart, "--set", "x=two"]).await;
+    let config = sim
+        .get("configmaps", Some("default"), "demo-config")
+        .expect("configmaps are served")
+        .expect("the ConfigMap stays");
+    assert_applied_by_helm(&config);
     assert_eq!(
         revisions(&sim, "demo"),
         [pair("1", "superseded"), pair("2", "deployed")]
@@ -233,4 +250,112 @@ async fn a_release_installs_upgrades_rolls_back_and_uninstalls() {
     }
     let list = helm.json(&["list", "-o", "json"]).await;
     assert_eq!(list, Value::Array(Vec::new()));
+}
+
+/// The object was created and is owned by helm's server-side apply, alone.
+fn assert_applied_by_helm(obj: &Value) {
+    let entries = obj["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields are recorded");
+    let appliers: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap_or_default(),
+                e["operation"].as_str().unwrap_or_default(),
+            )
+        })
+        .filter(|(_, operation)| *operation == "Apply")
+        .collect();
+    assert_eq!(appliers, [("helm", "Apply")], "{obj}");
+    assert_eq!(entries[0]["fieldsType"], "FieldsV1");
+}
+
+#[tokio::test]
+async fn the_project_chart_installs_upgrades_rolls_back_and_uninstalls() {
+    let sim = empty_sim().await;
+    let helm = Helm::new(&sim);
+    let chart = Helm::project_chart();
+    let chart = chart.to_str().expect("a UTF-8 path");
+    let deployment = || {
+        sim.get("deployments", Some("default"), "periscope")
+            .expect("deployments are served")
+    };
+
+    // `--wait` checks every object's status as helm 4 does (kstatus): the controllers
+    // must bring the Deployment to its replicas.
+    helm.run(&[
+        "install",
+        "periscope",
+        chart,
+        "--set",
+        "watchStreams.kinds=pods\\,workloads",
+        "--wait",
+        "--timeout=20s",
+    ])
+    .await;
+    assert_eq!(revisions(&sim, "periscope"), [pair("1", "deployed")]);
+    let installed = deployment().expect("the chart's Deployment is created");
+    assert_applied_by_helm(&installed);
+    assert_eq!(installed["spec"]["replicas"], 2);
+    for (plural, name) in [
+        ("configmaps", "periscope"),
+        ("services", "periscope"),
+        ("serviceaccounts", "periscope"),
+        ("poddisruptionbudgets", "periscope"),
+    ] {
+        let obj = sim
+            .get(plural, Some("default"), name)
+            .expect("served")
+            .unwrap_or_else(|| panic!("helm install created no {plural}/{name}"));
+        assert_applied_by_helm(&obj);
+    }
+    for plural in ["clusterroles", "clusterrolebindings"] {
+        assert!(
+            sim.get(plural, None, "periscope").expect("served").is_some(),
+            "no {plural}/periscope"
+        );
+    }
+
+    helm.run(&[
+        "upgrade",
+        "periscope",
+        chart,
+        "--set",
+        "watchStreams.kinds=pods\\,workloads",
+        "--set",
+        "replicaCount=3",
+        "--wait",
+        "--timeout=20s",
+    ])
+    .await;
+    assert_eq!(
+        revisions(&sim, "periscope"),
+        [pair("1", "superseded"), pair("2", "deployed")]
+    );
+    let upgraded = deployment().expect("kept");
+    assert_eq!(upgraded["spec"]["replicas"], 3);
+    assert_eq!(upgraded["status"]["readyReplicas"], 3, "--wait saw it ready");
+
+    helm.run(&["rollback", "periscope", "1", "--wait", "--timeout=20s"])
+        .await;
+    assert_eq!(
+        revisions(&sim, "periscope"),
+        [pair("1", "superseded"), pair("2", "superseded"), pair("3", "deployed")]
+    );
+    assert_eq!(deployment().expect("kept")["spec"]["replicas"], 2);
+
+    helm.run(&["uninstall", "periscope", "--wait"]).await;
+    assert_eq!(revisions(&sim, "periscope"), []);
+    assert_eq!(deployment(), None);
+    assert!(sim.get("clusterroles", None, "periscope").expect("served").is_none());
+    // The garbage collector takes the Deployment's replica sets and pods with it.
+    within("the garbage collector", async {
+        while !sim.objects("replicasets", Some("default")).expect("served").is_empty()
+            || !sim.objects("pods", Some("default")).expect("served").is_empty()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
 }

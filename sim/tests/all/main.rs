@@ -3,6 +3,7 @@
 //!
 //! Run with: `cargo test -p periscope-sim --test all`
 
+mod apply;
 mod crd;
 mod helm;
 mod kubectl;
