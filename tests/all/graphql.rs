@@ -211,8 +211,7 @@ async fn a_message_past_the_limit_closes_once_with_4400_and_no_reconnect() {
 
 #[tokio::test]
 async fn a_token_inside_the_leeway_is_accepted_alike_at_init_subscribe_and_mid_stream() {
-    // serve_jwt's leeway is 5 s.
-    let (served, _dir) = serve_jwt(&[]).await;
+    let (served, _dir) = serve_jwt(&[("PERISCOPE_AUTH_LEEWAY", "8s")]).await;
     let in_leeway = token("alice", &["admins"], now() - 2);
     let past_leeway = token("alice", &["admins"], now() - 60);
     run_script("clients.mjs", &["leeway", &ws_url(&served), &in_leeway, &past_leeway])

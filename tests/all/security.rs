@@ -162,6 +162,23 @@ async fn bad_input_gets_the_right_status_and_a_json_body_and_opens_nothing() {
     assert_eq!(response.status(), 405);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
+    // A route the SPA calls that this host does not serve is 404 JSON, whatever the
+    // method (spec/spa-shell.md), not the 405 of the kind route it resembles.
+    for (method, route) in [("POST", "can-i"), ("GET", "can-i"), ("POST", "pods/shop/web/yaml")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = reqwest::Client::new()
+            .request(method.clone(), served.url(route))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {route}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{method} {route}: {body}"
+        );
+    }
     // Oversized headers are refused by the HTTP layer before any handler runs.
     let response = reqwest::Client::new()
         .get(served.url("pods"))

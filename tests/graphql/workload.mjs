@@ -117,7 +117,9 @@ await step('the restart window passes with no restart: OK, with its restarts', a
 await step('scaled to 0/0 is OK (the desired state is reached); deleting it completes', async () => {
   await simDelete(sim, '/api/v1/namespaces/shop/pods/web-a');
   await simDelete(sim, '/api/v1/namespaces/shop/pods/web-b');
-  await simApply(sim, { ...deployment('web:2'), spec: { ...deployment('web:2').spec, replicas: 0 } }, { observedGeneration: 2, replicas: 0, updatedReplicas: 0, readyReplicas: 0, availableReplicas: 0 });
+  const scaled = deployment('web:2');
+  await simApply(sim, { ...scaled, metadata: { ...scaled.metadata, generation: 3 }, spec: { ...scaled.spec, replicas: 0 } },
+    { observedGeneration: 3, replicas: 0, updatedReplicas: 0, readyReplicas: 0, availableReplicas: 0 });
   let next = await record('scaled to zero');
   while (next.desired !== 0 || next.restarts !== 0) next = await record('0/0');
   assertEqual([next.ready, next.desired, next.status], [0, 0, 'OK'], '0/0');
