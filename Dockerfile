@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# periscope's container image: the stripped `periscope` binary, with the bundled kind
-# plugins embedded in it (host/build.rs), on a distroless base as a non-root user.
+# periscope's container image: the `periscope` release binary (no debug info; its
+# symbols kept, so a panic's backtrace names functions), with the bundled kind plugins
+# embedded in it (host/build.rs), on a distroless base as a non-root user.
 #
 #   docker build -t periscope .
 #   docker run --rm -p 8080:8080 periscope serve --listen 0.0.0.0:8080   # the demo cluster
@@ -12,14 +13,20 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY rust-toolchain.toml ./
-RUN rustup show active-toolchain || rustup toolchain install
+# Toolchain, components and the guest target in their own layer: the image's default
+# toolchain can already be the pinned one without the wasm target, which cargo would
+# otherwise download inside every `cargo build`.
+RUN rustup toolchain install \
+    && rustup target add wasm32-wasip2 \
+    && rustup target list --installed | grep -qx wasm32-wasip2
 COPY . .
 # The cache mounts keep the registry and target dir across builds; the binary is copied
-# out of the target dir, which the mount would otherwise hide from the next stage.
+# out of the target dir, which the mount would otherwise hide from the next stage. The
+# release profile already drops debug info (`strip = "debuginfo"`); no further `strip`,
+# which would remove the symbols backtraces use.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p periscope \
-    && strip --strip-all target/release/periscope \
     && install -D -m 0755 target/release/periscope /out/periscope \
     && mkdir -p /out/cache/periscope /out/tmp
 

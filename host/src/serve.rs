@@ -231,10 +231,7 @@ impl App {
             streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
             metrics,
             shutdown: CancellationToken::new(),
-            graphql: crate::transport::graphql::GraphqlOptions::new(
-                config.graphql.init_timeout,
-                config.graphql.max_operation_duration,
-            ),
+            graphql: crate::transport::graphql::GraphqlOptions::new(&config.graphql),
         };
         if let Some(dir) = plugin_dir {
             let reloader = Reloader::new(runtime, dir, streams.value.clone(), bundled, &from_dir, kinds);

@@ -62,3 +62,25 @@ async fn an_eventsource_on_a_quiet_kind_gets_a_frame_after_every_reconnect() {
     served.shutdown().await;
     run.assert_success();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_denied_by_rbac_ends_in_the_forbidden_state_not_reconnecting() {
+    let (served, _dir) = crate::auth::serve_jwt_scenario(
+        Scenario::Demo,
+        &[
+            ("PERISCOPE_AUTH_RBAC", "subjectaccessreview"),
+            ("PERISCOPE_WATCH_STREAMS", "pods"),
+        ],
+    )
+    .await;
+    // mallory is bound to nothing: the watch is refused, and so is the poll.
+    let token = crate::auth::hs256(&crate::auth::claims("mallory"));
+    let run = browser::run_script(
+        "eventsource-forbidden.mjs",
+        &served.base,
+        &["--token", &token, "--path", "/api/clusters/test/pods/watch"],
+    )
+    .await;
+    served.shutdown().await;
+    run.assert_success();
+}

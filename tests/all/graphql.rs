@@ -51,8 +51,8 @@ async fn ten_event_subscribers_share_one_upstream_watch_with_sse() {
 }
 
 #[tokio::test]
-async fn workload_status_follows_a_rollout_and_a_crash_loop() {
-    let served = serve(&[]).await;
+async fn workload_status_follows_a_rollout_a_crash_loop_and_a_scale_to_zero() {
+    let served = serve(&[("PERISCOPE_GRAPHQL_RESTART_WINDOW", "3s")]).await;
     run_script("workload.mjs", &[&ws_url(&served), &served.sim.url()])
         .await
         .assert_success();
@@ -179,5 +179,52 @@ async fn helm_install_upgrade_uninstall_and_a_corrupt_release_secret() {
         selectors.contains(&Some("owner=helm,name=broken".to_string())),
         "{selectors:?}"
     );
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn pod_logs_tail_lines_and_follow_default_when_omitted_or_null() {
+    let served = serve(&[]).await;
+    run_script("clients.mjs", &["defaults", &ws_url(&served), &served.sim.url()])
+        .await
+        .assert_success();
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn pods_workloads_and_releases_named_with_dots_stream() {
+    let served = serve(&[]).await;
+    run_script("clients.mjs", &["names", &ws_url(&served), &served.sim.url()])
+        .await
+        .assert_success();
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_past_the_limit_closes_once_with_4400_and_no_reconnect() {
+    let served = serve(&[]).await;
+    run_script("clients.mjs", &["size", &ws_url(&served)])
+        .await
+        .assert_success();
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_inside_the_leeway_is_accepted_alike_at_init_subscribe_and_mid_stream() {
+    let (served, _dir) = serve_jwt(&[("PERISCOPE_AUTH_LEEWAY", "8s")]).await;
+    let in_leeway = token("alice", &["admins"], now() - 2);
+    let past_leeway = token("alice", &["admins"], now() - 60);
+    run_script("clients.mjs", &["leeway", &ws_url(&served), &in_leeway, &past_leeway])
+        .await
+        .assert_success();
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_sockets_are_pinged_and_silent_peers_closed() {
+    let served = serve(&[("PERISCOPE_GRAPHQL_PING_INTERVAL", "1s")]).await;
+    run_script("clients.mjs", &["pings", &ws_url(&served)])
+        .await
+        .assert_success();
     served.shutdown().await;
 }

@@ -23,6 +23,20 @@ pub(crate) async fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]
     (status, body)
 }
 
+/// The `{"message": …}` of a watch refused by RBAC: a 200 event stream of one `error`
+/// event that then ends, as Periscope's own backend answers (the SPA counts it and
+/// falls back to polling, whose 403 shows its forbidden state).
+pub(crate) async fn refused_watch(url: &str, token: &str) -> Value {
+    let (status, body) = get(url, Some(token), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["text"].as_str().unwrap_or_default();
+    let data = text
+        .strip_prefix("event: error\ndata: ")
+        .and_then(|rest| rest.strip_suffix("\n\n"))
+        .unwrap_or_else(|| panic!("one error event, then the end: {text:?}"));
+    serde_json::from_str(data).unwrap()
+}
+
 /// The data routes of the API (one of each shape).
 fn data_routes(served: &Served) -> Vec<String> {
     vec![
@@ -148,6 +162,23 @@ async fn bad_input_gets_the_right_status_and_a_json_body_and_opens_nothing() {
     assert_eq!(response.status(), 405);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
+    // A route the SPA calls that this host does not serve is 404 JSON, whatever the
+    // method (spec/spa-shell.md), not the 405 of the kind route it resembles.
+    for (method, route) in [("POST", "can-i"), ("GET", "can-i"), ("POST", "pods/shop/web/yaml")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = reqwest::Client::new()
+            .request(method.clone(), served.url(route))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {route}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{method} {route}: {body}"
+        );
+    }
     // Oversized headers are refused by the HTTP layer before any handler runs.
     let response = reqwest::Client::new()
         .get(served.url("pods"))
@@ -289,8 +320,8 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     let (status, body) = get(&served.url("pods?namespace=payments"), Some(&alice), &[]).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "forbidden");
-    let (status, body) = get(&served.url("pods/watch?namespace=payments"), Some(&alice), &[]).await;
-    assert_eq!(status, 403, "{body}");
+    let refused = refused_watch(&served.url("pods/watch?namespace=payments"), &alice).await;
+    assert!(refused["message"].as_str().unwrap().contains("alice"), "{refused}");
     let (status, body) = get(&served.url("nodes"), Some(&alice), &[]).await;
     assert_eq!(status, 403, "a RoleBinding grants nothing cluster-scoped: {body}");
 
@@ -334,8 +365,9 @@ async fn a_user_bound_in_one_namespace_sees_only_that_namespace() {
     };
     assert!(message.contains("access revoked"), "{message}");
     assert!(stream.next().await.is_none(), "the stream closes after the error");
-    let (status, _) = get(&served.url("pods/watch"), Some(&alice), &[]).await;
-    assert_eq!(status, 403);
+    refused_watch(&served.url("pods/watch"), &alice).await;
+    let (status, _) = get(&served.url("pods"), Some(&alice), &[]).await;
+    assert_eq!(status, 403, "the poll stays 403");
     served.shutdown().await;
 }
 
@@ -358,9 +390,8 @@ async fn a_user_bound_cluster_wide_sees_everything() {
         );
     }
     // Someone bound nowhere gets 403 for the cluster-wide stream too.
-    let (status, body) = get(&served.url("pods/watch"), Some(&hs256(&claims("mallory"))), &[]).await;
-    assert_eq!(status, 403, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("mallory"), "{body}");
+    let refused = refused_watch(&served.url("pods/watch"), &hs256(&claims("mallory"))).await;
+    assert!(refused["message"].as_str().unwrap().contains("mallory"), "{refused}");
     assert_eq!(served.hub.upstream_keys().len(), 1, "one shared upstream for {CLUSTER}");
     served.shutdown().await;
 }

@@ -101,6 +101,38 @@ async fn last_event_id_within_the_ring_resumes_without_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_resume_from_a_snapshot_replays_no_delta_the_snapshot_held() {
+    let served = serve(&[]).await;
+    // The upstream lists (empty namespace), then a, b and c arrive as deltas.
+    let mut first = SseClient::connect(&served.url("pods/watch?namespace=shop"), None).await;
+    first.expect("snapshot").await;
+    for name in ["a", "b", "c"] {
+        served.sim.apply(pod("shop", name)).unwrap();
+    }
+    let mut last = String::new();
+    for _ in 0..3 {
+        last = first.expect("added").await.id;
+    }
+    // A late joiner gets a snapshot holding all three, named after the newest change.
+    let mut late = SseClient::connect(&served.url("pods/watch?namespace=shop"), None).await;
+    let snapshot = late.expect("snapshot").await;
+    let data: serde_json::Value = serde_json::from_str(&snapshot.data).unwrap();
+    assert_eq!(names(&data), ["a", "b", "c"]);
+    assert_eq!(snapshot.id, last, "the snapshot's id is its newest delta's");
+    assert_eq!(data["resourceVersion"], last.as_str());
+    drop(late);
+    served.sim.apply(pod("shop", "d")).unwrap();
+    first.expect("added").await;
+    // Resuming from the snapshot's id: only d, none of a, b, c again.
+    let mut resumed = SseClient::connect(&served.url("pods/watch?namespace=shop"), Some(&snapshot.id)).await;
+    let event = resumed.next().await.expect("a frame");
+    assert_eq!(event.event, "added", "{}", event.data);
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(data["object"]["name"], "d");
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_watch_sends_relist_then_a_new_snapshot() {
     let served = serve(&[]).await;
     served.sim.apply(pod("shop", "a")).unwrap();

@@ -173,6 +173,12 @@ export class Sub {
     return item.error;
   }
 
+  /// Nothing arrives for `ms`.
+  async quiet(ms, what) {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.records.length) throw new Error(`${what}: got ${describe(this.records[0])}`);
+  }
+
   async complete(what = 'complete') {
     const item = await this.item(what);
     if (!item.complete) throw new Error(`expected ${what}, got ${describe(item)}`);

@@ -1,8 +1,9 @@
-// k8sWorkloadStatus through a rollout and a crash loop in the sim: the current status
-// at subscribe, a record only when ready/desired/status/restarts/image change, and
-// `complete` when the workload is deleted.
+// k8sWorkloadStatus through a rollout, a crash loop and a scale to zero in the sim: the
+// current status at subscribe, a record only when ready/desired/status/restarts/image
+// change, one steady WARN while restarts climb and OK once the restart window passes
+// ([graphql] restart_window = 3s), 0/0 OK, and `complete` when the workload is deleted.
 // Usage: node workload.mjs <ws-url> <sim-url>
-import { Sub, assertEqual, client, fail, simApply, simDelete, simNamespace, sleep, step } from './lib.mjs';
+import { Sub, assert, assertEqual, client, fail, simApply, simDelete, simNamespace, sleep, step } from './lib.mjs';
 
 const [url, sim] = process.argv.slice(2);
 if (!sim) fail('usage: workload.mjs <ws-url> <sim-url>');
@@ -27,9 +28,10 @@ const running = (restarts) => ({
   phase: 'Running',
   containerStatuses: [{ name: 'app', ready: true, restartCount: restarts, state: { running: { startedAt: '2026-05-01T12:00:00Z' } } }],
 });
+const justCrashed = () => ({ terminated: { exitCode: 2, reason: 'Error', finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } });
 const crashing = (restarts) => ({
   phase: 'Running',
-  containerStatuses: [{ name: 'app', ready: false, restartCount: restarts, state: { waiting: { reason: 'CrashLoopBackOff' } } }],
+  containerStatuses: [{ name: 'app', ready: false, restartCount: restarts, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: justCrashed() }],
 });
 const rollout = (updated, ready) => ({
   observedGeneration: 1, replicas: 2, updatedReplicas: updated, readyReplicas: ready, availableReplicas: ready,
@@ -80,23 +82,47 @@ await step('a new image rolls out: PENDING with the new image, then OK', async (
   assertEqual([next.image, next.status, next.ready], ['web:2', 'OK', 2], 'rolled out again');
 });
 
-await step('a pod in CrashLoopBackOff is ERROR with its restarts', async () => {
-  await simApply(sim, pod('web-b', { app: 'web' }), crashing(3));
-  await simApply(sim, deployment('web:2'), { ...rollout(2, 1), observedGeneration: 2 });
+await step('a crash loop is one steady WARN while restarts climb, with no duplicate record', async () => {
+  // The kubelet's cycle, faster: crashed and backing off, running and ready, crashed…
+  const seen = [];
+  for (let restarts = 3; restarts <= 8; restarts++) {
+    await simApply(sim, pod('web-b', { app: 'web' }), restarts % 2 ? crashing(restarts) : { ...running(restarts), containerStatuses: [{ ...running(restarts).containerStatuses[0], lastState: justCrashed() }] });
+    await simApply(sim, deployment('web:2'), { ...rollout(2, restarts % 2 ? 1 : 2), observedGeneration: 2 });
+    await sleep(150);
+  }
   let next = await record('the crash loop');
-  while (next.status !== 'ERROR' || next.ready !== 1) next = await record('ERROR with one ready');
-  assertEqual([next.status, next.restarts, next.ready], ['ERROR', 3, 1], 'crash loop');
-  await simApply(sim, pod('web-b', { app: 'web' }), crashing(4));
-  next = await record('one more restart');
-  assertEqual([next.status, next.restarts], ['ERROR', 4], 'restarts counted');
+  for (;;) {
+    seen.push(next);
+    if (next.restarts === 8) break;
+    next = await record('restarts climbing');
+  }
+  const statuses = [...new Set(seen.map((r) => r.status))];
+  assertEqual(statuses, ['WARN'], `statuses while restarts climb (${JSON.stringify(seen.map((r) => [r.ready, r.restarts, r.status]))})`);
+  for (let i = 1; i < seen.length; i++) {
+    const [a, b] = [seen[i - 1], seen[i]];
+    assert([a.ready, a.desired, a.status, a.restarts, a.image].join() !== [b.ready, b.desired, b.status, b.restarts, b.image].join(), `a duplicate record: ${JSON.stringify(b)}`);
+  }
 });
 
-await step('recovery is OK; deleting the workload completes the operation', async () => {
-  await simApply(sim, pod('web-b', { app: 'web' }), running(4));
+await step('the restart window passes with no restart: OK, with its restarts', async () => {
   await simApply(sim, deployment('web:2'), { ...rollout(2, 2), observedGeneration: 2 });
-  let next = await record('recovered');
+  const started = Date.now();
+  let next = await record('OK after the window');
   while (next.status !== 'OK') next = await record('OK');
-  assertEqual([next.status, next.restarts], ['OK', 4], 'recovered');
+  assertEqual([next.status, next.ready, next.restarts], ['OK', 2, 8], 'recovered');
+  assert(Date.now() - started >= 1000, `OK after ${Date.now() - started} ms: before the 3 s window ended`);
+  await sub.quiet(1500, 'nothing more while nothing changes');
+});
+
+await step('scaled to 0/0 is OK (the desired state is reached); deleting it completes', async () => {
+  await simDelete(sim, '/api/v1/namespaces/shop/pods/web-a');
+  await simDelete(sim, '/api/v1/namespaces/shop/pods/web-b');
+  const scaled = deployment('web:2');
+  await simApply(sim, { ...scaled, metadata: { ...scaled.metadata, generation: 3 }, spec: { ...scaled.spec, replicas: 0 } },
+    { observedGeneration: 3, replicas: 0, updatedReplicas: 0, readyReplicas: 0, availableReplicas: 0 });
+  let next = await record('scaled to zero');
+  while (next.desired !== 0 || next.restarts !== 0) next = await record('0/0');
+  assertEqual([next.ready, next.desired, next.status], [0, 0, 'OK'], '0/0');
   await simDelete(sim, '/apis/apps/v1/namespaces/shop/deployments/web');
   await sub.complete('complete after the delete');
 });

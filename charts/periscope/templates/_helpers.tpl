@@ -104,7 +104,9 @@ fails, naming the value. Returns {"kinds": [...]} as JSON.
 {{- else if or (eq $entry "off") (eq $entry "none") -}}
 {{- fail (printf "watchStreams.kinds = %q: %q cannot be combined with other entries; use it alone to disable every stream" $expression $entry) -}}
 {{- else -}}
-{{- fail (printf "watchStreams.kinds = %q: unknown kind %q; valid: all, off, none, %s, %s" $expression $entry (keys $catalog.aliases | sortAlpha | join ", ") (join ", " $tokens)) -}}
+{{- $names := concat (list "all" "off" "none") (keys $catalog.aliases | sortAlpha) $tokens -}}
+{{- $hint := include "periscope.didYouMean" (dict "entry" $entry "names" $names) -}}
+{{- fail (printf "watchStreams.kinds = %q: unknown kind %q%s; valid: %s" $expression $entry $hint (join ", " $names)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -113,6 +115,42 @@ fails, naming the value. Returns {"kinds": [...]} as JSON.
 {{- if has .token $wanted -}}{{- $enabled = append $enabled . -}}{{- end -}}
 {{- end -}}
 {{- toJson (dict "kinds" $enabled) -}}
+{{- end -}}
+
+{{/*
+" (did you mean \"pods\"?)" for a misspelled entry: the valid name sharing the longest
+prefix with it, when that prefix has at least 3 characters; else "".
+*/}}
+{{- define "periscope.didYouMean" -}}
+{{- $entry := .entry -}}
+{{- $best := "" -}}
+{{- $bestLength := 2 -}}
+{{- range $name := .names -}}
+{{- $length := 0 -}}
+{{- range $i := until (min (len $name) (len $entry) | int) -}}
+{{- if eq (substr 0 (add1 $i | int) $name) (substr 0 (add1 $i | int) $entry) -}}{{- $length = add1 $i -}}{{- end -}}
+{{- end -}}
+{{- if gt $length $bestLength -}}{{- $best = $name -}}{{- $bestLength = $length -}}{{- end -}}
+{{- end -}}
+{{- if $best -}}{{- printf " (did you mean %q?)" $best -}}{{- end -}}
+{{- end -}}
+
+{{/*
+config.auth.mode = "jwt" needs a key to verify tokens: secret_file, public_key_files or
+jwks_file (in config.auth, or their PERISCOPE_AUTH_* variables in env). Without one the
+pod would exit 64 at start-up and crash-loop; this fails at template time instead.
+*/}}
+{{- define "periscope.checkAuth" -}}
+{{- $auth := .Values.config.auth | default dict -}}
+{{- if eq (lower (toString ($auth.mode | default ""))) "jwt" -}}
+{{- $keys := or $auth.secret_file $auth.public_key_files $auth.jwks_file -}}
+{{- range .Values.env -}}
+{{- if and (has .name (list "PERISCOPE_AUTH_SECRET_FILE" "PERISCOPE_AUTH_PUBLIC_KEY_FILES" "PERISCOPE_AUTH_JWKS_FILE")) .value -}}{{- $keys = true -}}{{- end -}}
+{{- end -}}
+{{- if not $keys -}}
+{{- fail "config.auth.mode = \"jwt\" needs a key to verify tokens: set config.auth.secret_file (HS256/384/512), or config.auth.public_key_files or config.auth.jwks_file (RS*, PS*, ES*, EdDSA), at a file of the Secret named by auth.existingSecret (mounted at /etc/periscope/auth)" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*

@@ -236,6 +236,14 @@ impl Authenticator {
         Ok(Arc::new(authenticator))
     }
 
+    /// The last Unix second `actor`'s token is accepted: its `exp` plus `auth.leeway`,
+    /// the rule verification applies. Every later check (a GraphQL `subscribe`, a
+    /// stream's end at expiry) uses this same instant, so a token inside the leeway is
+    /// treated alike everywhere (decision 93).
+    pub fn valid_until(&self, actor: &Actor) -> Option<u64> {
+        actor.expires_at.map(|exp| exp.saturating_add(self.validation.leeway))
+    }
+
     /// True in mode `none`.
     pub fn is_disabled(&self) -> bool {
         matches!(self.mode, AuthMode::None)
@@ -441,12 +449,13 @@ fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, SetupError> {
     })
 }
 
+/// The HMAC secret of a `secret_file`: its whole contents but one final line ending
+/// (`\n` or `\r\n`), which `echo`, editors and `kubectl create secret --from-file` of
+/// such a file add. Every other byte, spaces and tabs included, is part of the key
+/// (decision 96).
 fn trim_newline(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
 
 /// An RSA or EC public key from a PEM file.
@@ -492,5 +501,19 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidAlgorithm => "algorithm not accepted".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim:?}"),
         _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use super::trim_newline;
+
+    #[test]
+    fn a_secret_file_loses_one_final_line_ending_and_nothing_else() {
+        assert_eq!(trim_newline(b"k3y\n"), b"k3y");
+        assert_eq!(trim_newline(b"k3y\r\n"), b"k3y");
+        assert_eq!(trim_newline(b"k3y\n\n"), b"k3y\n");
+        assert_eq!(trim_newline(b" k3y \t"), b" k3y \t");
+        assert_eq!(trim_newline(b"k3y"), b"k3y");
     }
 }

@@ -499,7 +499,7 @@ settings! {
         ty: Type::String,
         chart: Chart::Config,
         parse: path,
-        doc: "File whose contents are the HMAC secret of the `HS*` algorithms. Required by them, and a problem \
+        doc: "File whose contents (less one final line ending) are the HMAC secret of the `HS*` algorithms. Required by them, and a problem \
               without them (a secret never used hints at HS/RS confusion).",
     }
     AUTH_PUBLIC_KEY_FILES, ENV_AUTH_PUBLIC_KEY_FILES: Vec<PathBuf> = {
@@ -637,6 +637,29 @@ settings! {
         parse: duration,
         doc: "Each GraphQL subscription ends with `complete` after this long, and the client subscribes again. \
               `\"0s\"` disables the limit.",
+    }
+    GRAPHQL_RESTART_WINDOW, ENV_GRAPHQL_RESTART_WINDOW: Duration = {
+        key: "graphql.restart_window",
+        env: "PERISCOPE_GRAPHQL_RESTART_WINDOW",
+        default: DefaultValue::Value("\"10m\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: |v| nonzero_duration(v, "a workload stays WARN this long after a pod's last restart (default 10m)"),
+        doc: "`k8sWorkloadStatus`: a workload whose pod restarted (or waits in CrashLoopBackOff) within this \
+              long is `WARN`, and stays so until the window passes with no restart. Longer than Kubernetes' \
+              5-minute restart back-off, so a crash loop reads as one steady `WARN`. Must be more than \
+              `\"0s\"`.",
+    }
+    GRAPHQL_PING_INTERVAL, ENV_GRAPHQL_PING_INTERVAL: Duration = {
+        key: "graphql.ping_interval",
+        env: "PERISCOPE_GRAPHQL_PING_INTERVAL",
+        default: DefaultValue::Value("\"30s\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: duration,
+        doc: "How often the server sends a WebSocket ping on each `/graphqlws` socket, so proxies with an idle \
+              timeout keep it open; a peer that has not answered by the next ping is closed (1001). \
+              `\"0s\"` sends none.",
     }
 }
 

@@ -107,6 +107,8 @@ fn defaults_apply_without_file_or_env() {
             graphql: GraphqlConfig {
                 init_timeout: Duration::from_secs(3),
                 max_operation_duration: Duration::from_secs(5 * 60),
+                ping_interval: Duration::from_secs(30),
+                restart_window: Duration::from_secs(600),
             },
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: vec![],

@@ -79,6 +79,8 @@ pub(super) fn validate(
     let graphql = GraphqlConfig {
         init_timeout: layers.value(&GRAPHQL_INIT_TIMEOUT),
         max_operation_duration: layers.value(&GRAPHQL_MAX_OPERATION_DURATION),
+        ping_interval: layers.value(&GRAPHQL_PING_INTERVAL),
+        restart_window: layers.value(&GRAPHQL_RESTART_WINDOW),
     };
 
     Config {

@@ -102,7 +102,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/clusters", get(shell::clusters))
         .route("/api/fleet", get(shell::fleet))
         .route("/api/clusters/{cluster}/dashboard", get(shell::dashboard))
-        .route("/api/clusters/{cluster}/{kind}", get(rest::list))
+        .route(
+            "/api/clusters/{cluster}/{kind}",
+            get(rest::list).fallback(rest::other_method),
+        )
         .route("/api/clusters/{cluster}/{kind}/watch", get(sse::watch))
         .route("/debug/streams", get(debug::streams))
         .route("/api/admin/revocations", get(debug::revocations).post(debug::revoke));
@@ -121,15 +124,18 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(crate::web::routes())
         .merge(protected)
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
+        .method_not_allowed_fallback(|| async { method_not_allowed() })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
+}
+
+/// 405 JSON: a route this host serves, with another method.
+fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }
 
 /// The authentication layer of every protected route: the request's [`Actor`] goes
@@ -262,6 +268,31 @@ pub fn dns_label(value: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{:?} is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)",
+            value.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// Checks a DNS-1123 subdomain, the rule Kubernetes applies to the names of most
+/// objects (pods, deployments, jobs…): at most `max` characters (253 for objects,
+/// fewer where a kind derives names from it), dot-separated DNS-1123 labels.
+pub fn dns_subdomain(value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!("must be at most {max} characters, not {}", value.len()));
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && label.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && label.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if value.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit)",
             value.chars().take(80).collect::<String>()
         ))
     }

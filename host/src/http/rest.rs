@@ -28,6 +28,19 @@ pub(super) async fn features(State(state): State<AppState>) -> Json<serde_json::
     }))
 }
 
+/// Another method on `/api/clusters/{cluster}/{kind}`: 405 for a kind this host lists,
+/// else 404 JSON, as for every route the SPA calls that this host does not serve
+/// (`POST …/can-i`, spec/spa-shell.md).
+pub(super) async fn other_method(
+    State(state): State<AppState>,
+    axum::extract::Path((_, kind)): axum::extract::Path<(String, String)>,
+) -> Response {
+    if state.hub.registry().get(&kind).is_some() {
+        return super::method_not_allowed().into_response();
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+}
+
 /// `GET /api/clusters/{cluster}/{kind}[?namespace=]`: `{"<listKey>":[…]}` and a
 /// trailing newline, from the hub's store when the upstream is warm. The user must be
 /// allowed to `list` the kind there; a cluster-wide poll by a user allowed only some

@@ -45,7 +45,8 @@ pub fn encode(frame: &Frame) -> Bytes {
 }
 
 /// `GET /api/clusters/{cluster}/{kind}/watch`: a disabled kind has no route (404);
-/// then the cluster (404 `cluster not found`), the user's RBAC (403 JSON), the actor's
+/// then the cluster (404 `cluster not found`), the user's RBAC (an event stream of one
+/// `error` event, see [`forbidden`]), the actor's
 /// cap (429 `too many concurrent watch streams for this user`) and the upstream caps
 /// (429/503 JSON) are checked before the stream opens. Authentication (401) comes
 /// first, in the router's layer.
@@ -86,7 +87,23 @@ pub(super) async fn watch(
         Ok(session) => session,
         Err(error) => return refusal(error),
     };
-    let mut response = Body::from_stream(stream(session)).into_response();
+    event_stream(Body::from_stream(stream(session)))
+}
+
+/// An RBAC refusal, answered as Periscope's own backend answers it: the event stream
+/// opens (200) and carries one `event: error` with `{"message": …}`, then ends.
+/// `EventSource` gives up for good on a non-200, so a 403 here would leave the SPA
+/// "reconnecting" forever; an `error` event is counted, and after a few the SPA polls,
+/// where the list route's 403 shows its forbidden state (decision 98).
+fn forbidden(message: &str) -> Response {
+    tracing::info!(%message, "watch refused by RBAC");
+    event_stream(Body::from(encode(&Frame::error(message))))
+}
+
+/// `body` as an event stream: the SSE content type and no caching or buffering on the
+/// way.
+fn event_stream(body: Body) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(
@@ -108,7 +125,7 @@ fn refusal(error: OpenError) -> Response {
         OpenError::UnknownKind(_) => {
             ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", error.to_string()).into_response()
         }
-        OpenError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response(),
+        OpenError::Forbidden(message) => forbidden(&message),
         OpenError::Review(error) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "access_review_failed",

@@ -6,8 +6,10 @@
 //! them under the lock that guards the store, so a joining subscriber sees a
 //! consistent cut.
 //!
-//! Resume ids: a snapshot's id is its list's resourceVersion, a delta's the object's
-//! (a `deleted` made by converging takes the list's). The ring holds the deltas since
+//! Resume ids: a delta's id is the object's resourceVersion (a `deleted` made by
+//! converging takes the list's); a snapshot's is the id of the newest change it holds
+//! (the newest delta in the ring, else the list's resourceVersion), so a resume from
+//! it replays only what came after the snapshot (decision 99). The ring holds the deltas since
 //! the last snapshot, at most `ring` of them; an id is resumable when it is the id
 //! just before the ring (`ring_base`) or that of a delta in it.
 
@@ -208,11 +210,17 @@ impl Store {
         self.warm.then(|| self.full_snapshot())
     }
 
+    /// The id of the newest change the objects hold: the newest delta's, else the id
+    /// just before the ring (the list's resourceVersion, or an evicted delta's).
+    fn newest_id(&self) -> String {
+        self.ring.back().map_or(&self.ring_base, |frame| &frame.id).clone()
+    }
+
     fn full_snapshot(&mut self) -> Arc<Frame> {
         if let Some(frame) = &self.snapshot {
             return frame.clone();
         }
-        let frame = Arc::new(Frame::snapshot(self.list_rv.clone(), &self.ordered_items(None)));
+        let frame = Arc::new(Frame::snapshot(self.newest_id(), &self.ordered_items(None)));
         self.snapshot = Some(frame.clone());
         frame
     }
@@ -221,7 +229,7 @@ impl Store {
     /// subscriber (not cached: partitions differ per user), if warm.
     pub(super) fn snapshot_of(&self, only: &BTreeSet<String>) -> Option<Arc<Frame>> {
         self.warm
-            .then(|| Arc::new(Frame::snapshot(self.list_rv.clone(), &self.ordered_items(Some(only)))))
+            .then(|| Arc::new(Frame::snapshot(self.newest_id(), &self.ordered_items(Some(only)))))
     }
 
     /// The current DTOs (of `only`'s namespaces, when given), ordered and capped as
@@ -312,8 +320,35 @@ mod tests {
         store.apply(FrameKind::Modified, key("a", "x"), stored("a", "x", 2, "11"));
         let after = store.snapshot().unwrap();
         assert!(!Arc::ptr_eq(&first, &after));
-        assert_eq!(after.id, "10", "a snapshot's id stays its list's resourceVersion");
+        assert_eq!(after.id, "11", "a snapshot's id is the newest change it holds");
+        assert!(String::from_utf8_lossy(&after.data).contains(r#""resourceVersion":"11""#));
         assert!(String::from_utf8_lossy(&after.data).contains(r#""v":2"#));
+    }
+
+    #[test]
+    fn a_resume_after_a_snapshot_replays_nothing_the_snapshot_held() {
+        let mut store = listed(8);
+        for (v, rv) in [(2, "11"), (3, "12"), (4, "13")] {
+            store.apply(FrameKind::Modified, key("a", "x"), stored("a", "x", v, rv));
+        }
+        // A client that saw 11 resumes; with its id evicted (or unknown) it would get
+        // a snapshot: that snapshot holds 12 and 13, and is named after 13.
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(snapshot.id, "13");
+        store.apply(FrameKind::Modified, key("a", "x"), stored("a", "x", 5, "14"));
+        assert_eq!(
+            ids(&store, &snapshot.id).unwrap(),
+            ["modified@14"],
+            "the next resume starts after everything the snapshot contains"
+        );
+        let partition = store.snapshot_of(&BTreeSet::from(["a".to_string()])).unwrap();
+        assert_eq!(partition.id, "14");
+        // Past ring evictions, the id is still the newest change.
+        let mut small = listed(1);
+        for (v, rv) in [(2, "11"), (3, "12")] {
+            small.apply(FrameKind::Modified, key("a", "x"), stored("a", "x", v, rv));
+        }
+        assert_eq!(small.snapshot().unwrap().id, "12");
     }
 
     #[test]

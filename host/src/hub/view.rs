@@ -147,18 +147,26 @@ fn condition(object: &Value, kind: &str, status: &str, reason: Option<&str>) -> 
     })
 }
 
-/// A pod's part of a workload's status: labels (for selectors), restarts, readiness and
-/// whether a container is crash-looping.
+/// A pod's part of a workload's status: labels (for selectors), restarts, readiness,
+/// whether a container is crash-looping, and when a container last ended before a
+/// restart (the newest `lastState.terminated.finishedAt`, RFC 3339, or null).
 fn pod_status(pod: &Value) -> Value {
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     let restarts: i64 = statuses.iter().map(|s| int(&s["restartCount"])).sum();
-    let crash_loop = statuses
-        .iter()
-        .chain(pod["status"]["initContainerStatuses"].as_array().into_iter().flatten())
-        .any(|s| s["state"]["waiting"]["reason"] == "CrashLoopBackOff");
+    let all = || {
+        statuses
+            .iter()
+            .chain(pod["status"]["initContainerStatuses"].as_array().into_iter().flatten())
+    };
+    let crash_loop = all().any(|s| s["state"]["waiting"]["reason"] == "CrashLoopBackOff");
+    // RFC 3339 UTC timestamps of one format order as strings.
+    let last_restart = all()
+        .filter(|s| int(&s["restartCount"]) > 0)
+        .filter_map(|s| s["lastState"]["terminated"]["finishedAt"].as_str())
+        .max();
     let ready = !statuses.is_empty() && statuses.iter().all(|s| s["ready"] == true);
     json!({
         "name": pod["metadata"]["name"],
@@ -167,6 +175,7 @@ fn pod_status(pod: &Value) -> Value {
         "restarts": restarts,
         "ready": ready,
         "crashLoop": crash_loop,
+        "lastRestart": last_restart,
         "terminating": !pod["metadata"]["deletionTimestamp"].is_null(),
     })
 }
@@ -188,7 +197,9 @@ fn workload_status(object: &Value) -> Value {
     let (desired, ready) = match kind {
         "DaemonSet" => (int(&status["desiredNumberScheduled"]), int(&status["numberReady"])),
         "Job" => (spec["completions"].as_i64().unwrap_or(1), int(&status["succeeded"])),
-        "CronJob" => (0, status["active"].as_array().map_or(0, |a| a.len() as i64)),
+        // A cron job has no replicas: its runs in progress are what it wants done, none
+        // of them done yet (each run is a Job of its own).
+        "CronJob" => (status["active"].as_array().map_or(0, |a| a.len() as i64), 0),
         _ => (replicas(), int(&status["readyReplicas"])),
     };
     let updated = match kind {
@@ -215,6 +226,8 @@ fn workload_status(object: &Value) -> Value {
         "failed": condition(object, "Failed", "True", None) || (kind == "Job" && int(&status["failed"]) > 0 && spec["backoffLimit"].as_i64().is_some_and(|limit| int(&status["failed"]) > limit)),
         "complete": condition(object, "Complete", "True", None),
         "active": int(&status["active"]),
+        "lastScheduleTime": status["lastScheduleTime"],
+        "lastSuccessfulTime": status["lastSuccessfulTime"],
     })
 }
 

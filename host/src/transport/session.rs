@@ -233,7 +233,7 @@ impl Session {
         primary: bool,
     ) -> Session {
         let delivered = state.metrics.events_delivered(transport, &admission.info.kind);
-        let expiry = actor.expires_at.map(expiry_instant);
+        let expiry = state.auth.valid_until(&actor).map(expiry_instant);
         let mut session = Session {
             transport,
             pending: VecDeque::new(),
@@ -635,7 +635,7 @@ impl Lease {
         let now = tokio::time::Instant::now();
         Ok(Lease {
             delivered: state.metrics.events_delivered(transport, &key.kind),
-            expiry: actor.expires_at.map(expiry_instant),
+            expiry: state.auth.valid_until(&actor).map(expiry_instant),
             scope,
             admission,
             actor,

@@ -36,8 +36,9 @@ const WRITE_BUFFER: usize = 0;
 /// A client that stops reading while its operations produce: its buffered output is
 /// capped, then writes fail and the socket ends.
 const MAX_WRITE_BUFFER: usize = 1 << 20;
-/// The largest message a client may send (a `subscribe` with its document).
-const MAX_MESSAGE: usize = 256 * 1024;
+/// The largest message a client may send (a `subscribe` with its document). A larger
+/// one closes the socket with 4400 and a reason naming the limit ([`protocol`]).
+pub const MAX_MESSAGE: usize = 256 * 1024;
 
 /// What `/graphqlws` needs beyond the shared state.
 #[derive(Clone)]
@@ -49,6 +50,10 @@ pub struct GraphqlOptions {
     /// The longest life of one operation (`[graphql] max_operation_duration`); zero:
     /// no cap.
     pub max_operation_duration: Duration,
+    /// How often each socket is pinged (`[graphql] ping_interval`); zero: never.
+    pub ping_interval: Duration,
+    /// How long a restart keeps a workload WARN (`[graphql] restart_window`).
+    pub restart_window: Duration,
 }
 
 impl std::fmt::Debug for GraphqlOptions {
@@ -56,17 +61,21 @@ impl std::fmt::Debug for GraphqlOptions {
         f.debug_struct("GraphqlOptions")
             .field("init_timeout", &self.init_timeout)
             .field("max_operation_duration", &self.max_operation_duration)
+            .field("ping_interval", &self.ping_interval)
+            .field("restart_window", &self.restart_window)
             .finish_non_exhaustive()
     }
 }
 
 impl GraphqlOptions {
-    /// The schema with these timings.
-    pub fn new(init_timeout: Duration, max_operation_duration: Duration) -> GraphqlOptions {
+    /// The schema with the timings of `[graphql]`.
+    pub fn new(config: &crate::config::GraphqlConfig) -> GraphqlOptions {
         GraphqlOptions {
             schema: schema::build(),
-            init_timeout,
-            max_operation_duration,
+            init_timeout: config.init_timeout,
+            max_operation_duration: config.max_operation_duration,
+            ping_interval: config.ping_interval,
+            restart_window: config.restart_window,
         }
     }
 }
@@ -81,6 +90,9 @@ pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade, p
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
+        // tungstenite refuses a frame or message past the limit before reading its
+        // payload; the loop turns that refusal into close 4400 (not a dropped socket,
+        // which `graphql-ws` would retry with the same message forever).
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| {
@@ -93,6 +105,8 @@ pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade, p
                     client,
                     init_timeout: options.init_timeout,
                     max_operation_duration: options.max_operation_duration,
+                    ping_interval: options.ping_interval,
+                    restart_window: options.restart_window,
                 },
             )
         })

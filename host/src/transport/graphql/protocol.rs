@@ -5,6 +5,8 @@
 //! | close | when |
 //! |---|---|
 //! | 4400 `Invalid message received` | not JSON, not an object, unknown `type`, a missing or empty `id`, a malformed payload |
+//! | 4400 `Message exceeds the 256 KiB limit` | a frame or message larger than [`super::MAX_MESSAGE`] (a code `graphql-ws` does not retry) |
+//! | 1001 `No pong within <interval>` | the peer did not answer the previous WebSocket ping (`[graphql] ping_interval`) |
 //! | 4401 `Unauthorized` | `subscribe` before `connection_ack` |
 //! | 4403 `Forbidden` | `connection_init` refused (token missing, invalid, expired or revoked with auth on; not an admin) |
 //! | 4406 `Subprotocol not acceptable` | the socket did not agree on `graphql-transport-ws` (none offered, or another one) |
@@ -62,6 +64,27 @@ impl Close {
 
     fn invalid() -> Close {
         Close::new(4400, "Invalid message received")
+    }
+
+    /// A message past [`super::MAX_MESSAGE`]: 4400, which the reference client treats
+    /// as fatal, where a dropped socket (1006) would make it re-send the same message.
+    fn too_large() -> Close {
+        Close::new(
+            4400,
+            format!("Message exceeds the {} KiB limit", super::MAX_MESSAGE / 1024),
+        )
+    }
+}
+
+/// The close a read error earns: 4400 for a frame or message past the size limit;
+/// `None` (nothing to send) for a broken connection.
+fn read_error(error: axum::Error) -> Option<Close> {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(error) if matches!(*error, tungstenite::Error::Capacity(_)) => {
+            tracing::info!(%error, "graphql message refused");
+            Some(Close::too_large())
+        }
+        _ => None,
     }
 }
 
@@ -189,6 +212,10 @@ pub struct Connection {
     pub init_timeout: Duration,
     /// The longest life of one operation; zero: no cap.
     pub max_operation_duration: Duration,
+    /// How often to ping the peer; zero: never.
+    pub ping_interval: Duration,
+    /// How long a restart keeps a workload WARN.
+    pub restart_window: Duration,
 }
 
 /// What an operation's stream yields to the loop.
@@ -260,6 +287,13 @@ impl Loop {
         let init_deadline = tokio::time::sleep(self.connection.init_timeout);
         tokio::pin!(init_deadline);
         let shutdown = self.connection.state.shutdown.clone();
+        // WebSocket-level pings keep proxies with an idle timeout from cutting a quiet
+        // socket, and find peers that are gone: one unanswered by the next tick closes.
+        let pinging = !self.connection.ping_interval.is_zero();
+        let period = self.connection.ping_interval.max(Duration::from_millis(1));
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut awaiting_pong = false;
         loop {
             tokio::select! {
                 biased;
@@ -267,16 +301,31 @@ impl Loop {
                 () = &mut init_deadline, if !self.init_received => {
                     return Some(Close::new(4408, "Connection initialisation timeout"));
                 }
+                _ = pings.tick(), if pinging => {
+                    if awaiting_pong {
+                        tracing::info!(interval = ?period, "graphql peer did not answer a ping");
+                        return Some(Close::new(1001, format!("No pong within {period:?}")));
+                    }
+                    awaiting_pong = true;
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return None;
+                    }
+                }
                 message = incoming.next() => {
                     let text = match message {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                        None | Some(Ok(Message::Close(_))) => return None,
+                        Some(Err(error)) => return read_error(error),
                         Some(Ok(Message::Text(text))) => text.as_str().to_string(),
                         Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
                             Ok(text) => text,
                             Err(_) => return Some(Close::invalid()),
                         },
                         // The WebSocket layer answers pings itself.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Ping(_))) => continue,
+                        Some(Ok(Message::Pong(_))) => {
+                            awaiting_pong = false;
+                            continue;
+                        }
                     };
                     let message = match parse(&text) {
                         Ok(message) => message,
@@ -420,6 +469,7 @@ impl Loop {
             state: self.connection.state.clone(),
             actor,
             max_duration: self.connection.max_operation_duration,
+            restart_window: self.connection.restart_window,
         });
         let responses = self.connection.schema.execute_stream(request);
         let state = OperationStream {

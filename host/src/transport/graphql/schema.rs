@@ -44,6 +44,8 @@ pub struct OperationContext {
     pub actor: Actor,
     /// The longest life of one operation; zero: no cap.
     pub max_duration: Duration,
+    /// How long a pod's restart keeps its workload WARN (`k8sWorkloadStatus`).
+    pub restart_window: Duration,
 }
 
 /// A refusal before an operation runs.
@@ -68,7 +70,9 @@ pub fn guard(state: &AppState, actor: &Actor) -> Result<(), Refusal> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(u64::MAX);
-    let expired = actor.expires_at.is_some_and(|exp| exp <= now);
+    // Verification's rule: accepted through `exp` plus the leeway (not `exp` alone, or a
+    // token acked at `connection_init` inside the leeway would fail every subscribe).
+    let expired = state.auth.valid_until(actor).is_some_and(|until| until < now);
     if !state.auth.is_disabled() && (expired || state.auth.is_revoked(&actor.subject)) {
         return Err(Refusal {
             code: "UNAUTHENTICATED",
@@ -145,21 +149,32 @@ fn namespace_arg(namespace: Option<String>) -> async_graphql::Result<Option<Stri
     }
 }
 
-/// A Helm release name: at most 53 characters of a DNS-1123 label (helm's own rule),
-/// so it can sit in a label selector unquoted.
-fn helm_name(name: &str) -> async_graphql::Result<()> {
-    name_arg("name", name)?;
-    if name.len() > 53 {
-        return Err(coded(
-            "BAD_REQUEST",
-            "name: a Helm release name has at most 53 characters",
-        ));
-    }
-    Ok(())
+/// The longest Kubernetes object name (a DNS-1123 subdomain).
+const OBJECT_NAME: usize = 253;
+/// A CronJob's name is at most 52 characters: its jobs are named `<name>-<11 digits>`.
+const CRON_JOB_NAME: usize = 52;
+/// A Helm release name: at most 53 characters (helm's own rule, `chartutil`).
+const RELEASE_NAME: usize = 53;
+
+/// A name checked by the rule Kubernetes applies to it: a namespace or a container is
+/// a DNS-1123 label; a pod, a workload or a Helm release is a DNS-1123 subdomain (dots
+/// allowed: `etcd-ip-10-0-1-23.eu-west-1.compute.internal`), of at most `max`
+/// characters.
+fn name_arg(what: &str, value: &str, rule: NameRule) -> async_graphql::Result<()> {
+    let checked = match rule {
+        NameRule::Label => crate::http::dns_label(value),
+        NameRule::Subdomain(max) => crate::http::dns_subdomain(value, max),
+    };
+    checked.map_err(|why| coded("BAD_REQUEST", format!("{what}: {why}")))
 }
 
-fn name_arg(what: &str, value: &str) -> async_graphql::Result<()> {
-    crate::http::dns_label(value).map_err(|why| coded("BAD_REQUEST", format!("{what}: {why}")))
+/// The naming rule of a parameter.
+#[derive(Debug, Clone, Copy)]
+enum NameRule {
+    /// A DNS-1123 label (namespaces, containers).
+    Label,
+    /// A DNS-1123 subdomain of at most this many characters.
+    Subdomain(usize),
 }
 
 /// A configured cluster.
@@ -400,16 +415,20 @@ impl SubscriptionRoot {
         namespace: String,
         pod: String,
         container: Option<String>,
-        #[graphql(default = 200)] tail_lines: i32,
-        #[graphql(default = true)] follow: bool,
+        #[graphql(default_with = "Some(200)")] tail_lines: Option<i32>,
+        #[graphql(default_with = "Some(true)")] follow: Option<bool>,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<LogLine>>> {
         let context = ctx.data::<OperationContext>()?;
-        name_arg("namespace", &namespace)?;
-        name_arg("pod", &pod)?;
+        name_arg("namespace", &namespace, NameRule::Label)?;
+        name_arg("pod", &pod, NameRule::Subdomain(OBJECT_NAME))?;
         let container = container.filter(|c| !c.is_empty());
         if let Some(container) = &container {
-            name_arg("container", container)?;
+            name_arg("container", container, NameRule::Label)?;
         }
+        // `Int = 200` and `Boolean = true` (spec/streams.md): an explicit `null` means
+        // the default as much as an omitted argument does.
+        let tail_lines = tail_lines.unwrap_or(200);
+        let follow = follow.unwrap_or(true);
         let request = logs::LogRequest {
             cluster,
             namespace,
@@ -452,8 +471,12 @@ impl SubscriptionRoot {
         name: String,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Workload>>> {
         let context = ctx.data::<OperationContext>()?;
-        name_arg("namespace", &namespace)?;
-        name_arg("name", &name)?;
+        name_arg("namespace", &namespace, NameRule::Label)?;
+        let longest = match kind {
+            WorkloadKind::CronJob => CRON_JOB_NAME,
+            _ => OBJECT_NAME,
+        };
+        name_arg("name", &name, NameRule::Subdomain(longest))?;
         workload::stream(context, cluster, namespace, kind, name).await
     }
 
@@ -469,8 +492,8 @@ impl SubscriptionRoot {
         name: String,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<HelmRelease>>> {
         let context = ctx.data::<OperationContext>()?;
-        name_arg("namespace", &namespace)?;
-        helm_name(&name)?;
+        name_arg("namespace", &namespace, NameRule::Label)?;
+        name_arg("name", &name, NameRule::Subdomain(RELEASE_NAME))?;
         helm::stream(context, cluster, namespace, name).await
     }
 }
