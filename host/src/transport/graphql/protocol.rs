@@ -241,11 +241,14 @@ pub async fn serve(socket: WebSocket, connection: Connection) {
     if let Some(close) = close {
         metrics.graphql_close(close.code);
         tracing::debug!(code = close.code, reason = %close.reason, "graphql socket closed by the server");
+        let unread = close == Close::too_large();
         let frame = CloseFrame {
             code: close.code,
             reason: close.reason.into(),
         };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        if sink.send(Message::Close(Some(frame))).await.is_ok() {
+            linger(&mut incoming, unread).await;
+        }
     } else {
         // The client closed (or the connection broke): tungstenite queued the echo of
         // a client's close frame, which is written only by a flush. Without it the
@@ -254,6 +257,30 @@ pub async fn serve(socket: WebSocket, connection: Connection) {
         let _ = sink.close().await;
     }
     metrics.graphql_socket(-1);
+}
+
+/// How long a socket stays open after the server's close frame, waiting for the peer's.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits (at most [`CLOSE_GRACE`]) for the peer's close frame or the end of the
+/// connection before the socket is dropped. With input left `unread` (the rest of a
+/// message past the size limit, which the WebSocket layer no longer reads) it waits
+/// the whole grace: dropping a socket with unread input makes the kernel reset the
+/// connection, and a peer that had not yet read the close frame would see 1006
+/// instead of its code.
+async fn linger(incoming: &mut Incoming, unread: bool) {
+    if unread {
+        tokio::time::sleep(CLOSE_GRACE).await;
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// One socket's protocol state.
