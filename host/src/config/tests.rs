@@ -64,6 +64,7 @@ fn defaults_apply_without_file_or_env() {
                 per_user_limit: 60,
                 linger: Duration::from_secs(30),
                 heartbeat: Duration::from_secs(15),
+                write_timeout: Duration::from_secs(10),
                 queue: 256,
                 ring: 1024,
                 max_stream_duration: Duration::from_secs(300),
@@ -97,6 +98,9 @@ fn defaults_apply_without_file_or_env() {
                 query_token: false,
                 groups_claim: "groups".to_string(),
                 admin_group: None,
+                username_prefix: String::new(),
+                groups_prefix: String::new(),
+                allow_system_groups: false,
                 revocation_file: None,
                 username_claim: "sub".to_string(),
                 rbac: RbacMode::SubjectAccessReview,
@@ -109,6 +113,8 @@ fn defaults_apply_without_file_or_env() {
             },
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: vec![],
+            header_timeout: Duration::from_secs(10),
+            max_connections: 0,
         }
     );
 }
