@@ -12,7 +12,8 @@
 //!
 //! Slots: `server.max_connections` connections are served; past it, a connection takes
 //! one of [`RESERVE`] slots kept for `/healthz`, `/readyz` and `/metrics`, so probes
-//! answer while the rest is full, and anything else there gets 503 JSON. With the
+//! answer while the rest is full, and anything else there gets 503 JSON; a connection
+//! there has one second to send its request line. With the
 //! reserve gone too, a connection is closed unread. The default cap is three quarters
 //! of the file descriptor limit, which start-up raises to its hard limit
 //! ([`raise_fd_limit`]). Architecture decision 70.
@@ -47,6 +48,9 @@ use crate::metrics::Metrics;
 pub const RESERVE: usize = 32;
 /// The longest request line looked at; a longer one goes to hyper, which refuses it.
 const MAX_LINE: usize = 2048;
+/// How long a connection on the probes' reserve has to send its request line: a probe
+/// sends it at once, and an idle client must not hold the reserve for long.
+const RESERVE_LINE: Duration = Duration::from_secs(1);
 /// Once shutdown begins, a writer blocked on a full socket gets at most this long.
 const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 
@@ -199,7 +203,12 @@ async fn serve(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let deadline = Instant::now() + options.header_timeout;
+    let deadline = Instant::now()
+        + if slot.reserve {
+            options.header_timeout.min(RESERVE_LINE)
+        } else {
+            options.header_timeout
+        };
     let mut head = Vec::with_capacity(1024);
     let route = tokio::select! {
         () = stop.cancelled() => return,
