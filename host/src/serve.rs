@@ -306,7 +306,14 @@ impl App {
         // Every connection is a task of `tracker`: fresh watch requests are served off
         // hyper (`http::direct`), the rest by hyper (`http::listen`).
         let tracker = TaskTracker::new();
-        http::listen::spawn(self.listener, router, options, metrics, shutdown.clone(), tracker.clone());
+        http::listen::spawn(
+            self.listener,
+            router,
+            options,
+            metrics,
+            shutdown.clone(),
+            tracker.clone(),
+        );
         let drained = shutdown.clone();
         let server = async move {
             drained.cancelled().await;

@@ -35,7 +35,9 @@ fn close_wait(port: u16) -> usize {
 /// over its workers: the process's CPU time would count the tests running beside it.
 fn busy() -> Duration {
     let metrics = tokio::runtime::Handle::current().metrics();
-    (0..metrics.num_workers()).map(|w| metrics.worker_total_busy_duration(w)).sum()
+    (0..metrics.num_workers())
+        .map(|w| metrics.worker_total_busy_duration(w))
+        .sum()
 }
 
 /// The value of a metric line that starts with `prefix` (summed over its labels).
@@ -81,7 +83,10 @@ async fn raw_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         .ok()?;
     let text = String::from_utf8_lossy(&answer).to_string();
     let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -121,7 +126,10 @@ async fn truncated_heads_then_closes_leave_no_close_wait_and_no_busy_task() {
     let before = busy();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let used = (busy() - before).as_secs_f64();
-    assert!(used < 0.1, "the runtime was busy {used:.2} s in an idle second after the truncated heads");
+    assert!(
+        used < 0.1,
+        "the runtime was busy {used:.2} s in an idle second after the truncated heads"
+    );
     eprintln!("1000 truncated heads: closed within {took:?}, then busy {used:.3} s/s");
     served.shutdown().await;
 }
@@ -177,11 +185,20 @@ async fn idle_and_trickling_connections_are_closed_while_healthz_answers_at_the_
     }
     // The head deadline (2 s from the accept) closes every idle and trickling one.
     for tcp in &mut idle {
-        assert!(closed_by_peer(tcp, Duration::from_secs(4)).await, "an idle connection is still open");
+        assert!(
+            closed_by_peer(tcp, Duration::from_secs(4)).await,
+            "an idle connection is still open"
+        );
     }
     for trickler in tricklers {
-        let closed = trickler.await.unwrap().expect("a trickling connection was never closed");
-        assert!(closed < Duration::from_secs(5), "a trickler was closed only after {closed:?}");
+        let closed = trickler
+            .await
+            .unwrap()
+            .expect("a trickling connection was never closed");
+        assert!(
+            closed < Duration::from_secs(5),
+            "a trickler was closed only after {closed:?}"
+        );
     }
     within(Duration::from_secs(3), "slots released", || async {
         metric(&served, "periscope_connections_open").await <= 1.0
@@ -212,10 +229,16 @@ async fn stalled_reader(addr: SocketAddr, reuse: bool) -> TcpStream {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut tcp = socket.connect(addr).await.unwrap();
     if reuse {
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut first = [0u8; 512];
         let n = tcp.read(&mut first).await.unwrap();
-        assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first[..n]));
+        assert!(
+            first[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&first[..n])
+        );
     }
     tcp.write_all(b"GET /api/clusters/test/pods/watch HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -238,7 +261,10 @@ async fn stalled_readers_are_closed_within_the_write_timeout_on_both_paths() {
     for i in 0..20 {
         stalled.push(stalled_reader(addr, i % 5 == 0).await);
     }
-    within(patience(), "20 stalled streams open", || async { served.streams.open_total() == 21 }).await;
+    within(patience(), "20 stalled streams open", || async {
+        served.streams.open_total() == 21
+    })
+    .await;
     // While stalled, /debug/streams shows what they hold and how long they wait.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let debug: Vec<Value> = reqwest::get(format!("{}/debug/streams", served.base))
@@ -258,7 +284,10 @@ async fn stalled_readers_are_closed_within_the_write_timeout_on_both_paths() {
     .await;
     assert!(took < Duration::from_secs(4), "closed {took:?} after the check");
     for tcp in &mut stalled {
-        assert!(closed_by_peer(tcp, patience()).await, "a stalled connection is still open");
+        assert!(
+            closed_by_peer(tcp, patience()).await,
+            "a stalled connection is still open"
+        );
     }
     let closes = metric(&served, "periscope_backpressure_closes_total").await;
     assert!(closes >= 16.0, "{closes} backpressure closes");
@@ -283,12 +312,18 @@ async fn shutdown_with_stalled_readers_ends_within_the_grace() {
     let addr = addr(&served);
     let _direct = stalled_reader(addr, false).await;
     let _hyper = stalled_reader(addr, true).await;
-    within(patience(), "stalled streams open", || async { served.streams.open_total() == 2 }).await;
+    within(patience(), "stalled streams open", || async {
+        served.streams.open_total() == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     served.shutdown().await;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "shutdown took {took:?} with stalled readers");
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?} with stalled readers"
+    );
 }
 
 fn now() -> u64 {
@@ -328,7 +363,9 @@ async fn huge_and_fractional_expiries_neither_panic_nor_disable_expiry() {
     assert_eq!((status, body["expiresAt"].as_u64()), (200, Some(exp)), "{body}");
     let mut stream = SseClient::connect_as(&served.url("pods/watch"), &token).await;
     stream.expect("snapshot").await;
-    tokio::time::timeout(patience(), stream.expect("auth_expired")).await.unwrap();
+    tokio::time::timeout(patience(), stream.expect("auth_expired"))
+        .await
+        .unwrap();
 
     // Fractional nbf and iat are numbers too; a fractional past exp is refused.
     let mut times = claims("times");
@@ -393,7 +430,10 @@ async fn system_groups_from_tokens_are_refused_unless_allowed_and_prefixes_apply
         .json()
         .await
         .unwrap();
-    assert!(streams["revoked"].is_array(), "the prefixed admin group is an admin: {streams}");
+    assert!(
+        streams["revoked"].is_array(),
+        "the prefixed admin group is an admin: {streams}"
+    );
     served.shutdown().await;
 }
 

@@ -598,7 +598,10 @@ mod tests {
     }
 
     fn now() -> f64 {
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
     }
 
     #[test]

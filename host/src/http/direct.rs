@@ -277,7 +277,13 @@ async fn write_whole(tcp: &TcpStream, response: Response<Body>, writer: &Writer)
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, MAX_HEAD).await.map_err(io::Error::other)?;
     let head = head(&Response::from_parts(parts, Body::empty()), Some(body.len()));
-    write_all(tcp, &mut [io::IoSlice::new(&head), io::IoSlice::new(&body)], writer, None).await
+    write_all(
+        tcp,
+        &mut [io::IoSlice::new(&head), io::IoSlice::new(&body)],
+        writer,
+        None,
+    )
+    .await
 }
 
 /// The event stream: the head, then every chunk the session yields as it comes, the

@@ -173,7 +173,11 @@ fn warn_full(last: &AtomicU64, max: usize) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let before = last.load(Ordering::Relaxed);
-    if now >= before + 60 && last.compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+    if now >= before + 60
+        && last
+            .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
         tracing::warn!(
             max_connections = max,
             reserve = RESERVE,
@@ -240,9 +244,10 @@ async fn serve(
             "the server has server.max_connections connections open; retry shortly",
         );
         let mut response = busy.into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
         direct::refuse(tcp, response, &writer).await;
         return;
     }
@@ -322,7 +327,13 @@ struct Stall {
 }
 
 impl Conn {
-    fn new(tcp: TcpStream, prefix: Vec<u8>, write_timeout: Duration, stop: CancellationToken, metrics: Arc<Metrics>) -> Conn {
+    fn new(
+        tcp: TcpStream,
+        prefix: Vec<u8>,
+        write_timeout: Duration,
+        stop: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Conn {
         Conn {
             tcp,
             prefix,
@@ -350,7 +361,10 @@ impl Conn {
         }
         ready!(stall.deadline.as_mut().poll(cx));
         self.metrics.connection_timeout("write");
-        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "the client took no bytes (watch.write_timeout)"))
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took no bytes (watch.write_timeout)",
+        ))
     }
 
     fn written<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {

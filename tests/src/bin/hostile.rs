@@ -239,7 +239,9 @@ async fn main() -> Result<()> {
         args.server,
         sim.url()
     );
-    println!("| attack | clients | host fds before / during / after | host CPU during / after | host RSS before / during / after | `/healthz` during (p50 / max, failed) |");
+    println!(
+        "| attack | clients | host fds before / during / after | host CPU during / after | host RSS before / during / after | `/healthz` during (p50 / max, failed) |"
+    );
     println!("|---|---|---|---|---|---|");
     for name in attacks {
         let host = Host::start(&bin, &config, dir.path(), Duration::from_secs(60))
@@ -301,7 +303,9 @@ async fn main() -> Result<()> {
                     before.rss_mib,
                     during.rss_mib,
                     after.rss_mib,
-                    latencies.get(latencies.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    latencies
+                        .get(latencies.len() / 2)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
                     latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
                 ),
             )?;
