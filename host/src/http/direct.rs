@@ -129,20 +129,22 @@ pub async fn serve_watch(
     } else {
         write_whole(&tcp, response, &writer).await
     };
-    finish(tcp, written).await;
+    finish(tcp, written, Duration::from_secs(2)).await;
 }
 
-/// Writes a refusal (a whole response) and closes the connection.
-pub async fn refuse(tcp: TcpStream, response: Response<Body>, writer: &Writer) {
+/// Writes a refusal (a whole response) and closes the connection, waiting at most
+/// `linger` for the client to close first.
+pub async fn refuse(tcp: TcpStream, response: Response<Body>, writer: &Writer, linger: Duration) {
     let written = write_whole(&tcp, response, writer).await;
-    finish(tcp, written).await;
+    finish(tcp, written, linger).await;
 }
 
 /// After a response: shut the write side so the client reads to the end, then wait
-/// briefly for it to close (closing with its input unread would reset the connection).
-async fn finish(mut tcp: TcpStream, written: io::Result<()>) {
+/// up to `linger` for it to close (closing with its input unread would reset the
+/// connection).
+async fn finish(mut tcp: TcpStream, written: io::Result<()>, linger: Duration) {
     if written.is_ok() && tcp.shutdown().await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), peer_closed(&tcp)).await;
+        let _ = tokio::time::timeout(linger, peer_closed(&tcp)).await;
     }
 }
 

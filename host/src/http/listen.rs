@@ -13,7 +13,7 @@
 //! Slots: `server.max_connections` connections are served; past it, a connection takes
 //! one of [`RESERVE`] slots kept for `/healthz`, `/readyz` and `/metrics`, so probes
 //! answer while the rest is full, and anything else there gets 503 JSON; a connection
-//! there has one second to send its request line. With the
+//! there has 250 ms to send its request line. With the
 //! reserve gone too, a connection is closed unread. The default cap is three quarters
 //! of the file descriptor limit, which start-up raises to its hard limit
 //! ([`raise_fd_limit`]). Architecture decision 70.
@@ -50,7 +50,7 @@ pub const RESERVE: usize = 32;
 const MAX_LINE: usize = 2048;
 /// How long a connection on the probes' reserve has to send its request line: a probe
 /// sends it at once, and an idle client must not hold the reserve for long.
-const RESERVE_LINE: Duration = Duration::from_secs(1);
+const RESERVE_LINE: Duration = Duration::from_millis(250);
 /// Once shutdown begins, a writer blocked on a full socket gets at most this long.
 const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 
@@ -248,7 +248,8 @@ async fn serve(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("1"),
         );
-        direct::refuse(tcp, response, &writer).await;
+        // A client that keeps its side open must not hold the reserve for long.
+        direct::refuse(tcp, response, &writer, RESERVE_LINE).await;
         return;
     }
     if route == Route::Watch {

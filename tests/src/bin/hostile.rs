@@ -215,13 +215,6 @@ async fn main() -> Result<()> {
         Some(only) => only.split(',').map(str::trim).collect(),
         None => ATTACKS.to_vec(),
     };
-    // The harness holds thousands of sockets itself.
-    if let Err(error) = std::process::Command::new("prlimit")
-        .args(["--pid", &std::process::id().to_string(), "--nofile=65536:65536"])
-        .status()
-    {
-        eprintln!("cannot raise the harness's own fd limit: {error}");
-    }
     let sim = Sim::start(SimOptions {
         scenario: Scenario::Empty,
         ..SimOptions::default()
@@ -260,8 +253,8 @@ async fn main() -> Result<()> {
         let _ = reqwest::get(format!("{}/api/clusters/demo/pods?namespace=shop", host.base)).await;
         let before = sample(host.pid).await;
         let started = Instant::now();
-        let held = attack(name, addr, &args).await?;
         let probing = tokio::spawn(probe(addr, started + args.during));
+        let held = attack(name, addr, &args).await?;
         tokio::time::sleep((started + args.during).saturating_duration_since(Instant::now())).await;
         let during = sample(host.pid).await;
         let (latencies, failures) = probing.await?;
