@@ -53,6 +53,75 @@ pub struct StreamInfo {
     /// `upstreamOutageSince`), linked once the stream has subscribed.
     #[serde(flatten)]
     pub upstream: UpstreamLink,
+    /// What its writer reports (`bytesUnsent`, `sinceLastWriteMs`): a reader that
+    /// stopped reading shows bytes held and a growing time, where `queueDepth` stays 0.
+    #[serde(flatten)]
+    pub writer: WriteProgress,
+}
+
+/// A stream writer's progress: bytes it holds that the socket has not taken, and when
+/// the socket last took some. The writer of a fresh SSE connection (`http::direct`)
+/// counts bytes; others report when they handed a frame on.
+#[derive(Debug)]
+pub struct WriteProgress {
+    unsent: AtomicU64,
+    /// Milliseconds since [`epoch`] of the last write the socket took.
+    last_write: AtomicU64,
+    /// Set when the writer closed the stream at `watch.write_timeout`.
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl Default for WriteProgress {
+    fn default() -> Self {
+        WriteProgress {
+            unsent: AtomicU64::new(0),
+            last_write: AtomicU64::new(since_epoch_ms()),
+            stalled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl WriteProgress {
+    /// `bytes` are waiting for the socket.
+    pub fn pending(&self, bytes: u64) {
+        self.unsent.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The socket took `bytes` of what was pending.
+    pub fn wrote(&self, bytes: u64) {
+        let _ = self
+            .unsent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(bytes)));
+        self.last_write.store(since_epoch_ms(), Ordering::Relaxed);
+    }
+
+    /// The writer gave up: the socket took nothing for `watch.write_timeout`.
+    pub fn stalled(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the writer gave up on a stalled socket.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+}
+
+impl Serialize for WriteProgress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let since = since_epoch_ms().saturating_sub(self.last_write.load(Ordering::Relaxed));
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("bytesUnsent", &self.unsent.load(Ordering::Relaxed))?;
+        map.serialize_entry("sinceLastWriteMs", &since)?;
+        map.end()
+    }
+}
+
+/// Milliseconds since the first call: a monotonic clock cheap to keep in an atomic.
+fn since_epoch_ms() -> u64 {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A stream's link to its upstream's health; empty until it subscribed.
@@ -160,6 +229,7 @@ impl Streams {
             events_sent: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
             upstream: UpstreamLink::default(),
+            writer: WriteProgress::default(),
         });
         *inner.per_actor.entry(actor.quota.clone()).or_default() += 1;
         inner.active.insert(info.id, info.clone());

@@ -12,6 +12,9 @@
 //! | `periscope_plugin_call_duration_seconds` (histogram) | kind |
 //! | `periscope_graphql_sockets` | (none): open `/graphqlws` sockets |
 //! | `periscope_graphql_closes_total` | code: sockets the server closed, by close code |
+//! | `periscope_connections_open` | (none): client connections holding a slot |
+//! | `periscope_connections_refused_total` | reason: `busy` (503 at `server.max_connections`), `full` (closed unread) |
+//! | `periscope_connection_timeouts_total` | phase: `head` (no whole request head in time), `write` (no byte accepted for `watch.write_timeout`) |
 //! | `periscope_build_info` | version, commit |
 
 use std::time::Duration;
@@ -71,6 +74,19 @@ pub struct Metrics {
     graphql_sockets: Gauge,
     graphql_closes: Family<Code, Counter>,
     runtime_tasks: Gauge,
+    connections_open: Gauge,
+    connections_refused: Family<Reason, Counter>,
+    connection_timeouts: Family<Phase, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Phase {
+    phase: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -198,6 +214,24 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "Build information", build);
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections holding a slot of server.max_connections or of the probes' reserve",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::<Reason, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Client connections refused at server.max_connections",
+            connections_refused.clone(),
+        );
+        let connection_timeouts = Family::<Phase, Counter>::default();
+        registry.register(
+            "connection_timeouts",
+            "Client connections closed by the head deadline or the write deadline",
+            connection_timeouts.clone(),
+        );
         Metrics {
             registry,
             streams_active,
@@ -217,6 +251,9 @@ impl Metrics {
             graphql_sockets,
             graphql_closes,
             runtime_tasks,
+            connections_open,
+            connections_refused,
+            connection_timeouts,
         }
     }
 
@@ -264,6 +301,21 @@ impl Metrics {
     /// A stream was closed for falling behind.
     pub fn backpressure_close(&self, transport: &str, kind: &str) {
         self.backpressure.get_or_create(&Self::tk(transport, kind)).inc();
+    }
+
+    /// A client connection took (`1`) or left (`-1`) a slot.
+    pub fn connection(&self, delta: i64) {
+        self.connections_open.inc_by(delta);
+    }
+
+    /// A client connection was refused: `busy` (answered 503) or `full` (closed unread).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// A client connection was closed by a deadline: `head` or `write`.
+    pub fn connection_timeout(&self, phase: &'static str) {
+        self.connection_timeouts.get_or_create(&Phase { phase }).inc();
     }
 
     /// A stream was refused at the per-user cap.

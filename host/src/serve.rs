@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -97,6 +96,9 @@ pub struct App {
     state: AppState,
     listener: TcpListener,
     shutdown_grace: Duration,
+    header_timeout: Duration,
+    write_timeout: Duration,
+    max_connections: u32,
     // Embedded simulated clusters live as long as the app.
     _sims: Vec<periscope_sim::Sim>,
 }
@@ -241,6 +243,9 @@ impl App {
             state,
             listener,
             shutdown_grace: config.shutdown_grace,
+            header_timeout: config.header_timeout,
+            write_timeout: config.watch.write_timeout,
+            max_connections: config.max_connections,
             _sims: sims,
         })
     }
@@ -277,29 +282,42 @@ impl App {
             addr.port(),
             clusters.join(", ")
         );
+        let fd_limit = http::listen::raise_fd_limit();
+        let max_connections = match self.max_connections {
+            0 => http::listen::default_max_connections(fd_limit),
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        tracing::info!(
+            max_connections,
+            probe_reserve = http::listen::RESERVE,
+            header_timeout = ?self.header_timeout,
+            write_timeout = ?self.write_timeout,
+            "connection limits"
+        );
+        let options = http::listen::Options {
+            header_timeout: self.header_timeout,
+            write_timeout: self.write_timeout,
+            max_connections,
+        };
+        let metrics = self.state.metrics.clone();
         let router = http::router(self.state);
-        let drained = shutdown.clone();
-        // Fresh watch requests are served off hyper (`http::direct`); the rest reach
-        // axum through `connections`.
+        // Every connection is a task of `tracker`: fresh watch requests are served off
+        // hyper (`http::direct`), the rest by hyper (`http::listen`).
         let tracker = TaskTracker::new();
-        let connections = http::direct::accept(self.listener, router.clone(), shutdown.clone(), tracker.clone())
-            .map_err(StartError::Serve)?;
-        // SSE writes many small frames: without TCP_NODELAY, Nagle's algorithm holds a
-        // frame back until the previous one is acknowledged, and delayed ACKs make that
-        // up to 40 ms (seen in the load harness as a 33-43 ms latency band).
-        let connections = connections.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        http::listen::spawn(
+            self.listener,
+            router,
+            options,
+            metrics,
+            shutdown.clone(),
+            tracker.clone(),
+        );
+        let drained = shutdown.clone();
         let server = async move {
-            axum::serve(connections, service)
-                .with_graceful_shutdown(async move { drained.cancelled().await })
-                .await?;
+            drained.cancelled().await;
             tracker.close();
             tracker.wait().await;
-            Ok(())
+            Ok::<(), std::io::Error>(())
         };
         let grace = self.shutdown_grace;
         tokio::select! {

@@ -20,6 +20,9 @@ mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
 mod graphql;
 
+/// Hostile clients and tokens: truncated heads, idle and trickling connections, stalled
+/// readers, shutdown with them, claims that must not panic or widen access (issue 23).
+mod hostile;
 /// First lists, paged (page size, an expired `continue` token mid-list) and streamed (WatchList, its fallback).
 mod lists;
 /// Upstream outages: restarts with a fresh store, pauses within and past the grace.

@@ -135,6 +135,9 @@ pub struct Authenticator {
     query_token: bool,
     groups_claim: String,
     username_claim: String,
+    username_prefix: String,
+    groups_prefix: String,
+    allow_system_groups: bool,
     admin_group: Option<String>,
     revoked: RwLock<HashSet<String>>,
     revocation_file: Option<PathBuf>,
@@ -228,6 +231,9 @@ impl Authenticator {
             query_token: config.query_token,
             groups_claim: config.groups_claim.clone(),
             username_claim: config.username_claim.clone(),
+            username_prefix: config.username_prefix.clone(),
+            groups_prefix: config.groups_prefix.clone(),
+            allow_system_groups: config.allow_system_groups,
             admin_group: config.admin_group.clone(),
             revoked: RwLock::new(HashSet::new()),
             revocation_file: config.revocation_file.clone(),
@@ -292,13 +298,19 @@ impl Authenticator {
     }
 
     /// The actor of verified claims. Like the Kubernetes OIDC authenticator, a token
-    /// without the username claim is refused rather than guessed.
+    /// without the username claim is refused rather than guessed, and the configured
+    /// prefixes are put before the username and every group, so a token cannot name
+    /// a user or group the cluster gives to something else. A `system:` user or group
+    /// (after the prefixes) is refused unless `auth.allow_system_groups`: those names
+    /// belong to Kubernetes itself (`system:masters` is cluster-admin, bound by no
+    /// RoleBinding and never denied), and they would reach every access review.
     fn actor(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<Actor, AuthError> {
         let groups: Vec<String> = match claims.get(&self.groups_claim) {
-            Some(serde_json::Value::Array(items)) => {
-                items.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
-            }
-            Some(serde_json::Value::String(group)) => vec![group.clone()],
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|g| g.as_str().map(|g| format!("{}{g}", self.groups_prefix)))
+                .collect(),
+            Some(serde_json::Value::String(group)) => vec![format!("{}{group}", self.groups_prefix)],
             _ => Vec::new(),
         };
         let admin = self.admin_group.as_ref().is_some_and(|admin| groups.contains(admin));
@@ -313,8 +325,24 @@ impl Authenticator {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
                 AuthError::Invalid(format!("missing claim {:?} (auth.username_claim)", self.username_claim))
-            })?
-            .to_string();
+            })?;
+        let username = format!("{}{username}", self.username_prefix);
+        if !self.allow_system_groups {
+            if let Some(group) = groups.iter().find(|g| g.starts_with(SYSTEM)) {
+                return Err(AuthError::Invalid(format!(
+                    "group {:?} is reserved for Kubernetes: tokens may not carry system: groups (set \
+                     auth.groups_prefix, or auth.allow_system_groups = true to pass them on)",
+                    truncate(group, 64)
+                )));
+            }
+            if username.starts_with(SYSTEM) {
+                return Err(AuthError::Invalid(format!(
+                    "user {:?} is reserved for Kubernetes: tokens may not name system: users (set \
+                     auth.username_prefix, or auth.allow_system_groups = true to pass them on)",
+                    truncate(&username, 64)
+                )));
+            }
+        }
         let email = claims
             .get("email")
             .and_then(|s| s.as_str())
@@ -327,7 +355,7 @@ impl Authenticator {
             groups,
             email,
             admin,
-            expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
+            expires_at: claims.get("exp").and_then(numeric_date),
         })
     }
 
@@ -437,6 +465,34 @@ impl Authenticator {
     }
 }
 
+/// The prefix of the users and groups Kubernetes keeps for itself.
+const SYSTEM: &str = "system:";
+
+/// A JWT NumericDate (RFC 7519 §2: seconds, possibly fractional) as whole seconds,
+/// rounded down so a fractional expiry never lasts longer than the token says. A
+/// negative time is the epoch; a value beyond `u64` is the largest. `None` for a
+/// value that is not a number. (`jsonwebtoken` checks `exp` and `nbf` the same way:
+/// it reads fractions as numbers too.)
+pub fn numeric_date(value: &serde_json::Value) -> Option<u64> {
+    if let Some(seconds) = value.as_u64() {
+        return Some(seconds);
+    }
+    let seconds = value.as_f64()?;
+    if seconds.is_nan() {
+        return None;
+    }
+    // `as` saturates: negative → 0, beyond u64::MAX → u64::MAX.
+    Some(seconds.floor() as u64)
+}
+
+/// At most `max` characters of `text`, with `…` when cut (echoed input is bounded).
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -515,5 +571,135 @@ mod secret_file_tests {
         assert_eq!(trim_newline(b"k3y\n\n"), b"k3y\n");
         assert_eq!(trim_newline(b" k3y \t"), b" k3y \t");
         assert_eq!(trim_newline(b"k3y"), b"k3y");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use jsonwebtoken::{EncodingKey, Header};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::config::RbacMode;
+
+    const SECRET: &str = "an-hmac-secret-that-is-long-enough-for-hs256";
+
+    fn authenticator(allow_system_groups: bool) -> (Arc<Authenticator>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        let config = AuthConfig {
+            mode: AuthMode::Jwt,
+            issuer: None,
+            audience: None,
+            algorithms: vec!["HS256".to_string()],
+            secret_file: Some(secret),
+            public_key_files: Vec::new(),
+            jwks_file: None,
+            leeway: Duration::from_secs(30),
+            cookie: "periscope_token".to_string(),
+            query_token: false,
+            groups_claim: "groups".to_string(),
+            admin_group: None,
+            username_prefix: String::new(),
+            groups_prefix: String::new(),
+            allow_system_groups,
+            revocation_file: None,
+            username_claim: "sub".to_string(),
+            rbac: RbacMode::Off,
+            rbac_ttl: Duration::from_secs(30),
+            protect_metrics: false,
+        };
+        (Authenticator::new(&config).unwrap(), dir)
+    }
+
+    fn sign(claims: &Value) -> String {
+        jsonwebtoken::encode(&Header::default(), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    }
+
+    fn now() -> f64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    #[test]
+    fn numeric_dates_are_whole_seconds_rounded_down() {
+        assert_eq!(numeric_date(&json!(17)), Some(17));
+        assert_eq!(numeric_date(&json!(1765000000.9)), Some(1765000000));
+        assert_eq!(numeric_date(&json!(-3.5)), Some(0));
+        assert_eq!(numeric_date(&json!(1e300)), Some(u64::MAX));
+        assert_eq!(numeric_date(&json!(u64::MAX)), Some(u64::MAX));
+        assert_eq!(numeric_date(&json!("17")), None);
+        assert_eq!(numeric_date(&Value::Null), None);
+    }
+
+    #[test]
+    fn echoed_text_is_cut_on_a_character_boundary() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("ééééé", 2), "éé…");
+    }
+
+    /// A claim value a token might carry where a NumericDate belongs.
+    fn date() -> impl Strategy<Value = Value> {
+        let now = now();
+        prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            (now - 1e6..now + 1e9).prop_map(|f| json!(f)),
+            ((now as u64 - 100_000)..(now as u64 + 100_000)).prop_map(Value::from),
+            Just(json!("soon")),
+            Just(json!([1])),
+            Just(Value::Null),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Generated claims through the real verifier, then the stream's expiry
+        /// arithmetic: nothing panics, an accepted token's expiry is in its claims, and
+        /// no `system:` user or group gets through.
+        #[test]
+        fn generated_claims_never_panic_or_pass_system_names(
+            exp in date(),
+            nbf in proptest::option::of(date()),
+            iat in proptest::option::of(date()),
+            sub in "(system:)?[a-z]{1,8}",
+            groups in proptest::collection::vec("(system:)?[a-z:]{0,10}", 0..4),
+        ) {
+            let (auth, _dir) = authenticator(false);
+            let mut claims = json!({ "sub": sub, "exp": exp, "groups": groups });
+            if let Some(nbf) = nbf {
+                claims["nbf"] = nbf;
+            }
+            if let Some(iat) = iat {
+                claims["iat"] = iat;
+            }
+            if let Ok(actor) = auth.verify(&sign(&claims)) {
+                prop_assert!(!actor.username.starts_with(SYSTEM));
+                prop_assert!(!actor.groups.iter().any(|g| g.starts_with(SYSTEM)));
+                let expires_at = actor.expires_at;
+                prop_assert_eq!(expires_at, numeric_date(&claims["exp"]));
+                prop_assert!(expires_at.is_some_and(|exp| exp as f64 + 31.0 >= now()));
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+                let _ = runtime.block_on(async { expires_at.and_then(crate::transport::session::expiry_instant) });
+            }
+        }
+    }
+
+    #[test]
+    fn system_groups_pass_only_when_allowed() {
+        let claims = json!({ "sub": "mallory", "exp": now() + 60.0, "groups": ["system:masters"] });
+        let (strict, _a) = authenticator(false);
+        let refused = strict.verify(&sign(&claims)).unwrap_err();
+        assert!(refused.to_string().contains("system:masters"), "{refused}");
+        let (open, _b) = authenticator(true);
+        assert_eq!(open.verify(&sign(&claims)).unwrap().groups, ["system:masters"]);
     }
 }

@@ -54,16 +54,16 @@ use std::time::Duration;
 
 pub use env::{EnvSource, ProcessEnv, env_vars, unknown_env_warnings};
 pub use settings::{
-    ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE, ENV_AUTH_GROUPS_CLAIM,
-    ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE, ENV_AUTH_PROTECT_METRICS,
-    ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL, ENV_AUTH_REVOCATION_FILE,
-    ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_CONFIG, ENV_GRAPHQL_INIT_TIMEOUT,
-    ENV_GRAPHQL_MAX_OPERATION_DURATION, ENV_GRAPHQL_PING_INTERVAL, ENV_GRAPHQL_RESTART_WINDOW, ENV_LISTEN, ENV_LOG,
-    ENV_LOG_FORMAT, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR, ENV_PLUGINS_MEMORY_CAP_MIB,
-    ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES, ENV_WATCH_HEARTBEAT, ENV_WATCH_LINGER, ENV_WATCH_LIST_PAGE_SIZE,
-    ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE, ENV_WATCH_PER_USER_LIMIT, ENV_WATCH_QUEUE,
-    ENV_WATCH_REQUEST_TIMEOUT, ENV_WATCH_RING, ENV_WATCH_SILENCE_TIMEOUT, ENV_WATCH_STREAMS,
-    ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, SETTINGS,
+    ALL, ENV_AUTH_ADMIN_GROUP, ENV_AUTH_ALGORITHMS, ENV_AUTH_ALLOW_SYSTEM_GROUPS, ENV_AUTH_AUDIENCE, ENV_AUTH_COOKIE,
+    ENV_AUTH_GROUPS_CLAIM, ENV_AUTH_GROUPS_PREFIX, ENV_AUTH_ISSUER, ENV_AUTH_JWKS_FILE, ENV_AUTH_LEEWAY, ENV_AUTH_MODE,
+    ENV_AUTH_PROTECT_METRICS, ENV_AUTH_PUBLIC_KEY_FILES, ENV_AUTH_QUERY_TOKEN, ENV_AUTH_RBAC, ENV_AUTH_RBAC_TTL,
+    ENV_AUTH_REVOCATION_FILE, ENV_AUTH_SECRET_FILE, ENV_AUTH_USERNAME_CLAIM, ENV_AUTH_USERNAME_PREFIX, ENV_CONFIG,
+    ENV_GRAPHQL_INIT_TIMEOUT, ENV_GRAPHQL_MAX_OPERATION_DURATION, ENV_GRAPHQL_PING_INTERVAL, ENV_GRAPHQL_RESTART_WINDOW, ENV_HEADER_TIMEOUT, ENV_LISTEN, ENV_LOG,
+    ENV_LOG_FORMAT, ENV_MAX_CONNECTIONS, ENV_PLUGINS_CACHE_DIR, ENV_PLUGINS_CALL_DEADLINE, ENV_PLUGINS_DIR,
+    ENV_PLUGINS_MEMORY_CAP_MIB, ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES, ENV_WATCH_HEARTBEAT, ENV_WATCH_INITIAL_LIST, ENV_WATCH_LINGER,
+    ENV_WATCH_LIST_PAGE_SIZE, ENV_WATCH_MAX_STREAM_DURATION, ENV_WATCH_OUTAGE_GRACE, ENV_WATCH_PER_USER_LIMIT,
+    ENV_WATCH_QUEUE, ENV_WATCH_REQUEST_TIMEOUT, ENV_WATCH_RING, ENV_WATCH_SILENCE_TIMEOUT, ENV_WATCH_STREAMS,
+    ENV_WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_USER, ENV_WATCH_WRITE_TIMEOUT, SETTINGS,
 };
 
 /// Scenario names a `sim = "…"` cluster accepts: those `periscope_sim::Scenario` parses.
@@ -124,6 +124,12 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client (`[server] trusted_proxies`,
     /// addresses or CIDR ranges; default none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client has to send a request head, and an idle keep-alive
+    /// connection stays open (`[server] header_timeout`, default 10s).
+    pub header_timeout: Duration,
+    /// Open client connections; 0 sizes it from the file descriptor limit
+    /// (`[server] max_connections`, default 0).
+    pub max_connections: u32,
 }
 
 /// One cluster to serve.
@@ -170,6 +176,8 @@ pub struct WatchConfig {
     pub linger: Duration,
     /// Interval of `: ping` frames on idle streams (default 15s; never 0).
     pub heartbeat: Duration,
+    /// A client whose connection accepts no byte for this long is closed (default 10s).
+    pub write_timeout: Duration,
     /// Events buffered per subscriber before it is dropped as slow (default 256, >= 1).
     pub queue: usize,
     /// Recent events kept per upstream for `Last-Event-ID` resume (default 1024, >= 1).
@@ -290,6 +298,12 @@ pub struct AuthConfig {
     pub groups_claim: String,
     /// Members of this group are administrators.
     pub admin_group: Option<String>,
+    /// Put before the username claim (default `""`).
+    pub username_prefix: String,
+    /// Put before every group (default `""`).
+    pub groups_prefix: String,
+    /// Accept `system:` users and groups from tokens (default false).
+    pub allow_system_groups: bool,
     /// One revoked subject per line; the auth module re-reads it when it changes.
     pub revocation_file: Option<PathBuf>,
     /// The claim that names the Kubernetes user (default `sub`).

@@ -227,6 +227,30 @@ settings! {
               address: the first `X-Forwarded-For` hop when the peer is a trusted proxy, else the peer.",
     }
 
+    HEADER_TIMEOUT, ENV_HEADER_TIMEOUT: Duration = {
+        key: "server.header_timeout",
+        env: "PERISCOPE_HEADER_TIMEOUT",
+        default: DefaultValue::Value("\"10s\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: |v| nonzero_duration(v, "a client gets this long to send a request head (default 10s)"),
+        doc: "How long a client has to send a whole request head, counted from the connection (or the end of \
+              its previous request): bytes trickling in do not extend it. It is also how long an idle \
+              keep-alive connection stays open. Must be more than `\"0s\"`.",
+    }
+    MAX_CONNECTIONS, ENV_MAX_CONNECTIONS: u32 = {
+        key: "server.max_connections",
+        env: "PERISCOPE_MAX_CONNECTIONS",
+        default: DefaultValue::Value("0"),
+        ty: Type::Integer { min: 0, max: Some(u32::MAX as u64) },
+        chart: Chart::Config,
+        parse: |v| cap(v, "open client connections; 0 sizes it from the file descriptor limit"),
+        doc: "Open client connections. Past it, new ones get 503 JSON, except `/healthz`, `/readyz` and \
+              `/metrics`, which have 32 connections of their own. `0` (the default) is three quarters of the \
+              file descriptor limit (raised to its hard limit at start; both are logged), leaving the rest to \
+              upstream connections, plugins and files.",
+    }
+
     // === [watch] ===
     WATCH_STREAMS, ENV_WATCH_STREAMS: String = {
         key: "watch.streams",
@@ -271,6 +295,17 @@ settings! {
         parse: |v| nonzero_duration(v, "a heartbeat keeps idle streams open through proxies (default 15s)"),
         doc: "Interval of `: ping` frames, which keep idle streams open through proxies. Must be more than \
               `\"0s\"`.",
+    }
+    WATCH_WRITE_TIMEOUT, ENV_WATCH_WRITE_TIMEOUT: Duration = {
+        key: "watch.write_timeout",
+        env: "PERISCOPE_WATCH_WRITE_TIMEOUT",
+        default: DefaultValue::Value("\"10s\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: |v| nonzero_duration(v, "a client that accepts no byte for this long is closed (default 10s)"),
+        doc: "A client whose connection accepts no byte for this long is closed (a stream's close counts as \
+              backpressure). Keep it under `heartbeat`, so a stalled reader is found before a ping would be \
+              due. Must be more than `\"0s\"`.",
     }
     WATCH_QUEUE, ENV_WATCH_QUEUE: usize = {
         key: "watch.queue",
@@ -586,6 +621,38 @@ settings! {
         parse: non_empty,
         doc: "The claim that names the Kubernetes user whose RBAC applies (`\"email\"`, `\"preferred_username\"`…). \
               A token without it is refused.",
+    }
+    AUTH_USERNAME_PREFIX, ENV_AUTH_USERNAME_PREFIX: String = {
+        key: "auth.username_prefix",
+        env: "PERISCOPE_AUTH_USERNAME_PREFIX",
+        default: DefaultValue::Value("\"\""),
+        ty: Type::String,
+        chart: Chart::Config,
+        parse: string,
+        doc: "Put before the username claim to make the Kubernetes user RBAC is checked for (`\"oidc:\"`), \
+              like kube-apiserver's `--oidc-username-prefix`: set the same value, so a token names only users \
+              your RoleBindings give to this issuer.",
+    }
+    AUTH_GROUPS_PREFIX, ENV_AUTH_GROUPS_PREFIX: String = {
+        key: "auth.groups_prefix",
+        env: "PERISCOPE_AUTH_GROUPS_PREFIX",
+        default: DefaultValue::Value("\"\""),
+        ty: Type::String,
+        chart: Chart::Config,
+        parse: string,
+        doc: "Put before every group of the groups claim (`\"oidc:\"`), like kube-apiserver's \
+              `--oidc-groups-prefix`. `admin_group` is compared with the prefixed names.",
+    }
+    AUTH_ALLOW_SYSTEM_GROUPS, ENV_AUTH_ALLOW_SYSTEM_GROUPS: bool = {
+        key: "auth.allow_system_groups",
+        env: "PERISCOPE_AUTH_ALLOW_SYSTEM_GROUPS",
+        default: DefaultValue::Value("false"),
+        ty: Type::Boolean,
+        chart: Chart::Config,
+        parse: |v| flag(v, "whether tokens may carry system: users and groups; default false"),
+        doc: "Accept tokens whose user or groups (after the prefixes) start with `system:`. Off, they get 401: \
+              those names are Kubernetes' own (`system:masters` is cluster-admin whatever the RoleBindings \
+              say), and a token carrying one would pass every access review. `true` or `false`.",
     }
     AUTH_RBAC, ENV_AUTH_RBAC: RbacMode = {
         key: "auth.rbac",

@@ -64,6 +64,7 @@ fn defaults_apply_without_file_or_env() {
                 per_user_limit: 60,
                 linger: Duration::from_secs(30),
                 heartbeat: Duration::from_secs(15),
+                write_timeout: Duration::from_secs(10),
                 queue: 256,
                 ring: 1024,
                 max_stream_duration: Duration::from_secs(300),
@@ -98,6 +99,9 @@ fn defaults_apply_without_file_or_env() {
                 query_token: false,
                 groups_claim: "groups".to_string(),
                 admin_group: None,
+                username_prefix: String::new(),
+                groups_prefix: String::new(),
+                allow_system_groups: false,
                 revocation_file: None,
                 username_claim: "sub".to_string(),
                 rbac: RbacMode::SubjectAccessReview,
@@ -112,6 +116,8 @@ fn defaults_apply_without_file_or_env() {
             },
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: vec![],
+            header_timeout: Duration::from_secs(10),
+            max_connections: 0,
         }
     );
 }
@@ -228,6 +234,7 @@ fn a_full_file_sets_every_key() {
             per_user_limit: 0,
             linger: Duration::from_secs(60),
             heartbeat: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
             queue: 512,
             ring: 2048,
             max_stream_duration: Duration::ZERO,
@@ -620,7 +627,7 @@ fn unknown_keys_are_problems_with_suggestions() {
         line,
         format!(
             "watch.stream = \"pods\" (from {path}): unknown key; did you mean streams? ([watch] accepts streams, \
-             per_user_limit, linger, heartbeat, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list)"
+             per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list)"
         )
     );
     let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nsim = \"demo\"\nkube_config = \"/k\"\n");
@@ -713,7 +720,7 @@ fn every_problem_is_reported_at_once() {
         error.to_string(),
         format!(
             "invalid configuration (9 problems)
-  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list
+  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list
   - server.listen = \"nope\" (from PERISCOPE_LISTEN): must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" (host names are not resolved)
   - clusters[0] = \"a\" (from {path}): has no source; set one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
   - clusters[1] = \"a\" (from {path}): sets more than one source (server, sim); keep exactly one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
@@ -890,6 +897,9 @@ cookie = "__Host-periscope"
 query_token = true
 groups_claim = "roles"
 admin_group = "periscope-admins"
+username_prefix = "oidc:"
+groups_prefix = "oidc:"
+allow_system_groups = true
 revocation_file = "/var/lib/periscope/revoked"
 username_claim = "email"
 rbac = "off"
@@ -915,6 +925,9 @@ fn a_full_auth_section_sets_every_key() {
             query_token: true,
             groups_claim: "roles".to_string(),
             admin_group: Some("periscope-admins".to_string()),
+            username_prefix: "oidc:".to_string(),
+            groups_prefix: "oidc:".to_string(),
+            allow_system_groups: true,
             revocation_file: Some("/var/lib/periscope/revoked".into()),
             username_claim: "email".to_string(),
             rbac: RbacMode::Off,
@@ -941,6 +954,9 @@ fn env_overrides_the_auth_section() {
             (ENV_AUTH_QUERY_TOKEN, "false"),
             (ENV_AUTH_GROUPS_CLAIM, "teams"),
             (ENV_AUTH_ADMIN_GROUP, "ops"),
+            (ENV_AUTH_USERNAME_PREFIX, "u:"),
+            (ENV_AUTH_GROUPS_PREFIX, ""),
+            (ENV_AUTH_ALLOW_SYSTEM_GROUPS, "false"),
             (ENV_AUTH_REVOCATION_FILE, "/env/revoked"),
             (ENV_AUTH_USERNAME_CLAIM, "preferred_username"),
             (ENV_AUTH_RBAC, "subjectaccessreview"),
@@ -963,6 +979,9 @@ fn env_overrides_the_auth_section() {
             query_token: false,
             groups_claim: "teams".to_string(),
             admin_group: Some("ops".to_string()),
+            username_prefix: "u:".to_string(),
+            groups_prefix: String::new(),
+            allow_system_groups: false,
             revocation_file: Some("/env/revoked".into()),
             username_claim: "preferred_username".to_string(),
             rbac: RbacMode::SubjectAccessReview,

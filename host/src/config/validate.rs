@@ -43,6 +43,8 @@ pub(super) fn validate(
     let listen = layers.value(&LISTEN);
     let shutdown_grace = layers.value(&SHUTDOWN_GRACE);
     let trusted_proxies = layers.value(&TRUSTED_PROXIES);
+    let header_timeout = layers.value(&HEADER_TIMEOUT);
+    let max_connections = layers.value(&MAX_CONNECTIONS);
     let clusters = layers.clusters(clusters);
 
     let watch = WatchConfig {
@@ -50,6 +52,7 @@ pub(super) fn validate(
         per_user_limit: layers.value(&WATCH_PER_USER_LIMIT),
         linger: layers.value(&WATCH_LINGER),
         heartbeat: layers.value(&WATCH_HEARTBEAT),
+        write_timeout: layers.value(&WATCH_WRITE_TIMEOUT),
         queue: layers.value(&WATCH_QUEUE),
         ring: layers.value(&WATCH_RING),
         max_stream_duration: layers.value(&WATCH_MAX_STREAM_DURATION),
@@ -93,6 +96,8 @@ pub(super) fn validate(
         graphql,
         shutdown_grace,
         trusted_proxies,
+        header_timeout,
+        max_connections,
     }
 }
 
@@ -208,6 +213,9 @@ impl Layers<'_> {
             query_token: self.value(&AUTH_QUERY_TOKEN),
             groups_claim: self.value(&AUTH_GROUPS_CLAIM),
             admin_group: self.optional(&AUTH_ADMIN_GROUP),
+            username_prefix: self.value(&AUTH_USERNAME_PREFIX),
+            groups_prefix: self.value(&AUTH_GROUPS_PREFIX),
+            allow_system_groups: self.value(&AUTH_ALLOW_SYSTEM_GROUPS),
             revocation_file: self.optional(&AUTH_REVOCATION_FILE),
             username_claim: self.value(&AUTH_USERNAME_CLAIM),
             rbac: self.value(&AUTH_RBAC),

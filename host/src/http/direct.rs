@@ -3,16 +3,18 @@
 //!
 //! hyper keeps an 8 KiB read buffer and an 8 KiB header buffer for the whole life of
 //! every HTTP/1 connection (`INIT_BUFFER_SIZE`, not configurable): most of what an open
-//! event stream would cost. So the accept loop looks at the request line of each new
-//! connection (a `peek`, nothing consumed): a `GET …/watch` is taken here, its head
-//! parsed with `httparse`, the request run through the same router (authentication,
-//! validation, the session), and the event stream's bytes written straight to the
-//! socket, close-delimited. The head's buffer is dropped before the stream starts.
-//! Every other connection — and a watch request that arrives on a connection already
-//! used for something else — goes to hyper untouched (architecture decision 62).
+//! event stream would cost. So the accept loop ([`super::listen`]) reads the request
+//! line of each new connection and [`classify`]es it: a `GET …/watch` is taken here,
+//! its head parsed with `httparse`, the request run through the same router
+//! (authentication, validation, the session), and the event stream's bytes written
+//! straight to the socket, close-delimited. The head's buffer is dropped before the
+//! stream starts. Every other connection — and a watch request that arrives on a
+//! connection already used for something else — goes to hyper (architecture decision
+//! 62). Every write has a deadline ([`Writer`], decision 71).
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -24,128 +26,76 @@ use axum::response::IntoResponse;
 
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::ApiError;
+use crate::limits::StreamInfo;
+use crate::metrics::Metrics;
 
 /// The longest request head taken here (hyper's own limit is about 400 KiB; a watch
 /// request carries a path, a token and a `Last-Event-ID`).
-const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 /// Headers per request, as hyper's default.
 const MAX_HEADERS: usize = 100;
-/// How long a new connection may take to send its request line, and then its head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames ready together are written with one `writev`, at most this many.
 const BATCH: usize = 16;
+/// Once shutdown begins, a write blocked on a full socket gets at most this long.
+const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 
-/// The connections hyper serves: everything that is not a fresh watch request.
-pub struct HyperConnections {
-    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    local: SocketAddr,
+/// What a connection's first request line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /api/clusters/…/watch`: served here.
+    Watch,
+    /// `GET /healthz`, `/readyz` or `/metrics`: served even past the connection cap.
+    Probe,
+    /// Anything else, whole or not: hyper's.
+    Other,
 }
 
-impl axum::serve::Listener for HyperConnections {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.rx.recv().await {
-            Some(connection) => connection,
-            // The accept loop stopped (shutdown): hand out nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+/// The route of a connection whose first bytes are `buf`, or `None` while its request
+/// line is still arriving (and shorter than `max_line`).
+pub fn classify(buf: &[u8], max_line: usize) -> Option<Route> {
+    let seen = &buf[..buf.len().min(max_line)];
+    let Some(end) = seen.iter().position(|&b| b == b'\n') else {
+        return (buf.len() >= max_line).then_some(Route::Other);
+    };
+    let line = &seen[..end];
+    Some(if is_watch_line(line) {
+        Route::Watch
+    } else if is_probe_line(line) {
+        Route::Probe
+    } else {
+        Route::Other
+    })
 }
 
-/// Accepts connections until `stop`, serving fresh watch requests directly and passing
-/// the rest to the returned listener. Every task it starts is in `tracker`.
-pub fn accept(
-    listener: TcpListener,
-    router: Router,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-) -> io::Result<HyperConnections> {
-    let local = listener.local_addr()?;
-    let (tx, rx) = mpsc::channel(1024);
-    let spawner = tracker.clone();
-    tracker.spawn(async move {
-        loop {
-            let (tcp, addr) = tokio::select! {
-                () = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        accept_failed(error).await;
-                        continue;
-                    }
-                },
-            };
-            let (tx, router, stop) = (tx.clone(), router.clone(), stop.clone());
-            spawner.spawn(async move {
-                let direct = tokio::select! {
-                    () = stop.cancelled() => return,
-                    direct = is_watch_request(&tcp) => direct,
-                };
-                if direct {
-                    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold a
-                    // frame back up to 40 ms.
-                    if let Err(error) = tcp.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY");
-                    }
-                    serve_watch(tcp, addr, router).await;
-                } else {
-                    let _ = tx.send((tcp, addr)).await;
-                }
-            });
-        }
-    });
-    Ok(HyperConnections { rx, local })
+/// How a stream's writes are bounded: the write deadline, shutdown, and where a
+/// stalled writer is counted.
+#[derive(Clone)]
+pub struct Writer {
+    /// A socket that takes no byte for this long is closed (`watch.write_timeout`).
+    pub write_timeout: Duration,
+    /// Where write timeouts are counted.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled at shutdown: a blocked write then gets [`SHUTDOWN_WRITE`] at most.
+    pub stop: CancellationToken,
 }
 
-/// As axum's loop: a per-connection error is the client's; anything else (out of file
-/// descriptors) is waited out.
-async fn accept_failed(error: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(error.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
-        return;
-    }
-    tracing::error!(%error, "accepting a connection failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// Whether the connection's first request line is `GET /api/clusters/…/watch[?…]`,
-/// looked at without consuming it. Anything unclear goes to hyper.
-async fn is_watch_request(tcp: &TcpStream) -> bool {
-    const PREFIX: &[u8] = b"GET /api/clusters/";
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + HEAD_TIMEOUT;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
-        };
-        let seen = &buf[..n];
-        if !seen.starts_with(&PREFIX[..n.min(PREFIX.len())]) {
-            return false;
-        }
-        if let Some(end) = seen.iter().position(|&b| b == b'\n') {
-            return is_watch_line(&seen[..end]);
-        }
-        if n == buf.len() {
-            return false;
-        }
-        // The line is still arriving; `peek` would return the same bytes at once.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// The request line of a probe: `GET`/`HEAD` of `/healthz`, `/readyz` or `/metrics`.
+fn is_probe_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(b"GET" | b"HEAD"), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    matches!(path, b"/healthz" | b"/readyz" | b"/metrics") && version.starts_with(b"HTTP/1.")
 }
 
 /// `GET <path>[?query] HTTP/1.x` with a path under `/api/clusters/` ending in `/watch`.
@@ -160,30 +110,55 @@ fn is_watch_line(line: &[u8]) -> bool {
     path.starts_with(b"/api/clusters/") && path.ends_with(b"/watch") && version.starts_with(b"HTTP/1.")
 }
 
-/// Serves one watch request on its own connection, then closes it.
-async fn serve_watch(mut tcp: TcpStream, addr: SocketAddr, router: Router) {
+/// Serves one watch request on its own connection, then closes it. `head` holds what
+/// was read of the request so far; the rest of it must arrive by `deadline`.
+pub async fn serve_watch(
+    mut tcp: TcpStream,
+    head: Vec<u8>,
+    deadline: Instant,
+    addr: SocketAddr,
+    router: Router,
+    writer: Writer,
+) {
     // Boxed, so the routing futures are not part of the state every open stream keeps.
-    let Some(response) = Box::pin(respond(&mut tcp, addr, router)).await else {
+    let Some(response) = Box::pin(respond(&mut tcp, head, deadline, addr, router, &writer.metrics)).await else {
         return;
     };
     let written = if is_event_stream(&response) {
-        write_stream(&tcp, response).await
+        write_stream(&tcp, response, &writer).await
     } else {
-        write_whole(&tcp, response).await
+        write_whole(&tcp, response, &writer).await
     };
-    if written.is_ok() {
-        // Shut the write side so the client reads to the end, then wait briefly for it
-        // to close: closing with its input unread would reset the connection.
-        if tcp.shutdown().await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), peer_closed(&tcp)).await;
-        }
+    finish(tcp, written, Duration::from_secs(2)).await;
+}
+
+/// Writes a refusal (a whole response) and closes the connection, waiting at most
+/// `linger` for the client to close first.
+pub async fn refuse(tcp: TcpStream, response: Response<Body>, writer: &Writer, linger: Duration) {
+    let written = write_whole(&tcp, response, writer).await;
+    finish(tcp, written, linger).await;
+}
+
+/// After a response: shut the write side so the client reads to the end, then wait
+/// up to `linger` for it to close (closing with its input unread would reset the
+/// connection).
+async fn finish(mut tcp: TcpStream, written: io::Result<()>, linger: Duration) {
+    if written.is_ok() && tcp.shutdown().await.is_ok() {
+        let _ = tokio::time::timeout(linger, peer_closed(&tcp)).await;
     }
 }
 
 /// The router's response to the connection's request, or the refusal of a head that
-/// does not parse; `None` when the client left before sending one.
-async fn respond(tcp: &mut TcpStream, addr: SocketAddr, router: Router) -> Option<Response<Body>> {
-    match read_head(tcp).await {
+/// does not parse; `None` when the client left or the deadline passed first.
+async fn respond(
+    tcp: &mut TcpStream,
+    head: Vec<u8>,
+    deadline: Instant,
+    addr: SocketAddr,
+    router: Router,
+    metrics: &Metrics,
+) -> Option<Response<Body>> {
+    match read_head(tcp, head, deadline, metrics).await {
         Ok(mut request) => {
             request.extensions_mut().insert(ConnectInfo(addr));
             match router.oneshot(request).await {
@@ -196,36 +171,47 @@ async fn respond(tcp: &mut TcpStream, addr: SocketAddr, router: Router) -> Optio
     }
 }
 
-/// Reads and parses the request head. `Err(None)`: the client went away or never
-/// finished; `Err(Some(_))`: a refusal to send.
-async fn read_head(tcp: &mut TcpStream) -> Result<Request<Body>, Option<ApiError>> {
-    let deadline = Instant::now() + HEAD_TIMEOUT;
-    let mut buf = Vec::with_capacity(2048);
+/// Reads and parses the request head by the deadline. `Err(None)`: the client went
+/// away or never finished; `Err(Some(_))`: a refusal to send.
+async fn read_head(
+    tcp: &mut TcpStream,
+    mut buf: Vec<u8>,
+    deadline: Instant,
+    metrics: &Metrics,
+) -> Result<Request<Body>, Option<ApiError>> {
     loop {
+        if let Some(request) = parse_head(&buf).map_err(Some)? {
+            return Ok(request);
+        }
         match tokio::time::timeout_at(deadline, tcp.read_buf(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(None),
+            Err(_) => {
+                metrics.connection_timeout("head");
+                return Err(None);
+            }
+            Ok(Ok(0) | Err(_)) => return Err(None),
             Ok(Ok(_)) => {}
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => return build_request(&parsed).map_err(Some),
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err(Some(ApiError::new(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "headers_too_large",
-                    format!("the request head is over {MAX_HEAD} bytes or {MAX_HEADERS} headers"),
-                )));
-            }
-            Err(error) => {
-                return Err(Some(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("malformed HTTP request: {error}"),
-                )));
-            }
-        }
+    }
+}
+
+/// Parses a watch request's head: `Ok(None)` while it is incomplete (and within
+/// [`MAX_HEAD`]), `Err(refusal)` for a head that is too large or malformed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Request<Body>>, ApiError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => build_request(&parsed).map(Some),
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(None),
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request head is over {MAX_HEAD} bytes or {MAX_HEADERS} headers"),
+        )),
+        Err(error) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("malformed HTTP request: {error}"),
+        )),
     }
 }
 
@@ -289,20 +275,27 @@ fn head(response: &Response<Body>, content_length: Option<usize>) -> Vec<u8> {
 }
 
 /// A refusal or any other whole response: head and body.
-async fn write_whole(tcp: &TcpStream, response: Response<Body>) -> io::Result<()> {
+async fn write_whole(tcp: &TcpStream, response: Response<Body>, writer: &Writer) -> io::Result<()> {
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, MAX_HEAD).await.map_err(io::Error::other)?;
     let head = head(&Response::from_parts(parts, Body::empty()), Some(body.len()));
-    write_all(tcp, &mut [io::IoSlice::new(&head), io::IoSlice::new(&body)]).await
+    write_all(
+        tcp,
+        &mut [io::IoSlice::new(&head), io::IoSlice::new(&body)],
+        writer,
+        None,
+    )
+    .await
 }
 
 /// The event stream: the head, then every chunk the session yields as it comes, the
 /// chunks ready together in one `writev`, until the session ends (`Ok`) or the client
-/// leaves.
-async fn write_stream(tcp: &TcpStream, response: Response<Body>) -> io::Result<()> {
+/// leaves or stops reading.
+async fn write_stream(tcp: &TcpStream, response: Response<Body>, writer: &Writer) -> io::Result<()> {
+    let info = response.extensions().get::<Arc<StreamInfo>>().cloned();
     let (parts, body) = response.into_parts();
     let head = head(&Response::from_parts(parts, Body::empty()), None);
-    write_all(tcp, &mut [io::IoSlice::new(&head)]).await?;
+    write_all(tcp, &mut [io::IoSlice::new(&head)], writer, info.as_deref()).await?;
     drop(head);
     let mut chunks = body.into_data_stream();
     let left = peer_closed(tcp);
@@ -335,19 +328,57 @@ async fn write_stream(tcp: &TcpStream, response: Response<Body>) -> io::Result<(
         for (slice, chunk) in slices.iter_mut().zip(&ready) {
             *slice = io::IoSlice::new(chunk);
         }
-        write_all(tcp, &mut slices[..ready.len()]).await?;
+        let written = write_all(tcp, &mut slices[..ready.len()], writer, info.as_deref()).await;
+        if let (Err(error), Some(info)) = (&written, &info)
+            && error.kind() == io::ErrorKind::TimedOut
+        {
+            // A reader that stopped reading is closed as one that fell behind.
+            info.writer.stalled();
+            writer.metrics.backpressure_close("sse", &info.kind);
+        }
+        written?;
         ready.clear();
     }
     Ok(())
 }
 
-/// Writes every slice, vectored, waiting for the socket when it is full.
-async fn write_all(tcp: &TcpStream, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+/// Writes every slice, vectored, waiting for the socket when it is full — but not for
+/// longer than the write timeout without progress (a shorter wait once shutdown
+/// began). Progress is reported in the stream's `/debug/streams` entry.
+async fn write_all(
+    tcp: &TcpStream,
+    mut slices: &mut [io::IoSlice<'_>],
+    writer: &Writer,
+    info: Option<&StreamInfo>,
+) -> io::Result<()> {
+    if let Some(info) = info {
+        info.writer.pending(slices.iter().map(|s| s.len() as u64).sum());
+    }
+    let mut deadline = Instant::now() + writer.write_timeout;
+    let mut stopping = false;
     while !slices.is_empty() {
         match tcp.try_write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
+            Ok(n) => {
+                io::IoSlice::advance_slices(&mut slices, n);
+                if let Some(info) = info {
+                    info.writer.wrote(n as u64);
+                }
+                deadline = Instant::now() + if stopping { SHUTDOWN_WRITE } else { writer.write_timeout };
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    ready = tcp.writable() => ready?,
+                    () = tokio::time::sleep_until(deadline) => {
+                        writer.metrics.connection_timeout("write");
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the client took no bytes"));
+                    }
+                    () = writer.stop.cancelled(), if !stopping => {
+                        stopping = true;
+                        deadline = deadline.min(Instant::now() + SHUTDOWN_WRITE);
+                    }
+                }
+            }
             Err(error) => return Err(error),
         }
     }

@@ -26,7 +26,8 @@
 //! | `GET /`, `GET /assets/*` | the live page ([`crate::web`]) |
 
 mod debug;
-pub(crate) mod direct;
+pub mod direct;
+pub mod listen;
 mod rest;
 mod shell;
 mod sse;
@@ -377,14 +378,21 @@ pub struct ApiError {
     message: String,
 }
 
+/// The longest message an error body carries: messages may quote the request (an
+/// unknown kind, a parameter), and a 10 KB path must not come back whole.
+const MAX_MESSAGE: usize = 300;
+
 impl ApiError {
-    /// An error with its status, stable code and message.
+    /// An error with its status, stable code and message (cut at [`MAX_MESSAGE`]
+    /// characters).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        let message = message.into();
+        let message = if message.len() > MAX_MESSAGE {
+            crate::auth::truncate(&message, MAX_MESSAGE)
+        } else {
+            message
+        };
+        ApiError { status, code, message }
     }
 }
 

@@ -48,6 +48,7 @@ pub(super) async fn other_method(
 pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Authenticated, scope: Scope) -> Response {
     let Some(plugin) = state.hub.registry().get(&scope.kind).cloned() else {
         let kind = &scope.kind;
+        let kind = crate::auth::truncate(kind, 100);
         return ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", format!("unknown kind {kind:?}")).into_response();
     };
     let Some(cluster) = state.hub.clusters().get(&scope.cluster) else {
@@ -93,7 +94,16 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
                 "operation failed",
             )
         }
-        Err(ListError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "operation failed"),
+        // The cluster did not answer in time: an outage, as above.
+        Err(ListError::Timeout) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            format!(
+                "the cluster did not answer within {}s; retry shortly",
+                state.list_timeout.as_secs()
+            ),
+        )
+        .into_response(),
     }
 }
 

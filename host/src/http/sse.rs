@@ -87,7 +87,11 @@ pub(super) async fn watch(
         Ok(session) => session,
         Err(error) => return refusal(error),
     };
-    event_stream(Body::from_stream(stream(session)))
+    let info = session.info();
+    let mut response = event_stream(Body::from_stream(stream(session)));
+    // The direct writer reports its progress in the stream's `/debug/streams` entry.
+    response.extensions_mut().insert(info);
+    response
 }
 
 /// An RBAC refusal, answered as Periscope's own backend answers it: the event stream
@@ -161,12 +165,18 @@ fn bytes_of(item: Item) -> Option<Bytes> {
     })
 }
 
-/// The body: the session's items as SSE bytes, until it ends.
+/// The body: the session's items as SSE bytes, until it ends. A writer asks for the
+/// next item only once the previous ones were taken (hyper's buffer, or the socket
+/// in `http::direct`), so asking counts as progress in `/debug/streams`.
 fn stream(session: Session) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
-    futures::stream::unfold(session, |mut session| async move {
-        let bytes = bytes_of(session.next().await?)?;
-        session.sent();
-        Some((Ok(bytes), session))
+    let info = session.info();
+    futures::stream::unfold(session, move |mut session| {
+        info.writer.wrote(0);
+        async move {
+            let bytes = bytes_of(session.next().await?)?;
+            session.sent();
+            Some((Ok(bytes), session))
+        }
     })
 }
 

@@ -698,9 +698,13 @@ fn is_transient(error: &kube::Error) -> bool {
 }
 
 /// The HTTP status a polling request answers for an apiserver failure (spec section 2):
-/// the Kubernetes error class where there is one, else 500.
+/// the Kubernetes error class where there is one, else 500 — except an outage (the
+/// apiserver unreachable, or answering 502/503), which is 503 (answered as JSON,
+/// `upstream_unavailable`, like an outage past the grace).
 fn status_class(error: &kube::Error) -> u16 {
     match error {
+        kube::Error::Api(status) if matches!(status.code, 502 | 503) => 503,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => 503,
         kube::Error::Api(status) => match (status.code, status.reason.as_str()) {
             (403, _) | (_, "Forbidden") => 403,
             (401, _) | (_, "Unauthorized") => 401,

@@ -233,7 +233,7 @@ impl Session {
         primary: bool,
     ) -> Session {
         let delivered = state.metrics.events_delivered(transport, &admission.info.kind);
-        let expiry = state.auth.valid_until(&actor).map(expiry_instant);
+        let expiry = state.auth.valid_until(&actor).and_then(expiry_instant);
         let mut session = Session {
             transport,
             pending: VecDeque::new(),
@@ -287,6 +287,11 @@ impl Session {
     pub fn sent(&self) {
         self.admission.info.events_sent.fetch_add(1, Ordering::Relaxed);
         self.delivered.inc();
+    }
+
+    /// The stream's registry entry, for a writer to report its progress in.
+    pub fn info(&self) -> Arc<crate::limits::StreamInfo> {
+        self.admission.info.clone()
     }
 
     /// The next item; `None` after [`Item::End`].
@@ -442,6 +447,9 @@ impl Drop for Session {
         if !self.primary {
             return;
         }
+        if self.admission.info.writer.is_stalled() {
+            self.close_reason = "write_timeout";
+        }
         self.span.record("close_reason", self.close_reason);
         let sent = self.admission.info.events_sent.load(Ordering::Relaxed);
         self.span
@@ -523,11 +531,14 @@ fn rbac(state: &AppState, cluster: Cluster, mapper: Mapper, access: Access) -> O
     })
 }
 
-/// The monotonic instant of a Unix expiry time (now, if it has passed).
-fn expiry_instant(exp: u64) -> tokio::time::Instant {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp);
+/// The monotonic instant of a Unix expiry time (now, if it has passed). A time too
+/// far away for the clock (`exp` = `u64::MAX`) is `None`: never, as far as this
+/// stream is concerned, whose life `watch.max_stream_duration` bounds anyway. The
+/// arithmetic is checked: a token's claims must not be able to panic the host.
+pub(crate) fn expiry_instant(exp: u64) -> Option<tokio::time::Instant> {
+    let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(exp))?;
     let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-    tokio::time::Instant::now() + left
+    tokio::time::Instant::now().checked_add(left)
 }
 
 /// Sleeps until `at`, or forever without one.
@@ -635,7 +646,7 @@ impl Lease {
         let now = tokio::time::Instant::now();
         Ok(Lease {
             delivered: state.metrics.events_delivered(transport, &key.kind),
-            expiry: state.auth.valid_until(&actor).map(expiry_instant),
+            expiry: state.auth.valid_until(&actor).and_then(expiry_instant),
             scope,
             admission,
             actor,
