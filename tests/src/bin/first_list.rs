@@ -18,6 +18,12 @@
 //!    the watch, times the host's relist (until the first stream's new snapshot) and
 //!    reads `VmHWM` and `VmRSS` again after `--settle`.
 //!
+//! With `--concurrent N` it measures something else: N hosts (N processes, so N
+//! upstreams) each open one stream at once, as N watchers of a cold apiserver do; it
+//! times the last snapshot and samples this process's RSS (the sim lives here) every
+//! 20 ms, so `--initial-list paged` and `streaming` compare what N first lists cost
+//! the apiserver.
+//!
 //! Run with (build the host first; the harness starts `periscope` from its own
 //! directory, or `--host-bin`):
 //!
@@ -25,6 +31,9 @@
 //! cargo build --release -p periscope -p periscope-tests
 //! for i in 1 2 3; do
 //!   target/release/first_list --pods 50000 --relist --csv bench/first-list.csv
+//! done
+//! for shape in paged streaming; do
+//!   target/release/first_list --pods 50000 --initial-list $shape --concurrent 20
 //! done
 //! ```
 
@@ -57,6 +66,13 @@ struct Args {
     /// `watch.list_page_size` for the host; default: the host's own.
     #[arg(long)]
     page_size: Option<u32>,
+    /// `watch.initial_list` for the host (`auto`, `streaming`, `paged`); default: the
+    /// host's own.
+    #[arg(long)]
+    initial_list: Option<String>,
+    /// Measure N concurrent first lists (N hosts) instead; see the module docs.
+    #[arg(long)]
+    concurrent: Option<usize>,
     /// How long to wait for the host and for each snapshot.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -91,6 +107,9 @@ async fn main() -> Result<()> {
     if let Some(size) = args.page_size {
         let _ = writeln!(config, "list_page_size = {size}");
     }
+    if let Some(shape) = &args.initial_list {
+        let _ = writeln!(config, "initial_list = \"{shape}\"");
+    }
     let _ = write!(
         config,
         "\n[[clusters]]\nname = \"{CLUSTER}\"\nserver = \"{}\"\n",
@@ -105,6 +124,9 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("--host-env {kv:?} is not KEY=VALUE"))
         })
         .collect::<Result<_>>()?;
+    if let Some(n) = args.concurrent {
+        return concurrent(&args, &sim, &host_bin, &config, &envs, n).await;
+    }
     let host = Host::start_with_env(&host_bin, &config, dir.path(), args.timeout, &envs).await?;
     eprintln!("first_list: host pid {} serving on {}", host.pid, host.base);
     // Let start-up allocations settle before the idle reading.
@@ -210,6 +232,71 @@ async fn main() -> Result<()> {
             &row,
         )?;
     }
+    Ok(())
+}
+
+/// `--concurrent N`: N hosts open one stream each at once; the time to the last
+/// snapshot, and this process's (the sim's) RSS before and at its peak meanwhile.
+async fn concurrent(
+    args: &Args,
+    sim: &Sim,
+    host_bin: &std::path::Path,
+    config: &str,
+    envs: &[(String, String)],
+    n: usize,
+) -> Result<()> {
+    let me = std::process::id();
+    let mut hosts = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..n {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        hosts.push(Host::start_with_env(host_bin, config, dir.path(), args.timeout, envs).await?);
+        dirs.push(dir);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (lists_before, rss_before) = (sim.list_requests(), rss_kib(me).unwrap_or(0));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(me).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let client = reqwest::Client::new();
+    let began = Instant::now();
+    let waits = hosts.iter().map(|host| {
+        let url = format!("{}/api/clusters/{CLUSTER}/pods/watch", host.base);
+        let client = client.clone();
+        async move {
+            let mut stream = Stream::open(&client, &url).await?;
+            stream.until_snapshot(args.timeout).await?;
+            Ok::<_, anyhow::Error>(began.elapsed())
+        }
+    });
+    let times = futures::future::try_join_all(waits).await?;
+    sampler.abort();
+    let lists = sim.list_requests();
+    let last = times.iter().max().copied().unwrap_or_default();
+    let first = times.iter().min().copied().unwrap_or_default();
+    for host in hosts {
+        host.stop().await;
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "pods {} | {n} concurrent first lists ({}) | snapshots in {:.0}..{:.0} ms | sim process RSS MiB before {:.1} peak {:.1} | requests: {} list pages, {} streaming lists | load {}",
+        args.pods,
+        args.initial_list.as_deref().unwrap_or("default"),
+        first.as_secs_f64() * 1e3,
+        last.as_secs_f64() * 1e3,
+        mib(rss_before),
+        mib(peak.load(std::sync::atomic::Ordering::Relaxed)),
+        lists.pages - lists_before.pages,
+        lists.streaming - lists_before.streaming,
+        loadavg()
+    );
     Ok(())
 }
 
