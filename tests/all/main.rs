@@ -19,6 +19,9 @@ mod crd;
 mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
 mod graphql;
+/// A plugin's failure stays its kind's: broken files at start, clashes, one trapping
+/// object, quarantine and recovery.
+mod isolation;
 
 /// Paged first lists: page size, an expired `continue` token mid-list.
 mod lists;
