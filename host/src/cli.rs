@@ -154,6 +154,10 @@ pub struct NewArgs {
     /// bundled kind (the host then needs `[plugins] override` too).
     #[arg(long = "override")]
     pub override_bundled: bool,
+    /// Where compiled components are cached (the bundled kinds are loaded to check the
+    /// token) [default: $XDG_CACHE_HOME/periscope/components].
+    #[arg(long, env = "PERISCOPE_PLUGINS_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
 }
 
 /// Options shared by commands that load plugins.
@@ -338,9 +342,11 @@ fn load(args: &PluginArgs) -> Result<Registry, Error> {
 
 fn new(args: NewArgs) -> Result<(), Error> {
     if !args.override_bundled {
-        let bundled = PluginRuntime::new(RuntimeOptions::default())
-            .map_err(Error::Runtime)?
-            .load_bundled()?;
+        let mut options = RuntimeOptions::default();
+        if let Some(dir) = &args.plugin_cache_dir {
+            options.cache_dir = Some(dir.clone());
+        }
+        let bundled = PluginRuntime::new(options).map_err(Error::Runtime)?.load_bundled()?;
         let aliases: Vec<String> = bundled.iter().map(|p| p.info().group_alias.clone()).collect();
         if let Some(clash) = plugin::bundled_clash(&args.plural, &bundled, &aliases, &[]) {
             return Err(Error::Usage(format!(

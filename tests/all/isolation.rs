@@ -273,3 +273,74 @@ async fn a_quarantined_kind_fails_its_streams_and_loses_no_change() {
     assert_eq!(ready["status"], "ok", "{ready}");
     served.shutdown().await;
 }
+
+/// Runs the command line in-process, as `main` does, and returns its error.
+async fn cli(args: &[&str]) -> Result<(), (u8, String)> {
+    let line: Vec<String> = std::iter::once("periscope")
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect();
+    let cli = <periscope::cli::Cli as clap::Parser>::try_parse_from(&line).unwrap();
+    tokio::task::spawn_blocking(move || periscope::cli::run(cli))
+        .await
+        .unwrap()
+        .map_err(|error| (error.exit_code(), periscope::cli::error_chain(&error)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_check_and_new_refuse_a_bundled_token_unless_told_to_override() {
+    let dir = plugin_dir(&[("podtrap.wasm", "podtrap")]);
+    let file = dir.path().join("podtrap.wasm");
+    let file = file.to_str().unwrap();
+    let cache = periscope_tests::shared_cache_dir();
+    let cache = cache.to_str().unwrap();
+    let (code, message) = cli(&["plugins", "check", file, "--plugin-cache-dir", cache])
+        .await
+        .unwrap_err();
+    assert_eq!(code, 1, "{message}");
+    assert!(message.contains("1 problem(s)"), "{message}");
+    cli(&[
+        "plugins",
+        "check",
+        file,
+        "--plugin-cache-dir",
+        cache,
+        "--override",
+        "pods",
+    ])
+    .await
+    .unwrap();
+
+    let scaffolds = tempfile::tempdir().unwrap();
+    let target = scaffolds.path().join("pods");
+    let target = target.to_str().unwrap();
+    let new = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "plugins",
+            "new",
+            "pods",
+            "--group",
+            "",
+            "--version",
+            "v1",
+            "--kind",
+            "Pod",
+        ];
+        args.extend(["--dir", target, "--plugin-cache-dir", cache]);
+        args.extend(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let args = new(&[]);
+    let (code, message) = cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap_err();
+    assert_eq!(code, 2, "{message}");
+    assert!(
+        message.contains("bundled:pods") && message.contains("--override"),
+        "{message}"
+    );
+    assert!(!scaffolds.path().join("pods").exists());
+    let args = new(&["--override"]);
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await.unwrap();
+    assert!(scaffolds.path().join("pods/Cargo.toml").exists());
+}
