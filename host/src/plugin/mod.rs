@@ -341,7 +341,7 @@ pub fn bundled_clash(token: &str, plugins: &[Arc<Plugin>], aliases: &[String], o
     aliases
         .iter()
         .any(|a| a == token)
-        .then(|| format!("is the group alias of bundled kinds; give the plugin another token"))
+        .then(|| "is the group alias of bundled kinds; give the plugin another token".to_string())
 }
 
 /// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`,
