@@ -223,7 +223,7 @@ impl PluginRuntime {
 
     /// Loads every `*.wasm` file in `dir`, sorted by file name, each on its own: one
     /// broken file does not stop the others. Only an unreadable directory is an error.
-    pub fn load_dir_each(&self, dir: &Path) -> Result<Vec<(PathBuf, Result<Arc<Plugin>, LoadError>)>, LoadError> {
+    pub fn load_dir_each(&self, dir: &Path) -> Result<Vec<FileLoad>, LoadError> {
         let read_error = |source| LoadError::Read {
             path: dir.to_path_buf(),
             source,
@@ -259,6 +259,9 @@ impl PluginRuntime {
         }
     }
 }
+
+/// One plugin file and what loading it gave.
+pub type FileLoad = (PathBuf, Result<Arc<Plugin>, LoadError>);
 
 /// What [`merge`] made: the registry's plugins, and the plugin files it refused.
 #[derive(Debug)]
