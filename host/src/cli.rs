@@ -34,6 +34,10 @@ pub enum Command {
         /// Listen address; overrides server.listen and PERISCOPE_LISTEN.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// A directory of extra `*.wasm` kind plugins, watched while the host runs;
+        /// overrides plugins.dir and PERISCOPE_PLUGINS_DIR.
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
     },
     /// Run the simulated Kubernetes API server on its own (for kubectl, helm, or a
     /// periscope configured with `server = "<its URL>"`).
@@ -95,6 +99,10 @@ pub enum PluginsCommand {
         /// The current time the mapping sees (RFC 3339); defaults to now.
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<OffsetDateTime>,
+        /// On a failure, also print its causes (a trap's wasm backtrace); by default
+        /// only the message (a guest panic's own message).
+        #[arg(short, long)]
+        verbose: bool,
         /// Where plugins come from.
         #[command(flatten)]
         plugins: PluginArgs,
@@ -142,6 +150,14 @@ pub struct NewArgs {
     /// was built from].
     #[arg(long)]
     pub sdk: Option<PathBuf>,
+    /// Allow a bundled kind's token or group alias: the plugin is meant to replace a
+    /// bundled kind (the host then needs `[plugins] override` too).
+    #[arg(long = "override")]
+    pub override_bundled: bool,
+    /// Where compiled components are cached (the bundled kinds are loaded to check the
+    /// token) [default: $XDG_CACHE_HOME/periscope/components].
+    #[arg(long, env = "PERISCOPE_PLUGINS_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
 }
 
 /// Options shared by commands that load plugins.
@@ -153,6 +169,9 @@ pub struct PluginArgs {
     /// Where compiled components are cached [default: $XDG_CACHE_HOME/periscope/components].
     #[arg(long, env = "PERISCOPE_PLUGINS_CACHE_DIR")]
     pub plugin_cache_dir: Option<PathBuf>,
+    /// Bundled kinds a plugin may replace (comma-separated), as `[plugins] override`.
+    #[arg(long = "override", env = "PERISCOPE_PLUGINS_OVERRIDE", value_delimiter = ',')]
+    pub overrides: Vec<String>,
 }
 
 fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
@@ -233,11 +252,18 @@ impl Error {
 /// Runs a parsed command line; installs the tracing subscriber first.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            plugin_dir,
+        } => {
             let env = config::ProcessEnv;
             let mut config = config::load(config.as_deref(), &env)?;
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            if let Some(dir) = plugin_dir {
+                config.plugins.dir = Some(dir);
             }
             logs::init(&config.log.filter, config.log.format);
             for warning in config::unknown_env_warnings(std::env::vars().map(|(name, _)| name)) {
@@ -275,8 +301,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     kind,
                     file,
                     now,
+                    verbose,
                     plugins,
-                } => map(&kind, file, now, &plugins),
+                } => map(&kind, file, now, verbose, &plugins),
                 PluginsCommand::New(args) => new(args),
                 PluginsCommand::Check { file, golden, plugins } => check(&file, golden.as_deref(), &plugins),
             }
@@ -308,10 +335,26 @@ fn plugin_runtime(args: &PluginArgs) -> Result<PluginRuntime, Error> {
 
 fn load(args: &PluginArgs) -> Result<Registry, Error> {
     let runtime = plugin_runtime(args)?;
-    Ok(Registry::new(runtime.load_all(args.plugin_dir.as_deref())?)?)
+    Ok(Registry::new(
+        runtime.load_all(args.plugin_dir.as_deref(), &args.overrides)?,
+    )?)
 }
 
 fn new(args: NewArgs) -> Result<(), Error> {
+    if !args.override_bundled {
+        let mut options = RuntimeOptions::default();
+        if let Some(dir) = &args.plugin_cache_dir {
+            options.cache_dir = Some(dir.clone());
+        }
+        let bundled = PluginRuntime::new(options).map_err(Error::Runtime)?.load_bundled()?;
+        let aliases: Vec<String> = bundled.iter().map(|p| p.info().group_alias.clone()).collect();
+        if let Some(clash) = plugin::bundled_clash(&args.plural, &bundled, &aliases, &[]) {
+            return Err(Error::Usage(format!(
+                "{:?} {clash}; pass --override to scaffold a replacement of the bundled kind anyway",
+                args.plural
+            )));
+        }
+    }
     let sdk = args.sdk.or_else(crate::scaffold::default_sdk).ok_or_else(|| {
         Error::Usage(
             "cannot find periscope-plugin-sdk (this binary was not built from a checkout that still exists); \
@@ -390,17 +433,21 @@ fn check(file: &std::path::Path, golden: Option<&std::path::Path>, args: &Plugin
         }
     );
     let mut problems = Vec::new();
-    // The kind must fit beside the bundled ones, as it would in a plugin directory.
-    let mut plugins = runtime.load_bundled()?;
-    match plugins.iter_mut().find(|p| p.info().token == info.token) {
-        Some(existing) => {
-            out.push_str(&format!("note: overrides the bundled kind {}\n", info.token));
-            *existing = plugin.clone();
+    // The kind must fit beside the bundled ones, as it would in a plugin directory:
+    // a bundled token or alias is a clash unless `--override` allows replacing it.
+    let bundled = runtime.load_bundled()?;
+    let merged = plugin::merge(bundled, vec![plugin.clone()], &args.overrides);
+    problems.extend(merged.refused.iter().map(|(_, error)| error_chain(error)));
+    if merged.refused.is_empty() {
+        if args.overrides.contains(&info.token) {
+            out.push_str(&format!(
+                "note: replaces the bundled kind {} (--override)\n",
+                info.token
+            ));
         }
-        None => plugins.push(plugin.clone()),
-    }
-    if let Err(error) = Registry::new(plugins) {
-        problems.push(error_chain(&error));
+        if let Err(error) = Registry::new(merged.plugins) {
+            problems.push(error_chain(&error));
+        }
     }
     let mut cases = 0;
     if let Some(dir) = golden {
@@ -484,7 +531,22 @@ fn list(json: bool, args: &PluginArgs) -> Result<(), Error> {
     write_stdout(&out)
 }
 
-fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &PluginArgs) -> Result<(), Error> {
+fn map(
+    kind: &str,
+    file: Option<PathBuf>,
+    now: Option<OffsetDateTime>,
+    verbose: bool,
+    args: &PluginArgs,
+) -> Result<(), Error> {
+    // The message (a guest's panic message included) first; its causes, such as a
+    // trap's wasm backtrace, only when asked for.
+    let describe = |error: &plugin::CallError| {
+        use std::error::Error as _;
+        match error.source() {
+            Some(_) if !verbose => format!("{error} (-v shows the causes)"),
+            _ => error_chain(error),
+        }
+    };
     let input = read_input(file)?;
     let value: serde_json::Value =
         serde_json::from_str(&input).map_err(|e| Error::Usage(format!("input is not valid JSON: {e}")))?;
@@ -506,8 +568,13 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
         object.to_string()
     };
     if !is_list {
-        let dto = plugin.to_dto(&stripped(&value), now)?;
-        return write_stdout(&format!("{dto}\n"));
+        return match plugin.to_dto(&stripped(&value), now) {
+            Ok(dto) => write_stdout(&format!("{dto}\n")),
+            Err(error) => {
+                eprintln!("error: {}", describe(&error));
+                Err(Error::Mapping { failed: 1, total: 1 })
+            }
+        };
     }
     let items = value
         .get("items")
@@ -522,7 +589,7 @@ fn map(kind: &str, file: Option<PathBuf>, now: Option<OffsetDateTime>, args: &Pl
             Ok(dto) => dtos.push(dto),
             Err(e) => {
                 failed += 1;
-                eprintln!("error: items[{i}] ({}): {}", object_ref(&items[i]), error_chain(&e));
+                eprintln!("error: items[{i}] ({}): {}", object_ref(&items[i]), describe(&e));
             }
         }
     }

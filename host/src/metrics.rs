@@ -10,6 +10,8 @@
 //! | `periscope_rate_limited_total` | transport |
 //! | `periscope_plugin_calls_total`, `periscope_plugin_faults_total` | kind |
 //! | `periscope_plugin_call_duration_seconds` (histogram) | kind |
+//! | `periscope_plugin_quarantined` (1 while quarantined, else 0) | kind |
+//! | `periscope_plugin_load_failures`: plugin files that failed to load | (none) |
 //! | `periscope_graphql_sockets` | (none): open `/graphqlws` sockets |
 //! | `periscope_graphql_closes_total` | code: sockets the server closed, by close code |
 //! | `periscope_connections_open` | (none): client connections holding a slot |
@@ -66,6 +68,8 @@ pub struct Metrics {
     plugin_calls: Family<Kind, Counter>,
     plugin_faults: Family<Kind, Counter>,
     plugin_latency: Family<Kind, Histogram>,
+    plugin_quarantined: Family<Kind, Gauge>,
+    plugin_load_failures: Gauge,
     objects_left_out: Family<ClusterKind, Counter>,
     mapping_failures: Family<ClusterKind, Counter>,
     rbac_denied: Family<ClusterKind, Counter>,
@@ -155,6 +159,18 @@ impl Metrics {
             "Plugin calls that trapped, timed out or misbehaved",
             plugin_faults.clone(),
         );
+        let plugin_quarantined = Family::<Kind, Gauge>::default();
+        registry.register(
+            "plugin_quarantined",
+            "1 while the kind's plugin is quarantined (its calls fail fast), else 0",
+            plugin_quarantined.clone(),
+        );
+        let plugin_load_failures = Gauge::default();
+        registry.register(
+            "plugin_load_failures",
+            "Plugin files that failed to load (their kinds are not served; see /readyz)",
+            plugin_load_failures.clone(),
+        );
         let plugin_latency =
             Family::<Kind, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_005, 4.0, 10)));
         registry.register(
@@ -243,6 +259,8 @@ impl Metrics {
             plugin_calls,
             plugin_faults,
             plugin_latency,
+            plugin_quarantined,
+            plugin_load_failures,
             objects_left_out,
             mapping_failures,
             rbac_denied,
@@ -382,6 +400,19 @@ impl Metrics {
         self.graphql_closes
             .get_or_create(&Code { code: code.to_string() })
             .inc();
+    }
+
+    /// The plugins' state as of now, set before each scrape: whether each kind is
+    /// quarantined, and how many plugin files failed to load.
+    pub fn plugin_states<'a>(&self, kinds: impl Iterator<Item = (&'a str, bool)>, load_failures: usize) {
+        for (kind, quarantined) in kinds {
+            let label = Kind { kind: kind.to_string() };
+            self.plugin_quarantined
+                .get_or_create(&label)
+                .set(i64::from(quarantined));
+        }
+        self.plugin_load_failures
+            .set(i64::try_from(load_failures).unwrap_or(i64::MAX));
     }
 
     /// A plugin call finished (the runtime's call observer).

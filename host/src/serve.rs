@@ -2,6 +2,7 @@
 //! SIGTERM or ctrl-c, then sends every stream `server_shutdown` and drains.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,12 +138,16 @@ impl App {
             }))),
             call_deadline: config.plugins.call_deadline,
             memory_cap: usize::try_from(config.plugins.memory_cap).unwrap_or(usize::MAX),
+            quarantine_for: config.plugins.quarantine_for,
             cache_dir: config.plugins.cache_dir.clone().or_else(plugin::cache::default_dir),
             ..RuntimeOptions::default()
         };
         let plugin_dir = config.plugins.dir.clone();
         let loaded_dir = plugin_dir.clone();
-        let (runtime, bundled, from_dir, plugins) = tokio::task::spawn_blocking(move || {
+        let strict = config.plugins.strict;
+        let overrides = config.plugins.overrides.clone();
+        let loading_overrides = overrides.clone();
+        let (runtime, bundled, from_dir, loaded) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let runtime = Arc::new(PluginRuntime::new(runtime_options).map_err(StartError::Runtime)?);
             let to_compile = runtime.bundled_to_compile();
@@ -154,47 +159,37 @@ impl App {
                 tracing::info!("compiling {to_compile} plugin components (first start; {cache})…");
             }
             let bundled = runtime.load_bundled()?;
-            let from_dir = match &loaded_dir {
-                Some(dir) => runtime.load_dir(dir)?,
-                None => Vec::new(),
-            };
-            let plugins = plugin::merge(bundled.clone(), from_dir.clone())?;
+            let (from_dir, loaded) =
+                load_plugins(&runtime, &bundled, loaded_dir.as_deref(), &loading_overrides, strict)?;
             let stats = runtime.cache_stats();
             tracing::info!(
                 "{} plugins loaded in {:.1?} ({} compiled, {} from cache)",
-                plugins.len(),
+                loaded.plugins.len(),
                 started.elapsed(),
                 stats.compiled(),
                 stats.loaded_from_cache()
             );
-            Ok::<_, StartError>((runtime, bundled, from_dir, plugins))
+            Ok::<_, StartError>((runtime, bundled, from_dir, loaded))
         })
         .await
         .map_err(|e| StartError::Runtime(e.into()))??;
+        let Loaded { plugins, failed } = loaded;
         let registry = Registry::new(plugins)?;
         let streams = &config.watch.streams;
-        let enabled = registry.resolve(&streams.value).map_err(|error| StartError::Streams {
+        let resolved = if failed.is_empty() {
+            registry.resolve(&streams.value)
+        } else {
+            kinds::resolve_without_missing(&registry, &streams.value)
+        };
+        let enabled = resolved.map_err(|error| StartError::Streams {
             value: streams.value.clone(),
             origin: streams.origin.clone(),
             error,
         })?;
-        let streamed = enabled.tokens();
-        let total = registry.plugins().len();
-        if streamed.len() == total {
-            tracing::info!("watch streams: all {total} kinds ({})", streamed.join(", "));
-        } else {
-            tracing::info!(
-                "watch streams: {} of {total} kinds ({}); the others are served by polling only",
-                streamed.len(),
-                if streamed.is_empty() {
-                    "none".to_string()
-                } else {
-                    streamed.join(", ")
-                }
-            );
-        }
-        tracing::debug!("watch streams enabled: {}", enabled.summary());
         let kinds = LiveKinds::new(registry, enabled);
+        for (path, problem) in &failed {
+            kinds.set_problem(path.clone(), Some(problem.clone()));
+        }
 
         let (clusters, sims) = connect(&config).await?;
         let hub = Hub::new(
@@ -236,7 +231,16 @@ impl App {
             graphql: crate::transport::graphql::GraphqlOptions::new(&config.graphql),
         };
         if let Some(dir) = plugin_dir {
-            let reloader = Reloader::new(runtime, dir, streams.value.clone(), bundled, &from_dir, kinds);
+            let failed_files: Vec<PathBuf> = failed.iter().map(|(path, _)| path.clone()).collect();
+            let reloader = Reloader::new(
+                runtime,
+                dir,
+                streams.value.clone(),
+                bundled,
+                (&from_dir, &failed_files),
+                overrides,
+                kinds,
+            );
             watch_plugin_dir(reloader, state.hub.clone(), state.shutdown.clone());
         }
         Ok(App {
@@ -328,6 +332,75 @@ impl App {
             }
         }
     }
+}
+
+/// What start-up loaded: the registry's plugins, and the plugin files (or the
+/// directory) left out, with why.
+struct Loaded {
+    plugins: Vec<Arc<plugin::Plugin>>,
+    failed: Vec<(PathBuf, String)>,
+}
+
+/// Loads the plugin directory beside the bundled plugins. With `strict`, the first
+/// failure stops start-up; otherwise each broken file (or an unreadable directory) is
+/// logged as an error naming the file, the reason and the fix, its kind is not served,
+/// and every other kind is (issue 22). Returns every plugin that loaded from the
+/// directory (the reloader's starting point) and the merged set.
+fn load_plugins(
+    runtime: &PluginRuntime,
+    bundled: &[Arc<plugin::Plugin>],
+    dir: Option<&std::path::Path>,
+    overrides: &[String],
+    strict: bool,
+) -> Result<(Vec<Arc<plugin::Plugin>>, Loaded), StartError> {
+    let mut failed = Vec::new();
+    let mut fail = |path: PathBuf, error: &dyn std::error::Error| {
+        let problem = crate::cli::error_chain(error);
+        tracing::error!(
+            source = %path.display(),
+            error = %problem,
+            "plugin not loaded: its kind is not served, every other kind is (set [plugins] strict = true to stop start-up instead)"
+        );
+        failed.push((path, problem));
+    };
+    let from_dir = match dir {
+        None => Vec::new(),
+        Some(dir) if strict => runtime.load_dir(dir)?,
+        Some(dir) => match runtime.load_dir_each(dir) {
+            Ok(each) => each
+                .into_iter()
+                .filter_map(|(path, loaded)| loaded.map_err(|error| fail(path, &error)).ok())
+                .collect(),
+            Err(error) => {
+                fail(dir.to_path_buf(), &error);
+                Vec::new()
+            }
+        },
+    };
+    let merged = plugin::merge(bundled.to_vec(), from_dir.clone(), overrides);
+    let plugins = if strict {
+        merged.into_result()?
+    } else {
+        for (source, error) in &merged.refused {
+            fail(PathBuf::from(source.to_string()), error);
+        }
+        let mut plugins = merged.plugins;
+        // A directory plugin whose token is a reserved word or another plugin's
+        // group alias: leave it out, as any other broken one.
+        while let Err(error @ kinds::Error::Ambiguous { .. }) = Registry::new(plugins.clone()) {
+            let kinds::Error::Ambiguous { source_name, .. } = &error;
+            let Some(at) = plugins
+                .iter()
+                .position(|p| matches!(p.source(), plugin::Source::File(_)) && p.source().to_string() == *source_name)
+            else {
+                break;
+            };
+            plugins.remove(at);
+            fail(PathBuf::from(source_name), &error);
+        }
+        plugins
+    };
+    Ok((from_dir, Loaded { plugins, failed }))
 }
 
 /// Polls the plugin directory until shutdown ([`reload`]); closes the streams of kinds

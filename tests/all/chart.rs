@@ -98,7 +98,7 @@ fn text(bytes: &[u8]) -> String {
 /// The bundled registry, as `periscope serve` builds it.
 fn registry() -> Registry {
     let runtime = periscope_tests::runtime();
-    Registry::new(runtime.load_all(None).expect("the bundled plugins load")).expect("a registry")
+    Registry::new(runtime.load_all(None, &[]).expect("the bundled plugins load")).expect("a registry")
 }
 
 fn kinds_json(registry: &Registry) -> Value {

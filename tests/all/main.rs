@@ -19,6 +19,9 @@ mod crd;
 mod golden;
 /// GraphQL over WebSocket at /graphqlws, driven by the graphql-ws client (tests/graphql).
 mod graphql;
+/// A plugin's failure stays its kind's: broken files at start, clashes, one trapping
+/// object, quarantine and recovery.
+mod isolation;
 
 /// Hostile clients and tokens: truncated heads, idle and trickling connections, stalled
 /// readers, shutdown with them, claims that must not panic or widen access (issue 23).

@@ -176,7 +176,7 @@ fn a_plugin_directory_adds_kinds() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("trapping.wasm"), fixtures::get("trapping")).unwrap();
     std::fs::write(dir.path().join("README.txt"), "not a plugin").unwrap();
-    let plugins = runtime().load_all(Some(dir.path())).unwrap();
+    let plugins = runtime().load_all(Some(dir.path()), &[]).unwrap();
     let added = plugins.last().unwrap();
     assert_eq!(added.info().token, "trapping");
     assert_eq!(added.source(), &Source::File(dir.path().join("trapping.wasm")));
@@ -188,7 +188,7 @@ fn the_same_kind_twice_in_the_plugin_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.wasm"), fixtures::get("notjson")).unwrap();
     std::fs::write(dir.path().join("b.wasm"), fixtures::get("notjson")).unwrap();
-    let error = runtime().load_all(Some(dir.path())).unwrap_err();
+    let error = runtime().load_all(Some(dir.path()), &[]).unwrap_err();
     assert!(matches!(error, LoadError::DuplicateKind { .. }), "{error:?}");
     assert!(
         error.to_string().contains("a.wasm") && error.to_string().contains("b.wasm"),

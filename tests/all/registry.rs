@@ -24,7 +24,7 @@ fn the_bundled_registry_has_22_kinds_and_5_groups_in_spec_order() {
 fn a_plugin_from_the_plugin_directory_joins_the_group_it_declares() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("widgets.wasm"), fixtures::get("widgets")).unwrap();
-    let registry = Registry::new(runtime().load_all(Some(dir.path())).unwrap()).unwrap();
+    let registry = Registry::new(runtime().load_all(Some(dir.path()), &[]).unwrap()).unwrap();
     let workloads = registry.resolve("workloads").unwrap();
     assert_eq!(workloads.tokens().len(), 9);
     assert_eq!(workloads.tokens().last().unwrap(), "widgets");

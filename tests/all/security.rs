@@ -405,7 +405,11 @@ async fn a_plugin_failing_on_every_object_is_an_error_never_an_empty_snapshot() 
     )
     .unwrap();
     let dir = plugins.path().display().to_string();
-    let served = serve(&[("PERISCOPE_PLUGINS_DIR", dir.as_str())]).await;
+    let served = serve(&[
+        ("PERISCOPE_PLUGINS_DIR", dir.as_str()),
+        ("PERISCOPE_PLUGINS_OVERRIDE", "pods"),
+    ])
+    .await;
     served.sim.apply(periscope_tests::served::pod("shop", "web-0")).unwrap();
     let mut stream = SseClient::connect(&served.url("pods/watch"), None).await;
     assert_eq!(stream.status, 200);

@@ -246,6 +246,13 @@ pub struct PluginsConfig {
     /// Most linear memory one plugin instance may have, in bytes (configured in MiB as
     /// `memory_cap_mib`; default 64 MiB).
     pub memory_cap: u64,
+    /// How long a plugin that faulted 5 calls in a row rests (default 30s).
+    pub quarantine_for: Duration,
+    /// A plugin file that cannot be loaded stops start-up (default: its kind is not
+    /// served, the others are).
+    pub strict: bool,
+    /// Bundled kinds a plugin file may replace (`override`).
+    pub overrides: Vec<String>,
 }
 
 /// `[log]`: logging, installed by `main`.

@@ -22,8 +22,8 @@ use std::time::Duration;
 use toml::Value;
 
 use super::validate::{
-    algorithms, auth_mode, cap, cookie_name, count, duration, flag, initial_list, ip_networks, leeway, log_filter,
-    log_format, non_empty, nonzero_duration, path, paths, rbac_mode, socket_addr, string, whole,
+    algorithms, auth_mode, cap, cookie_name, count, duration, flag, initial_list, ip_networks, kind_tokens, leeway,
+    log_filter, log_format, non_empty, nonzero_duration, path, paths, rbac_mode, socket_addr, string, whole,
 };
 use super::{AuthMode, InitialList, LogFormat, RbacMode};
 
@@ -462,6 +462,36 @@ settings! {
             whole(v, 1, MAX_MEMORY_CAP_MIB, "must be a whole number of MiB >= 1 (default 64)").map(|mib| mib * MIB)
         },
         doc: "Most memory one plugin instance may use, in MiB (1 to 4096).",
+    }
+    PLUGINS_QUARANTINE_FOR, ENV_PLUGINS_QUARANTINE_FOR: Duration = {
+        key: "plugins.quarantine_for",
+        env: "PERISCOPE_PLUGINS_QUARANTINE_FOR",
+        default: DefaultValue::Value("\"30s\""),
+        ty: Type::Duration,
+        chart: Chart::Config,
+        parse: |v| nonzero_duration(v, "it is how long a plugin that failed 5 calls in a row rests (default 30s)"),
+        doc: "How long a plugin that failed 5 calls in a row is quarantined: its kind's streams get an `error` \
+              frame and its calls fail fast; then the scopes list again, so no change made meanwhile is lost.",
+    }
+    PLUGINS_STRICT, ENV_PLUGINS_STRICT: bool = {
+        key: "plugins.strict",
+        env: "PERISCOPE_PLUGINS_STRICT",
+        default: DefaultValue::Value("false"),
+        ty: Type::Boolean,
+        chart: Chart::Config,
+        parse: |v| flag(v, "whether a plugin that cannot be loaded stops start-up; default false"),
+        doc: "Stop start-up when a plugin file cannot be loaded (`true`), instead of serving every other \
+              kind and naming the broken plugin in the log, `/readyz` and metrics (`false`, the default).",
+    }
+    PLUGINS_OVERRIDE, ENV_PLUGINS_OVERRIDE: Vec<String> = {
+        key: "plugins.override",
+        env: "PERISCOPE_PLUGINS_OVERRIDE",
+        default: DefaultValue::Value("[]"),
+        ty: Type::Strings,
+        chart: Chart::Config,
+        parse: kind_tokens,
+        doc: "Bundled kinds a plugin file may replace (`[\"pods\"]`). A plugin declaring a bundled kind's \
+              token that is not listed here is refused, naming both plugins.",
     }
 
     // === [log] ===

@@ -81,6 +81,9 @@ fn defaults_apply_without_file_or_env() {
                 cache_dir: None,
                 call_deadline: Duration::from_secs(1),
                 memory_cap: 64 << 20,
+                quarantine_for: Duration::from_secs(30),
+                strict: false,
+                overrides: Vec::new(),
             },
             log: LogConfig {
                 filter: "warn,periscope=info".to_string(),
@@ -254,6 +257,9 @@ fn a_full_file_sets_every_key() {
             cache_dir: Some("/var/cache/periscope".into()),
             call_deadline: Duration::from_millis(250),
             memory_cap: 128 << 20,
+            quarantine_for: Duration::from_secs(30),
+            strict: false,
+            overrides: Vec::new(),
         }
     );
     assert_eq!(

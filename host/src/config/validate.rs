@@ -70,6 +70,9 @@ pub(super) fn validate(
         cache_dir: layers.optional(&PLUGINS_CACHE_DIR),
         call_deadline: layers.value(&PLUGINS_CALL_DEADLINE),
         memory_cap: layers.value(&PLUGINS_MEMORY_CAP_MIB),
+        quarantine_for: layers.value(&PLUGINS_QUARANTINE_FOR),
+        strict: layers.value(&PLUGINS_STRICT),
+        overrides: layers.value(&PLUGINS_OVERRIDE),
     };
 
     let log = LogConfig {
@@ -638,6 +641,22 @@ pub(super) fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
         return Err("has an empty path; remove it, or set a path".to_string());
     }
     Ok(items.into_iter().map(PathBuf::from).collect())
+}
+
+/// Kind tokens (`plugins.override`): lowercase letters, digits and dashes.
+pub(super) fn kind_tokens(value: &Value) -> Result<Vec<String>, String> {
+    let items = list(value)?;
+    match items.iter().find(|t| {
+        t.is_empty()
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }) {
+        Some(bad) => Err(format!(
+            "{bad:?} is not a kind token; list kind tokens such as [\"pods\"] (lowercase letters, digits and dashes)"
+        )),
+        None => Ok(items),
+    }
 }
 
 pub(super) fn algorithms(value: &Value) -> Result<Vec<String>, String> {

@@ -24,6 +24,14 @@ pub(super) async fn streams(State(state): State<AppState>, Authenticated(actor):
 
 /// `GET /metrics`: OpenMetrics text.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let registry = state.hub.registry();
+    state.metrics.plugin_states(
+        registry
+            .plugins()
+            .iter()
+            .map(|p| (p.info().token.as_str(), p.health().quarantined)),
+        state.hub.kinds().problems().len(),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

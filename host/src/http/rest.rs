@@ -112,7 +112,10 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: ready unless a plugin is quarantined (it names them).
+/// `GET /readyz`: ready while the host can serve, which a broken plugin never
+/// changes: one bad kind must not take every replica out of the Service. Quarantined
+/// kinds and plugin files that failed to load are named in the body (`degraded`) and
+/// in the `periscope_plugin_quarantined` and `periscope_plugin_load_failures` gauges.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let registry = state.hub.registry();
     let quarantined: Vec<&str> = registry
@@ -121,10 +124,22 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         .filter(|p| p.health().quarantined)
         .map(|p| p.info().token.as_str())
         .collect();
-    if quarantined.is_empty() {
-        Json(serde_json::json!({ "status": "ok" })).into_response()
+    let failed: Vec<serde_json::Value> = state
+        .hub
+        .kinds()
+        .problems()
+        .into_iter()
+        .map(|(source, error)| serde_json::json!({ "source": source, "error": error }))
+        .collect();
+    let status = if quarantined.is_empty() && failed.is_empty() {
+        "ok"
     } else {
-        let body = serde_json::json!({ "status": "degraded", "quarantinedPlugins": quarantined });
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-    }
+        "degraded"
+    };
+    Json(serde_json::json!({
+        "status": status,
+        "quarantinedKinds": quarantined,
+        "failedPlugins": failed,
+    }))
+    .into_response()
 }

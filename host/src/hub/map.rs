@@ -32,9 +32,24 @@ pub(super) enum MapFailure {
     /// The blocking task panicked or was cancelled.
     #[error("the mapping task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    /// The plugin failed every object (quarantined, or faulting on all of them).
+    /// The plugin failed every object (faulting on all of them).
     #[error("the plugin failed on every object ({0})")]
     Plugin(String),
+    /// The plugin is quarantined: objects it did not map would be silently missing
+    /// from the snapshot, so the list fails whole and is retried.
+    #[error("{0}")]
+    Quarantined(String),
+}
+
+impl MapFailure {
+    /// The HTTP status a poll answers: 503 while the plugin rests (it comes back by
+    /// itself), 500 otherwise.
+    pub(super) fn status(&self) -> u16 {
+        match self {
+            MapFailure::Quarantined(_) => 503,
+            MapFailure::Task(_) | MapFailure::Plugin(_) => 500,
+        }
+    }
 }
 
 /// One page, mapped.
@@ -45,6 +60,8 @@ struct PageMapped {
     left_out: u64,
     /// The last fault (not a plugin's rejection) among the page's objects.
     last_fault: Option<String>,
+    /// Set when the plugin was quarantined while mapping the page.
+    quarantined: Option<String>,
 }
 
 /// A list being mapped page by page, all at one mapping time.
@@ -58,6 +75,7 @@ pub(super) struct Listing {
     total: usize,
     left_out: u64,
     last_fault: Option<String>,
+    quarantined: Option<String>,
 }
 
 impl Listing {
@@ -72,6 +90,7 @@ impl Listing {
             total: 0,
             left_out: 0,
             last_fault: None,
+            quarantined: None,
         }
     }
 
@@ -93,13 +112,20 @@ impl Listing {
         if page.last_fault.is_some() {
             self.last_fault = page.last_fault;
         }
+        if page.quarantined.is_some() {
+            self.quarantined = page.quarantined;
+        }
         self.objects.extend(page.stored);
         Ok(())
     }
 
-    /// The mapped list, or an error when the plugin failed on every object.
+    /// The mapped list, or an error when the plugin failed on every object or was
+    /// quarantined on the way.
     pub(super) async fn finish(mut self) -> Result<Mapped, MapFailure> {
         self.absorb().await?;
+        if let Some(quarantined) = self.quarantined {
+            return Err(MapFailure::Quarantined(quarantined));
+        }
         match self.last_fault {
             Some(fault) if self.total > 0 && self.objects.is_empty() => Err(MapFailure::Plugin(fault)),
             _ => Ok(Mapped {
@@ -119,6 +145,7 @@ fn map_page(plugin: &Mapper, key: &StreamKey, items: Vec<Box<RawValue>>, now: ti
         total: items.len(),
         left_out: 0,
         last_fault: None,
+        quarantined: None,
     };
     let mut identities = Vec::with_capacity(items.len());
     let mut objects = Vec::with_capacity(items.len());
@@ -145,6 +172,10 @@ fn map_page(plugin: &Mapper, key: &StreamKey, items: Vec<Box<RawValue>>, now: ti
             Ok(dto) => mapped
                 .stored
                 .push((object_key, Stored::new(dto, identity.resource_version, policy))),
+            Err(error @ CallError::Quarantined { .. }) => {
+                mapped.left_out += 1;
+                mapped.quarantined.get_or_insert_with(|| error.to_string());
+            }
             Err(error) => {
                 mapped.left_out += 1;
                 tracing::warn!(cluster = %key.cluster, kind = %key.kind, namespace = %object_key.0, name = %object_key.1, %error, "object left out: plugin failed");

@@ -189,6 +189,13 @@ impl Source {
         self.phase = Phase::Wait(self.backoff.next().unwrap_or(Duration::from_secs(30)));
     }
 
+    /// As [`Source::retry`], but waits `wait` (a quarantined plugin's rest): a list
+    /// before it ends would fail again.
+    pub(super) fn retry_after(&mut self, wait: Duration) {
+        self.failing = true;
+        self.phase = Phase::Wait(wait);
+    }
+
     /// The next event; waits (backoff, grace) as the loop requires. Never ends.
     pub(super) async fn next(&mut self) -> Event {
         let kind = self.key.kind.clone();

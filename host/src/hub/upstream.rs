@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kube::api::DynamicObject;
@@ -18,6 +19,7 @@ use super::store::{ObjectKey, Store, Stored};
 use super::view::Mapper;
 use super::{HubOptions, ListError, StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
+use crate::plugin::CallError;
 
 /// What subscribers of a key share.
 pub(super) struct Upstream {
@@ -235,7 +237,7 @@ impl Upstream {
                 tracing::error!(cluster = %self.key.cluster, %kind, %failure, "polling list failed");
                 Err(ListError::Upstream {
                     message: format!("map {kind}: {failure}"),
-                    status: 500,
+                    status: failure.status(),
                 })
             }
         }
@@ -258,7 +260,7 @@ impl Upstream {
                     if let Err(failure) = self.page(&mut listing, items, first).await {
                         listing = None;
                         self.publish_list(String::new(), Err(failure), false);
-                        source.retry();
+                        self.retry(&mut source);
                     }
                 }
                 Event::Listed { rv, converge } => {
@@ -270,10 +272,18 @@ impl Upstream {
                     if self.publish_list(rv.clone(), mapped, converge) {
                         tracing::debug!(cluster = %self.key.cluster, kind = %self.key.kind, count, %rv, "listed");
                     } else {
-                        source.retry();
+                        self.retry(&mut source);
                     }
                 }
-                Event::Changed(kind, object) => self.map_delta(kind, object).await,
+                Event::Changed(kind, object) => {
+                    if let Err(quarantined) = self.map_delta(kind, object).await {
+                        // Changes from here on would be skipped unseen: fail the
+                        // scope's streams now and relist once the plugin is back, so
+                        // the store converges and no change made meanwhile is lost.
+                        self.publish_failure_status(format!("map {}: {quarantined}", self.key.kind), 503);
+                        self.retry(&mut source);
+                    }
+                }
                 Event::Expired => self.publish_relist(),
                 Event::Failed { message, status } => self.publish_failure_status(message, status),
                 Event::OutageStarted => {
@@ -306,9 +316,18 @@ impl Upstream {
             }
             Err(failure) => {
                 self.metrics.mapping_failed(&self.key.cluster, &self.key.kind);
-                self.publish_failure_status(format!("map {}: {failure}", self.key.kind), 500);
+                self.publish_failure_status(format!("map {}: {failure}", self.key.kind), failure.status());
                 false
             }
+        }
+    }
+
+    /// Lists again after a failure: when the plugin is quarantined, once its rest is
+    /// over (a list before would fail again); otherwise after the source's backoff.
+    fn retry(&self, source: &mut Source) {
+        match self.plugin.quarantined_for() {
+            Some(rest) => source.retry_after(rest + Duration::from_millis(50)),
+            None => source.retry(),
         }
     }
 
@@ -320,7 +339,9 @@ impl Upstream {
         }
     }
 
-    async fn map_delta(&self, kind: FrameKind, object: Box<DynamicObject>) {
+    /// Maps and applies one change; a change the plugin fails on alone is skipped
+    /// (counted). `Err` when the plugin is quarantined (the error's text).
+    async fn map_delta(&self, kind: FrameKind, object: Box<DynamicObject>) -> Result<(), String> {
         let plugin = self.plugin.clone();
         let object_key = map::object_key(&object);
         let result =
@@ -329,15 +350,25 @@ impl Upstream {
         match result {
             Ok(Ok(stored)) => self.apply_delta(kind, object_key, stored),
             Ok(Err(error)) => {
+                if matches!(error, CallError::Quarantined { .. }) {
+                    return Err(error.to_string());
+                }
                 self.health.left_out.fetch_add(1, Ordering::Relaxed);
                 self.metrics.objects_left_out(&self.key.cluster, &self.key.kind, 1);
-                tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed")
+                tracing::warn!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: plugin failed");
+                if let Some(rest) = self.plugin.quarantined_for() {
+                    return Err(format!(
+                        "plugin {} is quarantined after repeated failures ({error}); retrying in {rest:?}",
+                        self.key.kind
+                    ));
+                }
             }
             Err(error) => {
                 self.metrics.mapping_failed(&self.key.cluster, &self.key.kind);
                 tracing::error!(cluster = %self.key.cluster, kind = %self.key.kind, namespace = %object_key.0, name = %object_key.1, %error, "change skipped: the mapping task failed");
             }
         }
+        Ok(())
     }
 }
 

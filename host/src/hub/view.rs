@@ -35,6 +35,14 @@ impl Mapper {
         }
     }
 
+    /// How long the plugin still rests, when it is quarantined (views never are).
+    pub fn quarantined_for(&self) -> Option<std::time::Duration> {
+        match self {
+            Mapper::Plugin(plugin) => plugin.quarantined_for(),
+            Mapper::View(_) => None,
+        }
+    }
+
     /// Maps one raw object.
     pub fn to_dto(&self, object: &str, now: time::OffsetDateTime) -> Result<String, CallError> {
         match self {

@@ -33,6 +33,28 @@ pub enum Error {
     },
 }
 
+/// Resolves `expression` leaving out entries that name no loaded kind, each logged as
+/// an error: at start-up with a plugin that failed to load, `watch.streams` may name
+/// its kind, and the other kinds must still be served (issue 22). Other mistakes in
+/// the expression are still errors.
+pub fn resolve_without_missing(registry: &Registry, expression: &str) -> Result<Enabled, ExprError> {
+    let mut entries: Vec<&str> = expression.split(',').collect();
+    loop {
+        let joined = if entries.is_empty() {
+            "off".to_string()
+        } else {
+            entries.join(",")
+        };
+        match registry.resolve(&joined) {
+            Err(ExprError::Unknown { entry, .. }) => {
+                tracing::error!(kind = %entry, "watch.streams names {entry:?}, which no loaded plugin serves (see the plugin errors above); streaming the other kinds");
+                entries.retain(|e| !e.trim().eq_ignore_ascii_case(&entry));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Kind tokens and group aliases: all the kinds grammar needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {

@@ -67,6 +67,7 @@ pub struct Reloader {
     dir: PathBuf,
     expression: String,
     bundled: Vec<Arc<Plugin>>,
+    overrides: Vec<String>,
     files: BTreeMap<PathBuf, Seen>,
     settling: BTreeMap<PathBuf, Stamp>,
     kinds: Arc<LiveKinds>,
@@ -83,15 +84,21 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// A reloader of `dir`, whose plugins `from_dir` were loaded at start-up beside
-    /// `bundled`; `expression` is `watch.streams`, re-resolved at every reload.
+    /// `bundled` (and whose files `failed` did not load: they are tried again once
+    /// they change); `expression` is `watch.streams`, re-resolved at every reload;
+    /// `overrides` names the bundled kinds a file may replace.
     pub fn new(
         runtime: Arc<PluginRuntime>,
         dir: PathBuf,
         expression: String,
         bundled: Vec<Arc<Plugin>>,
-        from_dir: &[Arc<Plugin>],
+        (from_dir, failed): (&[Arc<Plugin>], &[PathBuf]),
+        overrides: Vec<String>,
         kinds: Arc<LiveKinds>,
     ) -> Reloader {
+        let broken = failed
+            .iter()
+            .filter_map(|path| Stamp::of(path).map(|stamp| (path.clone(), Seen { stamp, plugin: None })));
         let files = from_dir
             .iter()
             .filter_map(|plugin| match plugin.source() {
@@ -106,12 +113,14 @@ impl Reloader {
                 }),
                 Source::Bundled(_) => None,
             })
+            .chain(broken)
             .collect();
         Reloader {
             runtime,
             dir,
             expression,
             bundled,
+            overrides,
             files,
             settling: BTreeMap::new(),
             kinds,
@@ -237,15 +246,25 @@ impl Reloader {
             tracing::error!("plugin reload refused, the previous kinds keep serving: {what}");
             Reload::default()
         };
-        let plugins = match plugin::merge(self.bundled.clone(), from_dir) {
-            Ok(plugins) => plugins,
-            Err(error) => return refused(crate::cli::error_chain(&error)),
-        };
+        let merged = plugin::merge(self.bundled.clone(), from_dir, &self.overrides);
+        for (source, error) in &merged.refused {
+            let problem = crate::cli::error_chain(error);
+            tracing::warn!(file = %source, "plugin file ignored: {problem}");
+            if let Source::File(path) = source {
+                self.kinds.set_problem(path.clone(), Some(problem));
+            }
+        }
+        let plugins = merged.plugins;
         let registry = match Registry::new(plugins) {
             Ok(registry) => registry,
             Err(error) => return refused(crate::cli::error_chain(&error)),
         };
-        let enabled = match registry.resolve(&self.expression) {
+        let resolved = if self.kinds.problems().is_empty() {
+            registry.resolve(&self.expression)
+        } else {
+            super::resolve_without_missing(&registry, &self.expression)
+        };
+        let enabled = match resolved {
             Ok(enabled) => enabled,
             Err(error) => {
                 return refused(format!(

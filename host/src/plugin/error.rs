@@ -83,6 +83,17 @@ pub enum LoadError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A plugin's token is a bundled kind's (not listed in `[plugins] override`) or a
+    /// bundled group alias.
+    #[error("plugin {source_name} declares kind {token:?}: {what}")]
+    Clash {
+        /// The refused plugin.
+        source_name: String,
+        /// Its token.
+        token: String,
+        /// What it clashes with, and the fix.
+        what: String,
+    },
     /// Two plugins from the plugin directory declare the same token.
     #[error("plugins {first} and {second} both declare kind {token:?}; remove one of them")]
     DuplicateKind {
@@ -123,10 +134,12 @@ pub enum CallError {
         cap_bytes: usize,
     },
     /// The instance trapped (a panic, `unreachable`, an out-of-bounds access).
-    #[error("plugin {token} trapped")]
+    #[error("plugin {token} {}", match panic { Some(message) => format!("panicked: {message}"), None => "trapped".to_string() })]
     Trap {
         /// The kind token.
         token: String,
+        /// The guest's panic message, when its SDK handed it over (written to stderr).
+        panic: Option<String>,
         /// wasmtime's trap with its backtrace.
         #[source]
         source: BoxError,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
 use super::error::{CallError, LoadError};
+use super::output::Captured;
 use super::wit::latest::exports::periscope::plugin::mapper as wit;
 use super::wit::{Bindings, Pre};
 use super::{EPOCH_TICK, RuntimeOptions, Source};
@@ -125,9 +126,11 @@ pub struct PluginHealth {
     pub quarantined: bool,
 }
 
-/// Per-store state: the memory limiter.
+/// Per-store state: the memory limiter and what the guest wrote to stderr.
 pub(super) struct StoreState {
     limits: MemoryLimits,
+    /// The current call's stderr and stdout ([`super::output`]).
+    pub(super) output: Captured,
 }
 
 /// Caps linear memory and remembers how large it grew and whether growth was denied.
@@ -236,6 +239,11 @@ impl Plugin {
         }
     }
 
+    /// How long calls still fail fast, when the plugin is quarantined.
+    pub fn quarantined_for(&self) -> Option<Duration> {
+        self.quarantine_left()
+    }
+
     /// Maps one raw object (JSON) to its DTO (a JSON object), at time `now`.
     pub fn to_dto(&self, object: &str, now: time::OffsetDateTime) -> Result<String, CallError> {
         let ctx = context(now);
@@ -245,12 +253,19 @@ impl Plugin {
 
     /// Maps many objects, one result per object, in order. Objects go to the plugin in
     /// chunks; when a chunk fails as a whole (a trap, a timeout), its objects are
-    /// retried one by one so a single bad object fails only itself.
+    /// retried one by one so a bad object fails only itself. The chunk's own failure
+    /// is not counted: each bad object is, once, by its retry (issue 23: counting
+    /// both made one poisonous object weigh double toward quarantine).
     pub fn to_dto_batch(&self, objects: &[String], now: time::OffsetDateTime) -> Vec<Result<String, CallError>> {
         let ctx = context(now);
         let mut results = Vec::with_capacity(objects.len());
         for chunk in objects.chunks(self.options.batch_chunk.max(1)) {
-            match self.call(|bindings, store| bindings.to_dto_batch(store, chunk, ctx)) {
+            let whole = if chunk.len() > 1 {
+                self.attempt(|bindings, store| bindings.to_dto_batch(store, chunk, ctx))
+            } else {
+                self.call(|bindings, store| bindings.to_dto_batch(store, chunk, ctx))
+            };
+            match whole {
                 Ok(outputs) if outputs.len() == chunk.len() => {
                     results.extend(outputs.into_iter().map(|result| self.check_result(result)));
                 }
@@ -268,7 +283,8 @@ impl Plugin {
                     results.push(Err(error));
                     results.extend(chunk[1..].iter().map(|_| Err(self.quarantined_error())));
                 }
-                Err(_) if chunk.len() > 1 => {
+                Err(error) if chunk.len() > 1 => {
+                    tracing::debug!(kind = %self.info.token, %error, objects = chunk.len(), "a chunk failed; mapping its objects one by one");
                     results.extend(chunk.iter().map(|object| self.to_dto(object, now)));
                 }
                 Err(error) => results.push(Err(error)),
@@ -277,8 +293,20 @@ impl Plugin {
         results
     }
 
-    /// Runs `f` on an instance under the deadline and classifies failures.
+    /// Runs `f` on an instance under the deadline and classifies failures, counting a
+    /// failure as a fault of the plugin (toward quarantine).
     fn call<R>(
+        &self,
+        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.attempt(f).map_err(|error| match error {
+            CallError::Quarantined { .. } => error,
+            error => self.fault(error),
+        })
+    }
+
+    /// [`Plugin::call`] without counting a failure: the caller decides.
+    fn attempt<R>(
         &self,
         f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
@@ -288,9 +316,10 @@ impl Plugin {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut instance = match self.take_instance() {
             Ok(instance) => instance,
-            Err(error) => return Err(self.fault(self.classify(error, false))),
+            Err(error) => return Err(self.classify(error, false, None)),
         };
         instance.store.set_epoch_deadline(self.deadline_ticks());
+        instance.store.data_mut().output.clear();
         let started = Instant::now();
         let result = f(&instance.bindings, &mut instance.store);
         if let Some(observer) = &self.options.call_observer {
@@ -304,14 +333,15 @@ impl Plugin {
             }
             Err(error) => {
                 let denied = instance.store.data().limits.denied;
+                let said = instance.store.data().output.text();
                 // The instance may be mid-call or corrupt: never reuse it.
                 drop(instance);
-                Err(self.fault(self.classify(error, denied)))
+                Err(self.classify(error, denied, said))
             }
         }
     }
 
-    fn classify(&self, error: wasmtime::Error, memory_denied: bool) -> CallError {
+    fn classify(&self, error: wasmtime::Error, memory_denied: bool, said: Option<String>) -> CallError {
         let token = self.info.token.clone();
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             CallError::Timeout {
@@ -326,6 +356,7 @@ impl Plugin {
         } else if error.downcast_ref::<Trap>().is_some() {
             CallError::Trap {
                 token,
+                panic: said.map(|text| panic_message(&text)),
                 source: error.into(),
             }
         } else {
@@ -433,11 +464,35 @@ fn new_instance(engine: &Engine, pre: &Pre<StoreState>, options: &RuntimeOptions
         size: 0,
         denied: false,
     };
-    let mut store = Store::new(engine, StoreState { limits });
+    let mut store = Store::new(
+        engine,
+        StoreState {
+            limits,
+            output: Captured::default(),
+        },
+    );
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(deadline_ticks(options.call_deadline));
     let bindings = pre.instantiate(&mut store)?;
     Ok(Instance { store, bindings })
+}
+
+/// The panic message in what a guest wrote: the SDK's hook writes
+/// `panicked at <file>:<line>:<col>:\n<message>`, as std's own hook does; other text is
+/// kept whole (one line).
+fn panic_message(text: &str) -> String {
+    let (location, message) = match text
+        .strip_prefix("panicked at ")
+        .and_then(|rest| rest.split_once(":\n"))
+    {
+        Some((location, message)) => (Some(location), message),
+        None => (None, text.strip_prefix("panicked:\n").unwrap_or(text)),
+    };
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match location {
+        Some(location) => format!("{message} (at {location})"),
+        None => message,
+    }
 }
 
 /// Whole epoch ticks covering `deadline` (at least one).

@@ -27,6 +27,7 @@ pub mod cache;
 mod error;
 mod golden;
 mod instance;
+mod output;
 pub mod wit;
 
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ impl Default for RuntimeOptions {
             max_idle_instances: 4,
             batch_chunk: 256,
             quarantine_after: 5,
-            quarantine_for: Duration::from_secs(30),
+            quarantine_for: crate::config::settings::PLUGINS_QUARANTINE_FOR.default(),
             cache_dir: cache::default_dir(),
             call_observer: None,
         }
@@ -181,8 +182,8 @@ impl PluginRuntime {
         let version = check_exports(&self.engine, &component, &source_name)?;
         check_imports(&self.engine, &component, &source_name)?;
         let mut linker = self.linker.clone();
-        let pre = linker
-            .define_unknown_imports_as_traps(&component)
+        let pre = output::link(&mut linker, &component)
+            .and_then(|()| linker.define_unknown_imports_as_traps(&component))
             .and_then(|()| linker.instantiate_pre(&component))
             .and_then(|pre| wit::Pre::new(version, pre))
             .map_err(|e| LoadError::Instantiate {
@@ -214,8 +215,15 @@ impl PluginRuntime {
             .collect()
     }
 
-    /// Loads every `*.wasm` file in `dir`, sorted by file name.
+    /// Loads every `*.wasm` file in `dir`, sorted by file name; the first file that
+    /// fails to load fails the whole directory (`[plugins] strict`).
     pub fn load_dir(&self, dir: &Path) -> Result<Vec<Arc<Plugin>>, LoadError> {
+        self.load_dir_each(dir)?.into_iter().map(|(_, loaded)| loaded).collect()
+    }
+
+    /// Loads every `*.wasm` file in `dir`, sorted by file name, each on its own: one
+    /// broken file does not stop the others. Only an unreadable directory is an error.
+    pub fn load_dir_each(&self, dir: &Path) -> Result<Vec<FileLoad>, LoadError> {
         let read_error = |source| LoadError::Read {
             path: dir.to_path_buf(),
             source,
@@ -227,54 +235,116 @@ impl PluginRuntime {
             .map_err(read_error)?;
         paths.retain(|p| p.extension().is_some_and(|ext| ext == "wasm"));
         paths.sort();
-        paths
+        Ok(paths
             .into_iter()
             .map(|path| {
-                let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                self.load(Source::File(path), &bytes)
+                let loaded = std::fs::read(&path)
+                    .map_err(|source| LoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                    .and_then(|bytes| self.load(Source::File(path.clone()), &bytes));
+                (path, loaded)
             })
-            .collect()
+            .collect())
     }
 
     /// Loads the bundled plugins, then those in `dir` (if any), which add kinds or
-    /// override bundled kinds with the same token ([`merge`]).
-    pub fn load_all(&self, dir: Option<&Path>) -> Result<Vec<Arc<Plugin>>, LoadError> {
+    /// replace the bundled kinds `overrides` names ([`merge`]); any failure is an error.
+    pub fn load_all(&self, dir: Option<&Path>, overrides: &[String]) -> Result<Vec<Arc<Plugin>>, LoadError> {
         let plugins = self.load_bundled()?;
         match dir {
             None => Ok(plugins),
-            Some(dir) => merge(plugins, self.load_dir(dir)?),
+            Some(dir) => merge(plugins, self.load_dir(dir)?, overrides).into_result(),
         }
     }
 }
 
-/// Bundled plugins followed by a plugin directory's: a directory plugin overrides the
-/// bundled kind with its token, or adds its kind. Registry order: bundled order, then
-/// new kinds from the directory in file order. Two directory plugins with one token
-/// are an error.
-pub fn merge(mut plugins: Vec<Arc<Plugin>>, from_dir: Vec<Arc<Plugin>>) -> Result<Vec<Arc<Plugin>>, LoadError> {
+/// One plugin file and what loading it gave.
+pub type FileLoad = (PathBuf, Result<Arc<Plugin>, LoadError>);
+
+/// What [`merge`] made: the registry's plugins, and the plugin files it refused.
+#[derive(Debug)]
+pub struct Merged {
+    /// Bundled plugins (some replaced), then new kinds in file order.
+    pub plugins: Vec<Arc<Plugin>>,
+    /// Plugins left out, each with why (a clash, naming both plugins).
+    pub refused: Vec<(Source, LoadError)>,
+}
+
+impl Merged {
+    /// The plugins, or the first refusal (`[plugins] strict`).
+    pub fn into_result(self) -> Result<Vec<Arc<Plugin>>, LoadError> {
+        match self.refused.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(self.plugins),
+        }
+    }
+}
+
+/// Bundled plugins followed by a plugin directory's. A directory plugin adds its kind,
+/// or replaces the bundled kind with its token when `overrides` names that token;
+/// otherwise a clash with a bundled token or group alias refuses the directory plugin,
+/// naming both (issue 22: a silent replacement turned `/pods` into widgets). Two
+/// directory plugins with one token: the second is refused. Registry order: bundled
+/// order, then new kinds from the directory in file order.
+pub fn merge(bundled: Vec<Arc<Plugin>>, from_dir: Vec<Arc<Plugin>>, overrides: &[String]) -> Merged {
+    let aliases: Vec<String> = bundled.iter().map(|p| p.info().group_alias.clone()).collect();
+    let mut plugins = bundled;
+    let mut refused = Vec::new();
     let mut seen: Vec<(String, String)> = Vec::new();
     for plugin in from_dir {
         let token = plugin.info().token.clone();
+        let source_name = plugin.source().to_string();
+        let refuse = |error: LoadError| (plugin.source().clone(), error);
         if let Some((_, first)) = seen.iter().find(|(t, _)| *t == token) {
-            return Err(LoadError::DuplicateKind {
+            refused.push(refuse(LoadError::DuplicateKind {
                 token,
                 first: first.clone(),
-                second: plugin.source().to_string(),
-            });
+                second: source_name,
+            }));
+            continue;
         }
-        seen.push((token.clone(), plugin.source().to_string()));
+        if let Some(clash) = bundled_clash(&token, &plugins, &aliases, overrides) {
+            refused.push(refuse(LoadError::Clash {
+                source_name,
+                token,
+                what: clash,
+            }));
+            continue;
+        }
+        seen.push((token.clone(), source_name));
         match plugins.iter_mut().find(|p| p.info().token == token) {
             Some(existing) => {
-                tracing::info!(kind = %token, source = %plugin.source(), replaces = %existing.source(), "plugin overrides a bundled kind");
+                tracing::info!(kind = %token, source = %plugin.source(), replaces = %existing.source(), "plugin overrides a bundled kind ([plugins] override)");
                 *existing = plugin;
             }
             None => plugins.push(plugin),
         }
     }
-    Ok(plugins)
+    Merged { plugins, refused }
+}
+
+/// What a directory plugin's `token` clashes with among the bundled kinds, unless
+/// `overrides` allows replacing that kind: the text of the refusal.
+pub fn bundled_clash(token: &str, plugins: &[Arc<Plugin>], aliases: &[String], overrides: &[String]) -> Option<String> {
+    if let Some(bundled) = plugins
+        .iter()
+        .find(|p| p.info().token == token && matches!(p.source(), Source::Bundled(_)))
+    {
+        if overrides.iter().any(|o| o == token) {
+            return None;
+        }
+        return Some(format!(
+            "the bundled plugin {} already serves; to replace it, add {token:?} to [plugins] override \
+             (PERISCOPE_PLUGINS_OVERRIDE), or give the plugin another token",
+            bundled.source()
+        ));
+    }
+    aliases
+        .iter()
+        .any(|a| a == token)
+        .then(|| "is the group alias of bundled kinds; give the plugin another token".to_string())
 }
 
 /// Checks the component exports `periscope:plugin/mapper@<v>` with a supported `v`,

@@ -4,12 +4,25 @@
 use crate::bindings::exports::periscope::plugin::mapper as wit;
 use crate::{Context, MapError, Mapper, Timestamp};
 
-/// Makes a panic a plain trap. std's default hook reads `RUST_BACKTRACE` and writes to
-/// stderr, both host imports a plugin is not given, so the trap would otherwise name
-/// a missing `wasi:cli` import instead of the panic.
+/// Hands a panic's message to the host, then lets the panic trap. std's default hook
+/// reads `RUST_BACKTRACE` (an environment import plugins are not given, so the trap
+/// would name a missing `wasi:cli` import instead of the panic); this one only writes
+/// `panicked at <file>:<line>:<col>:` and the message to stderr, which the host
+/// captures per call and puts in the trap's error (`plugins map`, the host's log).
 fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            use std::io::Write;
+            let message = info.payload_as_str().unwrap_or("(a panic without a message)");
+            let text = match info.location() {
+                Some(at) => format!("panicked at {}:{}:{}:\n{message}\n", at.file(), at.line(), at.column()),
+                None => format!("panicked:\n{message}\n"),
+            };
+            // Nothing to do if the host refuses the write: the trap still follows.
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }))
+    });
 }
 
 /// `info` export.
