@@ -186,6 +186,22 @@ impl App {
             origin: streams.origin.clone(),
             error,
         })?;
+        let streamed = enabled.tokens();
+        let total = registry.plugins().len();
+        if streamed.len() == total {
+            tracing::info!("watch streams: all {total} kinds ({})", streamed.join(", "));
+        } else {
+            tracing::info!(
+                "watch streams: {} of {total} kinds ({}); the others are served by polling only",
+                streamed.len(),
+                if streamed.is_empty() {
+                    "none".to_string()
+                } else {
+                    streamed.join(", ")
+                }
+            );
+        }
+        tracing::debug!("watch streams enabled: {}", enabled.summary());
         let kinds = LiveKinds::new(registry, enabled);
         for (path, problem) in &failed {
             kinds.set_problem(path.clone(), Some(problem.clone()));
