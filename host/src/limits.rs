@@ -4,6 +4,10 @@
 //! A stream is admitted before it opens and holds an [`Admission`] for its whole life;
 //! dropping the admission (however the stream ends: client gone, error, shutdown,
 //! lifetime cap, revocation) releases the actor's slot, so counts cannot leak.
+//!
+//! Polls that need the apiserver (a list, and access reviews) are rated per actor
+//! ([`ColdPolls`]): one client varying `?namespace=` could otherwise send the apiserver
+//! a list and a review per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +18,48 @@ use serde::Serialize;
 use crate::auth::Actor;
 use crate::hub::{StreamKey, UpstreamHealth};
 use crate::metrics::Metrics;
+
+/// Per-actor token buckets for polls the hub cannot answer from memory.
+pub struct ColdPolls {
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for ColdPolls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdPolls")
+            .field("limited", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+/// Actors whose buckets are kept before idle (full) ones are dropped.
+const COLD_POLL_KEYS: usize = 4096;
+
+/// Seconds a refused client is told to wait: at a rate of at least one a second, a
+/// token is back within it.
+const COLD_POLL_RETRY_SECS: u64 = 1;
+
+impl ColdPolls {
+    /// `per_second` polls a second per actor with bursts of ten times that; 0: no limit.
+    pub fn new(per_second: u32) -> ColdPolls {
+        let limiter = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::new(10).expect("10 is not zero"));
+            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        ColdPolls { limiter }
+    }
+
+    /// Takes one poll from `actor`'s bucket; `Err` is the seconds to wait.
+    pub fn take(&self, actor: &Actor) -> Result<(), u64> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        if limiter.len() > COLD_POLL_KEYS {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&actor.quota).map_err(|_| COLD_POLL_RETRY_SECS)
+    }
+}
 
 /// The cap was reached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

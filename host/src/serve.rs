@@ -242,6 +242,7 @@ impl App {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             auth,
             streams: Streams::new(config.watch.per_user_limit, metrics.clone()),
+            cold_polls: Arc::new(crate::limits::ColdPolls::new(config.watch.cold_polls_per_user)),
             metrics,
             shutdown: CancellationToken::new(),
             graphql: crate::transport::graphql::GraphqlOptions::new(&config.graphql),

@@ -501,3 +501,49 @@ async fn refusals_are_json_and_echo_little() {
     served.sim.unpause();
     served.shutdown().await;
 }
+
+/// 500 polls of distinct namespaces were 500 lists and 500 access reviews sent to the
+/// apiserver: polls the hub cannot answer from memory are rated per user (here 2 a
+/// second, bursts of 20), refused with 429 JSON and `Retry-After` before anything is
+/// sent upstream; polls of a running upstream are never limited.
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_polls_are_rated_per_user_and_warm_ones_are_not() {
+    let served = serve(&[("PERISCOPE_WATCH_COLD_POLLS_PER_USER", "2")]).await;
+    let client = reqwest::Client::new();
+    let before = served.sim.list_requests();
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let response = client
+            .get(served.url(&format!("deployments?namespace=ns-{i}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "poll_rate", "{body}");
+        }
+        statuses.push(status);
+    }
+    let served_ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(served_ok + refused, 40, "{statuses:?}");
+    // The burst (20) and what refilled meanwhile pass; the rest is refused unsent.
+    assert!((20..=30).contains(&served_ok), "{statuses:?}");
+    let lists = served.sim.list_requests().pages - before.pages;
+    assert_eq!(lists, served_ok, "one list per served cold poll, none for refused ones");
+
+    // A running cluster-wide upstream answers any namespace from memory: no limit.
+    let mut stream = SseClient::connect(&served.url("pods/watch"), None).await;
+    stream.expect("snapshot").await;
+    for i in 0..40 {
+        let response = client
+            .get(served.url(&format!("pods?namespace=ns-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    served.shutdown().await;
+}

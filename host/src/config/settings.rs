@@ -348,6 +348,17 @@ settings! {
               stream that needs a new one gets 429 JSON (joining a running one is always fine). `0` means \
               unlimited.",
     }
+    WATCH_COLD_POLLS_PER_USER, ENV_WATCH_COLD_POLLS_PER_USER: u32 = {
+        key: "watch.cold_polls_per_user",
+        env: "PERISCOPE_WATCH_COLD_POLLS_PER_USER",
+        default: DefaultValue::Value("5"),
+        ty: Type::Integer { min: 0, max: Some(u32::MAX as u64) },
+        chart: Chart::Config,
+        parse: |v| cap(v, "polls per second one user may send that need the apiserver (default 5)"),
+        doc: "Polls per second one user may send that the hub cannot answer from a running upstream (each is \
+              a list, and access reviews, sent to the apiserver), with bursts of ten times that; past it, 429 \
+              JSON with `Retry-After`. Polls answered from memory are never limited. `0` means unlimited.",
+    }
     WATCH_UPSTREAMS_PER_CLUSTER, ENV_WATCH_UPSTREAMS_PER_CLUSTER: u32 = {
         key: "watch.upstreams_per_cluster",
         env: "PERISCOPE_WATCH_UPSTREAMS_PER_CLUSTER",

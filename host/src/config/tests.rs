@@ -69,6 +69,7 @@ fn defaults_apply_without_file_or_env() {
                 ring: 1024,
                 max_stream_duration: Duration::from_secs(300),
                 upstreams_per_user: 16,
+                cold_polls_per_user: 5,
                 upstreams_per_cluster: 256,
                 outage_grace: Duration::from_secs(60),
                 request_timeout: Duration::from_secs(30),
@@ -242,6 +243,7 @@ fn a_full_file_sets_every_key() {
             ring: 2048,
             max_stream_duration: Duration::ZERO,
             upstreams_per_user: 16,
+            cold_polls_per_user: 5,
             upstreams_per_cluster: 256,
             outage_grace: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
@@ -633,7 +635,7 @@ fn unknown_keys_are_problems_with_suggestions() {
         line,
         format!(
             "watch.stream = \"pods\" (from {path}): unknown key; did you mean streams? ([watch] accepts streams, \
-             per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list)"
+             per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, cold_polls_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list)"
         )
     );
     let (line, path) = file_problem("[[clusters]]\nname = \"a\"\nsim = \"demo\"\nkube_config = \"/k\"\n");
@@ -726,7 +728,7 @@ fn every_problem_is_reported_at_once() {
         error.to_string(),
         format!(
             "invalid configuration (9 problems)
-  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list
+  - watch.bogus = \"1\" (from {path}): unknown key; [watch] accepts streams, per_user_limit, linger, heartbeat, write_timeout, queue, ring, max_stream_duration, upstreams_per_user, cold_polls_per_user, upstreams_per_cluster, outage_grace, request_timeout, silence_timeout, list_page_size, initial_list
   - server.listen = \"nope\" (from PERISCOPE_LISTEN): must be an IP address and port such as \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\" (host names are not resolved)
   - clusters[0] = \"a\" (from {path}): has no source; set one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"
   - clusters[1] = \"a\" (from {path}): sets more than one source (server, sim); keep exactly one of kubeconfig and/or context, in_cluster = true, server = \"https://…\" or sim = \"demo\"

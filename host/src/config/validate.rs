@@ -57,6 +57,7 @@ pub(super) fn validate(
         ring: layers.value(&WATCH_RING),
         max_stream_duration: layers.value(&WATCH_MAX_STREAM_DURATION),
         upstreams_per_user: layers.value(&WATCH_UPSTREAMS_PER_USER),
+        cold_polls_per_user: layers.value(&WATCH_COLD_POLLS_PER_USER),
         upstreams_per_cluster: layers.value(&WATCH_UPSTREAMS_PER_CLUSTER),
         outage_grace: layers.value(&WATCH_OUTAGE_GRACE),
         request_timeout: layers.value(&WATCH_REQUEST_TIMEOUT),

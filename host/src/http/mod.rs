@@ -79,6 +79,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Per-actor caps and the active-stream registry.
     pub streams: Arc<Streams>,
+    /// Per-actor rate of polls that need the apiserver.
+    pub cold_polls: Arc<crate::limits::ColdPolls>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Cancelled at shutdown: every stream sends `server_shutdown` and ends.

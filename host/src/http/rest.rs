@@ -55,17 +55,33 @@ pub(super) async fn list(State(state): State<AppState>, Authenticated(actor): Au
         return plain(StatusCode::NOT_FOUND, "cluster not found");
     };
     let info = plugin.info();
+    let key = StreamKey {
+        cluster: scope.cluster.clone(),
+        kind: scope.kind.clone(),
+        namespace: scope.namespace.clone(),
+        selector: None,
+    };
+    // Before the access review: a cold poll costs the apiserver a review and a list.
+    if !state.hub.polls_warm(&key)
+        && let Err(wait) = state.cold_polls.take(&actor)
+    {
+        state.metrics.rate_limited("poll");
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "poll_rate",
+            format!(
+                "too many polls that need the cluster; retry in {wait}s (watch.cold_polls_per_user), or stream the kind"
+            ),
+        )
+        .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return response;
+    }
     let access = match authorize(&state, cluster, &actor, info, scope.namespace.as_deref(), &["list"]).await {
         Ok(access) => access,
         Err(error) => return error.into_response(),
     };
     let list_key = info.list_key.clone();
-    let key = StreamKey {
-        cluster: scope.cluster,
-        kind: scope.kind,
-        namespace: scope.namespace,
-        selector: None,
-    };
     let only = match &access {
         Access::Namespaces(set) => Some(set.as_ref()),
         Access::All | Access::Denied => None,

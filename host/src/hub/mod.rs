@@ -434,6 +434,17 @@ impl Hub {
         Ok(())
     }
 
+    /// Whether a poll of `key` is answered from a running upstream (of its scope, or
+    /// the cluster-wide one for a namespace), so it sends the apiserver nothing.
+    pub fn polls_warm(&self, key: &StreamKey) -> bool {
+        let upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let wide = StreamKey {
+            namespace: None,
+            ..key.clone()
+        };
+        upstreams.contains_key(key) || upstreams.contains_key(&wide)
+    }
+
     /// The current DTOs of `key` (of `only`'s namespaces, when given) for a polling
     /// request by `subject`.
     ///
