@@ -190,7 +190,7 @@ pub struct WatchConfig {
     /// 0 = unlimited (default 16).
     pub upstreams_per_user: u32,
     /// Polls per second one user may send that need the apiserver (bursts of ten
-    /// times that); 0 = unlimited (default 5).
+    /// times that); 0 = unlimited (default 10).
     pub cold_polls_per_user: u32,
     /// Upstream watches per cluster; 0 = unlimited (default 256).
     pub upstreams_per_cluster: u32,

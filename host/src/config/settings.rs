@@ -351,10 +351,10 @@ settings! {
     WATCH_COLD_POLLS_PER_USER, ENV_WATCH_COLD_POLLS_PER_USER: u32 = {
         key: "watch.cold_polls_per_user",
         env: "PERISCOPE_WATCH_COLD_POLLS_PER_USER",
-        default: DefaultValue::Value("5"),
+        default: DefaultValue::Value("10"),
         ty: Type::Integer { min: 0, max: Some(u32::MAX as u64) },
         chart: Chart::Config,
-        parse: |v| cap(v, "polls per second one user may send that need the apiserver (default 5)"),
+        parse: |v| cap(v, "polls per second one user may send that need the apiserver (default 10)"),
         doc: "Polls per second one user may send that the hub cannot answer from a running upstream (each is \
               a list, and access reviews, sent to the apiserver), with bursts of ten times that; past it, 429 \
               JSON with `Retry-After`. Polls answered from memory are never limited. `0` means unlimited.",
