@@ -611,7 +611,7 @@ impl Loops {
             component: "kubelet",
             host: Some(node),
         };
-        for (name, image) in containers(pod) {
+        for (name, image) in meta::containers(&pod["spec"]) {
             let pulled = format!("Container image \"{image}\" already present on machine");
             self.recorder.container(pod, &name, kubelet, "Pulled", &pulled);
             let created = format!("Created container: {name}");
@@ -630,25 +630,11 @@ impl Loops {
             component: "kubelet",
             host: Some(node),
         };
-        for (name, _) in containers(pod) {
+        for (name, _) in meta::containers(&pod["spec"]) {
             let stopping = format!("Stopping container {name}");
             self.recorder.container(pod, &name, kubelet, "Killing", &stopping);
         }
     }
-}
-
-fn containers(pod: &Value) -> Vec<(String, String)> {
-    pod.pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let s = |k| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                    (s("name"), s("image"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A job's pod exits 0; the job is complete.
@@ -663,7 +649,7 @@ fn finish_job(
     let now = meta::now_timestamp();
     let pod_key = ObjKey::of(pod);
     let _ = store.mutate(pods, &pod_key, UpdateMode::Raw, |p| {
-        let statuses: Vec<Value> = containers(p)
+        let statuses: Vec<Value> = meta::containers(&p["spec"])
             .iter()
             .map(|(name, image)| {
                 let done = ContainerState::Terminated {

@@ -94,6 +94,22 @@ pub(crate) fn uid(rng: &mut impl RngCore) -> String {
     )
 }
 
+/// The `(name, image)` of each container of a pod spec (a pod's `spec`, or a
+/// template's `spec.template.spec`).
+pub(crate) fn containers(spec: &Value) -> Vec<(String, String)> {
+    spec.get("containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let s = |k| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    (s("name"), s("image"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -345,18 +345,7 @@ fn create_pod(
             name: format!("{app}-{hash}"),
         },
     )?;
-    let containers: Vec<(String, String)> = deploy
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let s = |k| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                    (s("name"), s("image"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let containers = meta::containers(&deploy["spec"]["template"]["spec"]);
     let containers: Vec<(&str, &str)> = containers.iter().map(|(n, i)| (n.as_str(), i.as_str())).collect();
     let name = format!("{app}-{hash}-{}", w.suffix());
     let node = WORKERS[(kubelet::hash(&name) as usize + index) % WORKERS.len()];
